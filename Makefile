@@ -1,0 +1,50 @@
+# Two entry points: `make demo` (Airflow with the DAGs against a target) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo demo-stop test lint lock bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q uv==$(UV_VERSION)
+
+$(PY): | $(UV)
+	$(UV) venv -q --python $(PYTHON) $(VENV)
+
+# Runtime set for the demo; the test set is a superset with the same pins.
+$(VENV)/.runtime: requirements.lock | $(PY)
+	$(UV) pip install -q --python $(PY) -r requirements.lock
+	touch $@
+
+$(VENV)/.dev: requirements-dev.lock | $(PY)
+	$(UV) pip sync -q --python $(PY) requirements-dev.lock
+	touch $@ $(VENV)/.runtime
+
+demo: $(VENV)/.runtime
+	$(PY) -m devtools.demo up
+
+demo-stop:
+	$(PY) -m devtools.demo down
+
+test: $(VENV)/.dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check dags plugins devtools tests bench
+
+bench: $(VENV)/.dev
+	$(PY) -m bench.run_all
+
+# Regenerate both locks from requirements*.txt (the upstream constraint files are not used).
+lock: | $(UV)
+	rm -f requirements.lock requirements-dev.lock
+	$(UV) pip compile -q --python-version 3.11 requirements.txt -o requirements.lock
+	$(UV) pip compile -q --python-version 3.11 requirements-dev.txt -c requirements.lock -o requirements-dev.lock
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .demo

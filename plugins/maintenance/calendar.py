@@ -1,0 +1,127 @@
+"""When maintenance may run: blackouts, freezes and the planned window.
+
+Pure functions over the policy's models; no Airflow imports. Every period is a
+half-open interval of aware instants ``[start, end)``:
+
+* a blackout or freeze covers whole local days, both named days included: it
+  starts at local midnight of its first day and ends at local midnight after
+  its last day;
+* the planned window starts at its local start time and ends at its local end
+  time, the end excluded.
+
+Local times are resolved in the policy's zone. A local time that does not exist
+(the spring-forward hour) is read as the instant the clocks jump past it, so a
+window starting at 02:00 that day starts at 03:00 daylight time; a local time
+that occurs twice (the fall-back hour) means its first occurrence.
+"""
+
+from __future__ import annotations
+
+import calendar as _cal
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from maintenance.policy.model import WEEKDAYS, Blackout, Freeze, PlannedWindow
+
+
+@dataclass(frozen=True)
+class Period:
+    kind: str  # "blackout", "freeze" or "window"
+    name: str
+    start: datetime
+    end: datetime
+    reason: str = ""
+
+    def contains(self, instant: datetime) -> bool:
+        return self.start <= instant < self.end
+
+    def describe(self, tz: ZoneInfo) -> str:
+        start, end = self.start.astimezone(tz), self.end.astimezone(tz)
+        label = f"{self.kind} {self.name}" + (f" ({self.reason})" if self.reason else "")
+        return f"{label}: {start:%Y-%m-%d %H:%M %Z} until {end:%Y-%m-%d %H:%M %Z}"
+
+
+def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """The aware UTC instant of wall time ``at`` on ``day`` in ``tz`` (see module doc)."""
+    naive = datetime.combine(day, at)
+    first = naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if first.astimezone(tz).replace(tzinfo=None) == naive:
+        return first
+    # ``naive`` lies in a forward gap. Read with the later offset (fold=1) it lands before
+    # the jump, with the earlier offset (fold=0) after it: the jump is between the two.
+    instant = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    while instant.astimezone(tz).replace(tzinfo=None) < naive:
+        instant += timedelta(minutes=1)
+    return instant
+
+
+def nth_weekday(year: int, month: int, weekday: str, nth: int) -> date:
+    """The ``nth`` (1-4, or -1 for last) ``weekday`` of a month."""
+    index = WEEKDAYS.index(weekday)
+    days = [d for d in _cal.Calendar().itermonthdates(year, month) if d.month == month and d.weekday() == index]
+    return days[-1] if nth == -1 else days[nth - 1]
+
+
+class MaintenanceCalendar:
+    def __init__(self, tz: ZoneInfo, window: PlannedWindow, blackouts: list[Blackout],
+                 freezes: list[Freeze] = ()):
+        self.tz = tz
+        self.window = window
+        self.blackouts = list(blackouts)
+        self.freezes = list(freezes)
+
+    @classmethod
+    def from_policy(cls, policy) -> MaintenanceCalendar:
+        return cls(policy.tz, policy.planned_window, policy.blackouts, policy.freezes)
+
+    # -- periods --------------------------------------------------------------------
+    def _days(self, first: date, last: date, kind: str, name: str, reason: str) -> Period:
+        return Period(kind, name, local_instant(first, time(0), self.tz),
+                      local_instant(last + timedelta(days=1), time(0), self.tz), reason)
+
+    def _blackouts_starting_in(self, year: int) -> list[Period]:
+        periods = []
+        for b in self.blackouts:
+            wraps = b.end.key() < b.start.key()
+            first, last = b.start.in_year(year), b.end.in_year(year + 1 if wraps else year)
+            periods.append(self._days(first, last, "blackout", b.name, b.reason))
+        return periods
+
+    def _freeze_periods(self) -> list[Period]:
+        return [self._days(f.start, f.end, "freeze", f.name, f.reason) for f in self.freezes]
+
+    def window_in(self, year: int, month: int) -> Period:
+        day = nth_weekday(year, month, self.window.weekday, self.window.week_of_month)
+        return Period("window", f"{year}-{month:02d}", local_instant(day, self.window.start, self.tz),
+                      local_instant(day, self.window.end, self.tz), "planned maintenance")
+
+    # -- questions ------------------------------------------------------------------
+    def blackouts_at(self, instant: datetime) -> list[Period]:
+        """Every blackout or freeze containing ``instant`` (usually none or one)."""
+        year = instant.astimezone(self.tz).year
+        candidates = self._blackouts_starting_in(year - 1) + self._blackouts_starting_in(year)
+        return [p for p in candidates + self._freeze_periods() if p.contains(instant)]
+
+    def window_at(self, instant: datetime) -> Period | None:
+        local = instant.astimezone(self.tz)
+        period = self.window_in(local.year, local.month)
+        return period if period.contains(instant) else None
+
+    def next_window(self, instant: datetime) -> Period:
+        """The window containing ``instant``, or else the next one to start."""
+        local = instant.astimezone(self.tz)
+        year, month = local.year, local.month
+        for _ in range(3):
+            period = self.window_in(year, month)
+            if period.end > instant:
+                return period
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        raise AssertionError("a planned window occurs every month")
+
+    def next_blackout(self, instant: datetime) -> Period | None:
+        """The blackout or freeze containing ``instant``, or else the next one to start."""
+        year = instant.astimezone(self.tz).year
+        candidates = [p for y in (year - 1, year, year + 1) for p in self._blackouts_starting_in(y)]
+        upcoming = [p for p in candidates + self._freeze_periods() if p.end > instant]
+        return min(upcoming, key=lambda p: (p.start, p.end), default=None)

@@ -1,0 +1,1 @@
+"""The gate every maintenance DAG passes through: blockers (pure) and the sensor."""

@@ -1,0 +1,104 @@
+"""Why maintenance may not run now: one small object per reason.
+
+``decide`` applies the procedures' decision rules (section 1.2) to a task's
+profile and the facts of the moment, and returns every blocker that applies.
+A blocker either *skips* the work for this run (blackout, freeze, outside the
+window) or makes it *wait* (load). Forcing, with a reason, lifts the blockers
+marked ``forceable``; the manual freeze switch and load are never forced: the
+switch is lifted by flipping it back, and load protects the platform itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from maintenance.calendar import MaintenanceCalendar
+
+Action = Literal["skip", "wait"]
+
+
+@dataclass(frozen=True)
+class TaskProfile:
+    """What the gate needs to know about the work behind it."""
+
+    critical: bool = False
+    zero_downtime: bool = True
+    affected_users: int = 0
+
+
+@dataclass(frozen=True)
+class Blocker:
+    kind: str
+    reason: str
+    action: Action
+    forceable: bool
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What was observed when the gate looked."""
+
+    now: datetime
+    active_users: int | None = None
+    manual_freeze: str | None = None
+
+
+@dataclass
+class Decision:
+    outcome: Literal["proceed", "skip", "wait"]
+    blockers: list[Blocker] = field(default_factory=list)
+    lifted: list[Blocker] = field(default_factory=list)
+    forced_reason: str | None = None
+
+    @property
+    def reasons(self) -> list[str]:
+        return [b.reason for b in self.blockers]
+
+    def as_dict(self) -> dict:
+        return {
+            "outcome": self.outcome,
+            "blockers": [asdict(b) for b in self.blockers],
+            "lifted_by_force": [asdict(b) for b in self.lifted],
+            "forced_reason": self.forced_reason,
+        }
+
+
+def find_blockers(profile: TaskProfile, facts: Facts, calendar: MaintenanceCalendar, *,
+                  max_affected_users: int, active_users_threshold: int) -> list[Blocker]:
+    if profile.critical:
+        return []  # the procedures: critical tasks run in blackouts and under load
+    tz = calendar.tz
+    found = [
+        Blocker(period.kind, f"in {period.describe(tz)}", "skip", forceable=True)
+        for period in calendar.blackouts_at(facts.now)
+    ]
+    if facts.manual_freeze:
+        found.append(Blocker("manual_freeze", f"manual freeze switch is on: {facts.manual_freeze}",
+                             "skip", forceable=False))
+    if not profile.zero_downtime and profile.affected_users > max_affected_users:
+        if calendar.window_at(facts.now) is None:
+            upcoming = calendar.next_window(facts.now)
+            found.append(Blocker(
+                "outside_window",
+                f"not zero-downtime and affects {profile.affected_users} users (> {max_affected_users}):"
+                f" waits for the planned {upcoming.describe(tz)}",
+                "skip", forceable=True))
+    if facts.active_users is not None and facts.active_users > active_users_threshold:
+        found.append(Blocker("load", f"{facts.active_users} active users (> {active_users_threshold})",
+                             "wait", forceable=False))
+    return found
+
+
+def decide(blockers: list[Blocker], force_reason: str | None = None) -> Decision:
+    forced = (force_reason or "").strip() or None
+    lifted = [b for b in blockers if forced and b.forceable]
+    standing = [b for b in blockers if b not in lifted]
+    if any(b.action == "skip" for b in standing):
+        outcome = "skip"
+    elif standing:
+        outcome = "wait"
+    else:
+        outcome = "proceed"
+    return Decision(outcome, standing, lifted, forced)

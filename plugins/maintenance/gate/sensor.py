@@ -1,0 +1,87 @@
+"""MaintenanceGateSensor: the one gate in front of non-critical maintenance work.
+
+It looks at the policy's calendar, the manual freeze switch and the platform's
+load. A blackout, freeze or missing window *skips* the work behind it (skipped,
+never failed); load makes it *wait* in reschedule mode, holding no worker slot,
+and after the policy's limit the work is skipped for this run. Critical work
+(backups, security) is not placed behind the gate. Every decision and its
+reasons go to the task log and to XCom (key ``gate_decision``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from maintenance import clock
+from maintenance.gate.blockers import Facts, TaskProfile, decide, find_blockers
+
+_OFF = {"", "false", "off", "0", "no", "none"}
+
+
+class MaintenanceGateSensor(BaseSensorOperator):
+    ui_color = "#fde68a"
+
+    def __init__(self, *, zero_downtime: bool = True, affected_users: int = 0,
+                 recheck_after_seconds: float = 7200, give_up_after_seconds: float = 28800,
+                 **kwargs: Any) -> None:
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("soft_fail", True)  # giving up under load skips the work, it is not a failure
+        super().__init__(poke_interval=recheck_after_seconds, timeout=give_up_after_seconds, **kwargs)
+        self.profile = TaskProfile(critical=False, zero_downtime=zero_downtime, affected_users=affected_users)
+
+    def poke(self, context) -> PokeReturnValue | bool:
+        from maintenance.calendar import MaintenanceCalendar  # noqa: PLC0415
+        from maintenance.policy import load_policy  # noqa: PLC0415
+
+        policy = load_policy()
+        calendar = MaintenanceCalendar.from_policy(policy)
+        force_reason = self._force_reason(context.get("params") or {})
+        rules = {"max_affected_users": policy.decision.max_affected_users_outside_window,
+                 "active_users_threshold": policy.decision.load.active_users_threshold}
+
+        facts = Facts(now=clock.now(), manual_freeze=self._manual_freeze(policy))
+        decision = decide(find_blockers(self.profile, facts, calendar, **rules), force_reason)
+        if decision.outcome == "proceed":
+            # Only measure load when nothing else already stops the work.
+            facts = Facts(now=facts.now, manual_freeze=facts.manual_freeze,
+                          active_users=self._active_users(policy))
+            decision = decide(find_blockers(self.profile, facts, calendar, **rules), force_reason)
+
+        record = decision.as_dict() | {"checked_at": facts.now.isoformat(), "active_users": facts.active_users}
+        context["ti"].xcom_push(key="gate_decision", value=record)
+        for lifted in decision.lifted:
+            self.log.warning("Forced past %s: %s (reason given: %s)", lifted.kind, lifted.reason, force_reason)
+        if decision.outcome == "skip":
+            self.log.info("Gate: skip. %s", "; ".join(decision.reasons))
+            raise AirflowSkipException("maintenance gate: " + "; ".join(decision.reasons))
+        if decision.outcome == "wait":
+            self.log.info("Gate: wait, rechecking in %ss, giving up after %ss. %s",
+                          self.poke_interval, self.timeout, "; ".join(decision.reasons))
+            return False
+        self.log.info("Gate: proceed (active users: %s)", facts.active_users)
+        return PokeReturnValue(is_done=True, xcom_value=record)
+
+    @staticmethod
+    def _force_reason(params: dict) -> str | None:
+        if not params.get("force"):
+            return None
+        reason = (params.get("force_reason") or "").strip()
+        if not reason:
+            raise AirflowFailException("force_reason: a forced run needs a reason in the trigger form")
+        return reason
+
+    @staticmethod
+    def _manual_freeze(policy) -> str | None:
+        from airflow.sdk import Variable  # noqa: PLC0415
+
+        value = Variable.get(policy.decision.freeze_variable, default=None)
+        return None if value is None or str(value).strip().lower() in _OFF else str(value).strip()
+
+    @staticmethod
+    def _active_users(policy) -> int:
+        from maintenance.probes import active_users  # noqa: PLC0415
+
+        return active_users(policy.decision.load.probe)

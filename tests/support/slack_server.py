@@ -1,0 +1,74 @@
+"""A local HTTP server that answers Slack's Web API and webhooks, recording each call."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+
+@dataclass
+class SlackCall:
+    path: str
+    body: dict
+
+    @property
+    def method(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+
+@dataclass
+class SlackServer:
+    port: int
+    calls: list[SlackCall] = field(default_factory=list)
+    failing: bool = False  # answer every call with HTTP 500
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def messages(self, channel: str | None = None) -> list[dict]:
+        return [c.body for c in self.calls
+                if c.method == "chat.postMessage" and (channel is None or c.body.get("channel") == channel)]
+
+
+def start_slack_server() -> tuple[SlackServer, ThreadingHTTPServer]:
+    state = SlackServer(port=0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep pytest output clean
+            pass
+
+        def do_POST(self):
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            ctype = self.headers.get("Content-Type", "")
+            if "json" in ctype:
+                body = json.loads(raw or b"{}")
+            elif "multipart" in ctype:
+                body = {"_multipart_bytes": len(raw)}
+            else:
+                body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+            state.calls.append(SlackCall(self.path, body))
+            if state.failing:
+                self.send_response(500)
+                self.end_headers()
+                self.wfile.write(b"internal error")
+                return
+            answer = {"ok": True, "channel": body.get("channel", "C1"), "ts": f"{len(state.calls)}.0001"}
+            if self.path.endswith("files.getUploadURLExternal"):
+                answer |= {"upload_url": f"http://127.0.0.1:{state.port}/upload", "file_id": "F1"}
+            if self.path.endswith("files.completeUploadExternal"):
+                answer |= {"files": [{"id": "F1"}]}
+            payload = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = httpd.server_address[1]
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return state, httpd

@@ -1,0 +1,73 @@
+"""Loading and validating the maintenance policy file."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from maintenance.policy import PolicyError, load_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
+    mutate(data)
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_shipped_policy_has_the_documents_defaults():
+    policy = load_policy()
+    assert policy.timezone == "America/New_York"
+    assert (policy.planned_window.weekday, policy.planned_window.week_of_month) == ("sunday", 1)
+    assert policy.planned_window.cron == "0 2 * * 0#1"
+    assert {b.name: (str(b.start), str(b.end)) for b in policy.blackouts} == {
+        "school_start": ("08-15", "09-15"), "testing_spring": ("03-01", "04-30"),
+        "testing_early_summer": ("05-01", "06-30"), "holidays": ("12-20", "01-05")}
+    assert policy.decision.max_affected_users_outside_window == 1000
+    assert policy.decision.load.active_users_threshold == 50000
+    assert policy.decision.load.recheck_after_minutes == 120
+
+
+@pytest.mark.parametrize(("mutate", "field", "message"), [
+    (lambda d: d.update(timezon="UTC"), "timezon", "unknown key"),
+    (lambda d: d.update(timezone="America/Atlantis"), "timezone", "unknown timezone"),
+    (lambda d: d["decision"]["load"].update(active_users_threshold=-1), "decision.load.active_users_threshold",
+     "greater than or equal to 0"),
+    (lambda d: d["planned_window"].update(start="06:00", end="02:00"), "planned_window",
+     "end (02:00) must be after start (06:00)"),
+    (lambda d: d["planned_window"].update(start=120), "planned_window.start", "quote times of day"),
+    (lambda d: d["blackouts"][0].update(start="02-30"), "blackouts.0.start", "not a day of the year"),
+    (lambda d: d.update(freezes=[{"name": "x", "start": "2027-02-05", "end": "2027-02-01"}]), "freezes.0",
+     "end (2027-02-01) is before start (2027-02-05)"),
+    (lambda d: d["decision"]["load"].pop("probe"), "decision.load.probe", "required key is missing"),
+    (lambda d: d["planned_window"].update(week_of_month=5), "planned_window.week_of_month", "must be 1, 2, 3, 4"),
+])
+def test_invalid_policy_names_file_and_field(tmp_path, mutate, field, message):
+    path = write(tmp_path, mutate)
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    text = str(info.value)
+    assert text.startswith(str(path))
+    assert f"  {field}: " in text
+    assert message in text
+
+
+def test_missing_and_unparsable_files(tmp_path):
+    with pytest.raises(PolicyError, match="policy file not found"):
+        load_policy(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("timezone: [unclosed")
+    with pytest.raises(PolicyError, match="not valid YAML"):
+        load_policy(bad)
+
+
+def test_reload_after_edit(tmp_path):
+    path = write(tmp_path, lambda d: None)
+    assert load_policy(path).decision.load.active_users_threshold == 50000
+    path.write_text(path.read_text().replace("50000", "40000"))
+    import os
+    os.utime(path, ns=(1, 10**18))  # a new mtime, as an edit gives
+    assert load_policy(path).decision.load.active_users_threshold == 40000
