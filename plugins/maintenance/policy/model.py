@@ -138,8 +138,8 @@ class LoadProbe(_Strict):
 
 class LoadRule(_Strict):
     active_users_threshold: int = Field(50_000, ge=0)
-    recheck_after_minutes: int = Field(120, gt=0)
-    give_up_after_minutes: int = Field(480, gt=0)
+    recheck_after_minutes: float = Field(120, gt=0)
+    give_up_after_minutes: float = Field(480, gt=0)
     probe: LoadProbe
 
     @property

@@ -1,0 +1,145 @@
+"""What every maintenance DAG shares: schedule, defaults, trigger form, docs, gate.
+
+DAG files stay wiring only and call these. Nothing here touches a database or
+the network: the policy is a local file, read once per parse.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from airflow.sdk import CronTriggerTimetable, Param
+
+from maintenance import clock
+from maintenance.calendar import MaintenanceCalendar
+from maintenance.policy import load_policy
+
+log = logging.getLogger(__name__)
+
+OWNER = "platform-ops"
+OPERATIONS_DOC = "docs/operations.md"
+
+
+def policy():
+    return load_policy()
+
+
+def timetable(cron: str) -> CronTriggerTimetable:
+    return CronTriggerTimetable(cron, timezone=policy().timezone)
+
+
+def default_args(**extra) -> dict:
+    return {
+        "owner": OWNER,
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "retry_exponential_backoff": 2.0,
+        **extra,
+    }
+
+
+def trigger_form(*, destructive: bool, **extra: Param) -> dict[str, Param]:
+    """The trigger form on-call sees: dry run, force past a blackout with a reason."""
+    dry_run_doc = (
+        "Plan only: every step lists what it would change and stops there. "
+        + ("Manual runs of this DAG default to a dry run; scheduled runs and backfills apply "
+           "their plan." if destructive else "Scheduled runs and backfills apply their plan.")
+    )
+    return {
+        "dry_run": Param(destructive, type="boolean", title="Dry run", description=dry_run_doc),
+        "force": Param(False, type="boolean", title="Force past a blackout or freeze",
+                       description="Run non-critical work although the calendar blocks it (blackout, "
+                                   "one-off freeze, outside the planned window). The manual freeze switch "
+                                   "and platform load are never forced. Needs a reason below."),
+        "force_reason": Param("", type="string", title="Reason for forcing",
+                              description="Required when forcing; recorded in the task log, XCom and the "
+                                          "maintenance ledger."),
+        **extra,
+    }
+
+
+def is_dry_run(context) -> bool:
+    """Dry run applies to manual runs only: a scheduled run or a backfill does its work."""
+    params = context.get("params") or {}
+    run = context.get("dag_run")
+    run_type = str(getattr(run, "run_type", "manual")).lower()
+    return bool(params.get("dry_run")) and run_type.endswith("manual")
+
+
+def gate(task_id: str = "gate", *, zero_downtime: bool = True, affected_users: int = 0, **kwargs):
+    from maintenance.gate.sensor import MaintenanceGateSensor
+
+    load = policy().decision.load
+    return MaintenanceGateSensor(
+        task_id=task_id, zero_downtime=zero_downtime, affected_users=affected_users,
+        recheck_after_seconds=load.recheck_after.total_seconds(),
+        give_up_after_seconds=load.give_up_after.total_seconds(),
+        doc_md="The maintenance gate: skips the work behind it in a blackout or freeze, waits "
+               "(no worker slot held) while the platform is under load.", **kwargs)
+
+
+def wait_until(task_id: str, hour: int, minute: int = 0):
+    """Wait, deferred, until a local time of day (scheduled runs only; see WaitUntilLocalTime)."""
+    from maintenance.timing import WaitUntilLocalTime
+
+    return WaitUntilLocalTime(task_id=task_id, hour=hour, minute=minute, timezone=policy().timezone,
+                              doc_md=f"Waits, deferred, until {hour:02d}:{minute:02d} local time.")
+
+
+def policy_doc(title: str, body: str) -> str:
+    """The DAG's doc_md: its purpose, then the policy in force as of parsing."""
+    pol = policy()
+    cal = MaintenanceCalendar.from_policy(pol)
+    now = clock.now()
+    current = cal.blackouts_at(now)
+    blackout = cal.next_blackout(now)
+    lines = [
+        f"# {title}", "", body.strip(), "",
+        "## Policy in force",
+        f"- Timezone: `{pol.timezone}` (daylight saving applies: EST in winter, EDT in summer).",
+        f"- Planned window: {pol.planned_window.weekday} #{pol.planned_window.week_of_month} of the month, "
+        f"{pol.planned_window.start:%H:%M}-{pol.planned_window.end:%H:%M}; next: "
+        f"{cal.next_window(now).describe(pol.tz)}.",
+        "- Now: " + ("; ".join(p.describe(pol.tz) for p in current) if current else "no blackout."),
+        f"- Next blackout: {blackout.describe(pol.tz) if blackout else 'none configured'}.",
+        f"- Load: non-critical work waits while active users exceed "
+        f"{pol.decision.load.active_users_threshold:,}, rechecking every "
+        f"{pol.decision.load.recheck_after_minutes:g} min, skipped after "
+        f"{pol.decision.load.give_up_after_minutes:g} min.",
+        f"- Manual freeze switch: Airflow Variable `{pol.decision.freeze_variable}`.",
+        "", f"On-call guide: `{OPERATIONS_DOC}`. Policy reference: `docs/policy.md`.",
+    ]
+    return "\n".join(lines)
+
+
+def run_summary(task_id: str = "run_summary"):
+    """The last task of every DAG: post what was done, skipped and failed, whatever happened.
+
+    It runs after everything (trigger rule ``all_done``) and then fails itself when any
+    task failed, so the run still shows as failed in the UI.
+    """
+    from airflow.sdk import task
+
+    @task(task_id=task_id, trigger_rule="all_done", retries=0,
+          doc_md="Posts the run summary to Slack; fails when any task of the run failed.")
+    def summarize(**context):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from maintenance.notify import slack, summary
+
+        pol = policy()
+        result = summary.collect(context, task_id)
+        dag = context["dag"]
+        summary.explain_skips(result, lambda t: dag.get_task(t).upstream_task_ids if t in dag.task_dict else [])
+        text = summary.render(result)
+        for line in text.splitlines():
+            log.info("%s", line)
+        result["delivered"] = slack.post(pol.connections.slack, pol.notifications.summary_channel, text)
+        context["ti"].xcom_push(key="summary", value=result)
+        if result[summary.FAILED]:
+            raise AirflowFailException(
+                "failed in this run: " + ", ".join(i["task"] for i in result[summary.FAILED]))
+        return result
+
+    return summarize()

@@ -1,0 +1,37 @@
+"""Waiting for a local time of day without holding a worker slot."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
+
+
+class WaitUntilLocalTime(DateTimeSensorAsync):
+    """Defer until ``hour:minute`` in the policy's zone on the day of the run's logical date.
+
+    Only scheduled runs wait: a manual run or a backfill goes straight on (its
+    target is the logical date itself), so on-call never waits for the clock.
+    The local time is resolved by the maintenance calendar's rules, so the wait is
+    right on the days daylight saving time starts and ends.
+    """
+
+    def __init__(self, *, hour: int, minute: int = 0, timezone: str, **kwargs) -> None:
+        super().__init__(target_time="1970-01-01T00:00:00+00:00", **kwargs)
+        self.at = time(hour, minute)
+        self.timezone = timezone
+
+    def execute(self, context) -> None:
+        from zoneinfo import ZoneInfo
+
+        from maintenance.calendar import local_instant
+
+        logical = context["logical_date"]
+        if str(context["dag_run"].run_type).lower().endswith("scheduled"):
+            tz = ZoneInfo(self.timezone)
+            target = local_instant(logical.astimezone(tz).date(), self.at, tz)
+        else:
+            target = logical
+        self.target_time = target.isoformat()
+        self.log.info("Waiting until %s (%s %s)", self.target_time, self.at, self.timezone)
+        super().execute(context)

@@ -1,0 +1,169 @@
+"""The maintenance gate: pure decision rules, then real dag.test() runs through it."""
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+from maintenance import clock
+from maintenance.calendar import MaintenanceCalendar
+from maintenance.gate.blockers import Facts, TaskProfile, decide, find_blockers
+from maintenance.policy import load_policy
+
+from tests.support.airflow_runs import run_dag
+
+NY = ZoneInfo("America/New_York")
+ROOT = Path(__file__).resolve().parents[1]
+RULES = {"max_affected_users": 1000, "active_users_threshold": 50000}
+CHRISTMAS_EVE = datetime(2026, 12, 24, 12, 0, tzinfo=NY)
+ORDINARY_DAY = datetime(2026, 11, 27, 12, 0, tzinfo=NY)
+IN_WINDOW = datetime(2026, 12, 6, 3, 0, tzinfo=NY)
+
+
+@pytest.fixture(scope="module")
+def cal():
+    return MaintenanceCalendar.from_policy(load_policy())
+
+
+def kinds(blockers):
+    return [b.kind for b in blockers]
+
+
+def test_critical_work_is_never_blocked(cal):
+    facts = Facts(now=CHRISTMAS_EVE, active_users=90000, manual_freeze="incident 42")
+    assert find_blockers(TaskProfile(critical=True), facts, cal, **RULES) == []
+
+
+def test_blackout_freeze_and_load_blockers(cal):
+    facts = Facts(now=CHRISTMAS_EVE, active_users=60000, manual_freeze="incident 42")
+    found = find_blockers(TaskProfile(), facts, cal, **RULES)
+    assert kinds(found) == ["blackout", "manual_freeze", "load"]
+    assert "holidays" in found[0].reason and "60000 active users (> 50000)" in found[2].reason
+    assert decide(found).outcome == "skip"
+
+
+def test_load_alone_waits_and_threshold_is_exclusive(cal):
+    assert decide(find_blockers(TaskProfile(), Facts(ORDINARY_DAY, 50001), cal, **RULES)).outcome == "wait"
+    assert decide(find_blockers(TaskProfile(), Facts(ORDINARY_DAY, 50000), cal, **RULES)).outcome == "proceed"
+
+
+@pytest.mark.parametrize(("profile", "when", "expected"), [
+    (TaskProfile(zero_downtime=False, affected_users=1001), ORDINARY_DAY, ["outside_window"]),
+    (TaskProfile(zero_downtime=False, affected_users=1000), ORDINARY_DAY, []),
+    (TaskProfile(zero_downtime=True, affected_users=10**6), ORDINARY_DAY, []),
+    (TaskProfile(zero_downtime=False, affected_users=10**6), IN_WINDOW, []),
+])
+def test_impact_rule_waits_for_the_window(cal, profile, when, expected):
+    assert kinds(find_blockers(profile, Facts(when), cal, **RULES)) == expected
+
+
+def test_force_lifts_calendar_blockers_only(cal):
+    found = find_blockers(TaskProfile(zero_downtime=False, affected_users=5000),
+                          Facts(CHRISTMAS_EVE, 10), cal, **RULES)
+    forced = decide(found, "CAB-7 approved emergency")
+    assert forced.outcome == "proceed" and forced.forced_reason == "CAB-7 approved emergency"
+    assert kinds(forced.lifted) == ["blackout", "outside_window"]
+    frozen = find_blockers(TaskProfile(), Facts(ORDINARY_DAY, 10, manual_freeze="yes"), cal, **RULES)
+    assert decide(frozen, "please").outcome == "skip"
+    loaded = find_blockers(TaskProfile(), Facts(ORDINARY_DAY, 60000), cal, **RULES)
+    assert decide(loaded, "please").outcome == "wait"
+    assert decide(found, "   ").outcome == "skip"  # a blank reason is no reason
+
+
+# --- real runs through dag.test() ---------------------------------------------------------
+
+@pytest.fixture
+def platform(platform_db, slack, airflow_db, monkeypatch):
+    """The platform database with a learning_sessions table the load probe counts."""
+    platform_db.execute("""
+        CREATE TABLE IF NOT EXISTS learning_sessions (
+            id bigserial PRIMARY KEY, student_id bigint NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(), ended_at timestamptz)""")
+    platform_db.execute("TRUNCATE learning_sessions")
+    monkeypatch.delenv("AIRFLOW_VAR_MAINTENANCE_FREEZE", raising=False)
+    return platform_db
+
+
+def at(monkeypatch, instant: datetime) -> None:
+    monkeypatch.setattr(clock, "now", lambda: instant.astimezone(UTC))
+
+
+def active_users(db, count: int) -> None:
+    db.execute("INSERT INTO learning_sessions (student_id) SELECT g FROM generate_series(1, %s) g", (count,))
+
+
+def quick_load_policy(tmp_path, monkeypatch, *, threshold=5, recheck_s=1.0, give_up_s=30.0) -> None:
+    data = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
+    data["decision"]["load"].update(active_users_threshold=threshold, recheck_after_minutes=recheck_s / 60,
+                                    give_up_after_minutes=give_up_s / 60)
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(path))
+
+
+def test_blackout_skips_routine_work_and_runs_critical(platform, slack, monkeypatch):
+    at(monkeypatch, CHRISTMAS_EVE)
+    result = run_dag("gate_probe", CHRISTMAS_EVE)
+    assert result.states == {"gate": "skipped", "routine_work": "skipped", "critical_work": "success",
+                             "gate_window": "skipped", "heavy_work": "skipped", "run_summary": "success"}
+    decision = result.xcom("gate", "gate_decision")
+    assert decision["outcome"] == "skip" and decision["blockers"][0]["kind"] == "blackout"
+    text = slack.messages("#ops-maintenance")[0]["text"]
+    assert "Skipped: `routine_work` (gate: in blackout holidays (Holiday season)" in text
+    assert "Done: `critical_work`" in text
+
+
+def test_forced_run_proceeds_and_records_the_reason(platform, monkeypatch):
+    at(monkeypatch, CHRISTMAS_EVE)
+    result = run_dag("gate_probe", CHRISTMAS_EVE, {"force": True, "force_reason": "INC-311 hotfix, CAB ok"})
+    assert result.states["routine_work"] == "success" and result.states["heavy_work"] == "success"
+    decision = result.xcom("gate", "gate_decision")
+    assert decision["outcome"] == "proceed"
+    assert decision["forced_reason"] == "INC-311 hotfix, CAB ok"
+    assert [b["kind"] for b in decision["lifted_by_force"]] == ["blackout"]
+
+
+def test_force_without_reason_fails_the_gate(platform, monkeypatch):
+    at(monkeypatch, CHRISTMAS_EVE)
+    result = run_dag("gate_probe", CHRISTMAS_EVE, {"force": True, "force_reason": ""})
+    assert result.states["gate"] == "failed"
+    assert result.states["critical_work"] == "success"
+    assert result.states["run_summary"] == "failed"  # the run shows the failure
+
+
+def test_manual_freeze_switch_holds_work_even_when_forced(platform, monkeypatch):
+    at(monkeypatch, ORDINARY_DAY)
+    monkeypatch.setenv("AIRFLOW_VAR_MAINTENANCE_FREEZE", "INC-400 database failover in progress")
+    result = run_dag("gate_probe", ORDINARY_DAY, {"force": True, "force_reason": "try anyway"})
+    assert result.states["gate"] == "skipped" and result.states["critical_work"] == "success"
+    assert "INC-400" in result.xcom("gate", "gate_decision")["blockers"][0]["reason"]
+
+
+def test_window_gate_proceeds_inside_the_planned_window(platform, monkeypatch):
+    at(monkeypatch, IN_WINDOW)
+    result = run_dag("gate_probe", IN_WINDOW)
+    assert result.states["gate_window"] == "success" and result.states["heavy_work"] == "success"
+
+
+def test_load_defers_then_proceeds_when_it_drops(platform, monkeypatch, tmp_path):
+    at(monkeypatch, ORDINARY_DAY)
+    quick_load_policy(tmp_path, monkeypatch, recheck_s=1.0, give_up_s=60)
+    active_users(platform, 20)
+    threading.Timer(4.0, lambda: platform.execute("UPDATE learning_sessions SET ended_at = now()")).start()
+    result = run_dag("gate_probe", ORDINARY_DAY)
+    assert result.reschedules("gate") >= 1  # waited in reschedule mode, holding no slot
+    assert result.states["gate"] == "success" and result.states["routine_work"] == "success"
+    assert result.xcom("gate", "gate_decision")["active_users"] == 0
+
+
+def test_load_that_persists_is_given_up_as_skipped_not_failed(platform, monkeypatch, tmp_path):
+    at(monkeypatch, ORDINARY_DAY)
+    quick_load_policy(tmp_path, monkeypatch, recheck_s=1.0, give_up_s=3.0)
+    active_users(platform, 20)
+    result = run_dag("gate_probe", ORDINARY_DAY)
+    assert result.reschedules("gate") >= 1
+    assert result.states["gate"] == "skipped" and result.states["routine_work"] == "skipped"
+    assert result.states["critical_work"] == "success" and result.state == "success"
+    assert "20 active users (> 5)" in result.xcom("gate", "gate_decision")["blockers"][0]["reason"]
