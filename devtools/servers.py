@@ -137,12 +137,7 @@ class PostgresServer:
         return (self.datadir / "postmaster.pid").exists() and port_open(self.port)
 
     def stop(self) -> None:
-        if (self.datadir / "postmaster.pid").exists():
-            subprocess.run(
-                _as_user([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"],
-                         self.user),
-                check=False, capture_output=True,
-            )
+        stop_postgres(self.datadir.parent)
 
 
 def start_postgres(
@@ -230,3 +225,13 @@ def start_redis(root: Path, *, port: int | None = None, args: list[str] | None =
             raise RuntimeError(f"redis-server did not start on port {port}: see {root / 'redis.log'}")
         time.sleep(0.05)
     return RedisServer(port=port, process=process, dir=root, password=password, extra=args or [])
+
+
+def stop_postgres(root: Path) -> None:
+    """Stop the cluster an earlier :func:`start_postgres` created in ``root``."""
+    datadir = root / "data"
+    if not (datadir / "postmaster.pid").exists():
+        return
+    bindir = pg_bin_dir(int((datadir / "PG_VERSION").read_text()))
+    subprocess.run(_as_user([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "-w", "stop"],
+                            _service_user()), check=False, capture_output=True)

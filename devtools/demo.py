@@ -1,0 +1,200 @@
+"""`make demo`: Airflow with the maintenance DAGs, against a target.
+
+When no target is configured (no ``AIRFLOW_CONN_PLATFORM_DB`` in the environment
+or in ``.env``), it starts an embedded one under ``.demo/``: a PostgreSQL
+server with pg_stat_statements preloaded (pgstattuple and amcheck available)
+and a Redis-compatible server, seeded with data shaped like the platform's.
+Then it runs ``airflow standalone`` in its own process group, waits for the
+UI, prints the address and login, and stops everything on Ctrl-C or
+``make demo-stop``.
+
+    python -m devtools.demo up      # foreground; Ctrl-C stops
+    python -m devtools.demo down    # stop what an earlier `up` started
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from devtools import servers
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / ".demo"
+STATE = DEMO / "state.json"
+UI_PORT = int(os.environ.get("DEMO_UI_PORT", "8080"))
+SEED_SCALE = int(os.environ.get("DEMO_SEED_SCALE", "200000"))
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def read_dotenv() -> dict[str, str]:
+    path = ROOT / ".env"
+    if not path.exists():
+        return {}
+    pairs = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            pairs[key.strip()] = value.strip().strip("'\"")
+    return pairs
+
+
+def configured_target() -> dict[str, str]:
+    env = read_dotenv() | {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW_CONN_")}
+    return env if "AIRFLOW_CONN_PLATFORM_DB" in env else {}
+
+
+def seed_postgres(dsn: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for ext in ("pg_stat_statements", "pgstattuple", "amcheck"):
+            conn.execute(f"CREATE EXTENSION IF NOT EXISTS {ext}")
+        conn.execute((ROOT / "include/demo/schema.sql").read_text())
+        if conn.execute("SELECT count(*) FROM learning_sessions").fetchone()[0] == 0:
+            say(f"seeding {SEED_SCALE:,} learning sessions, metrics and career selections")
+            conn.execute((ROOT / "include/demo/seed.sql").read_text().replace(":scale", str(int(SEED_SCALE))))
+
+
+def start_embedded_target(state: dict) -> dict[str, str]:
+    say("no target configured: starting the embedded PostgreSQL and Redis under .demo/")
+    pg = servers.start_postgres(DEMO / "postgres", port=state.get("pg_port") or servers.free_port())
+    state |= {"pg_root": str(DEMO / "postgres"), "pg_port": pg.port}
+    import psycopg
+
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'pathfinity'").fetchone():
+            conn.execute("CREATE DATABASE pathfinity")
+    seed_postgres(pg.dsn("pathfinity"))
+    redis = servers.start_redis(DEMO / "redis", args=["--maxmemory", "256mb"])
+    state |= {"redis_pid": redis.process.pid}
+    from include.demo.redis_seed import seed
+
+    say(f"redis keys: {seed(redis.url())}")
+    return {
+        "AIRFLOW_CONN_PLATFORM_DB": pg.conn_json("pathfinity"),
+        "AIRFLOW_CONN_PLATFORM_REDIS": redis.conn_json(),
+    }
+
+
+def airflow_env(connections: dict[str, str]) -> dict[str, str]:
+    home = DEMO / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    return os.environ | connections | {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "4",  # sized for a 2-core machine
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__API__PORT": str(UI_PORT),
+        "MAINTENANCE_POLICY_FILE": str(ROOT / "include/maintenance_policy.yaml"),
+        # standalone starts its components as `airflow ...` subprocesses
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"), os.environ.get("PYTHONPATH")])),
+    }
+
+
+def wait_for_ui(timeout: float = 240) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{UI_PORT}/api/v2/version", timeout=2) as reply:
+                if reply.status == 200:
+                    return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"the Airflow UI did not answer on port {UI_PORT} within {timeout:.0f}s")
+
+
+def admin_password() -> str:
+    path = DEMO / "airflow" / "simple_auth_manager_passwords.json.generated"
+    for _ in range(30):
+        if path.exists():
+            return json.loads(path.read_text()).get("admin", "?")
+        time.sleep(1)
+    return f"(see {path})"
+
+
+def up() -> int:
+    began = time.monotonic()
+    DEMO.mkdir(exist_ok=True)
+    state = json.loads(STATE.read_text()) if STATE.exists() else {}
+    target = configured_target()
+    if target:
+        say("using the configured target (AIRFLOW_CONN_* from the environment or .env); starting no servers")
+        connections = target
+    else:
+        connections = start_embedded_target(state)
+    env = airflow_env(connections)
+    log = (DEMO / "airflow-standalone.log").open("ab")
+    say("starting airflow standalone (log: .demo/airflow-standalone.log)")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    state["airflow_pgid"] = proc.pid
+    STATE.write_text(json.dumps(state))
+    try:
+        wait_for_ui()
+        say(f"Airflow UI: http://localhost:{UI_PORT}  login: admin / {admin_password()}")
+        say(f"ready in {time.monotonic() - began:.0f}s. DAGs start paused: unpause or trigger them in the UI.")
+        say("Ctrl-C (or `make demo-stop` from another shell) stops everything.")
+        proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        down()
+    return 0
+
+
+def _stop_group(pgid: int, grace: float = 20) -> None:
+    try:
+        os.killpg(pgid, signal.SIGINT)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    try:
+        os.killpg(pgid, signal.SIGKILL)  # standalone sometimes hangs on shutdown
+    except ProcessLookupError:
+        pass
+
+
+def down() -> int:
+    if not STATE.exists():
+        say("nothing to stop")
+        return 0
+    state = json.loads(STATE.read_text())
+    if state.get("airflow_pgid"):
+        say("stopping airflow")
+        _stop_group(state["airflow_pgid"])
+    if state.get("redis_pid"):
+        try:
+            os.kill(state["redis_pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    if state.get("pg_root"):
+        say("stopping the embedded PostgreSQL")
+        servers.stop_postgres(Path(state["pg_root"]))
+    STATE.write_text(json.dumps({"pg_port": state.get("pg_port")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit({"up": up, "down": down}[sys.argv[1] if len(sys.argv) > 1 else "up"]())
