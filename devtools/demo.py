@@ -41,8 +41,8 @@ def read_dotenv() -> dict[str, str]:
     if not path.exists():
         return {}
     pairs = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#") and "=" in line:
             key, value = line.split("=", 1)
             pairs[key.strip()] = value.strip().strip("'\"")

@@ -5,7 +5,6 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
-
 from maintenance.timing import WaitUntilLocalTime
 
 
