@@ -106,6 +106,7 @@ def platform_db(pg_server, request) -> PlatformDB:
     """A fresh PostgreSQL database per test module, as connection ``platform_db``."""
     module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:20]
     db = PlatformDB(pg_server, _create_db(pg_server, f"t_{module}"))
+    db.execute((ROOT / "include" / "demo" / "schema.sql").read_text())  # the platform's tables, empty
     set_conn(db.conn_id, pg_server.conn_json(db.dbname))
     return db
 

@@ -76,11 +76,7 @@ def test_force_lifts_calendar_blockers_only(cal):
 
 @pytest.fixture
 def platform(platform_db, slack, airflow_db, monkeypatch):
-    """The platform database with a learning_sessions table the load probe counts."""
-    platform_db.execute("""
-        CREATE TABLE IF NOT EXISTS learning_sessions (
-            id bigserial PRIMARY KEY, student_id bigint NOT NULL,
-            created_at timestamptz NOT NULL DEFAULT now(), ended_at timestamptz)""")
+    """The platform database; its learning_sessions table is what the load probe counts."""
     platform_db.execute("TRUNCATE learning_sessions")
     monkeypatch.delenv("AIRFLOW_VAR_MAINTENANCE_FREEZE", raising=False)
     return platform_db
@@ -91,7 +87,8 @@ def at(monkeypatch, instant: datetime) -> None:
 
 
 def active_users(db, count: int) -> None:
-    db.execute("INSERT INTO learning_sessions (student_id) SELECT g FROM generate_series(1, %s) g", (count,))
+    db.execute("INSERT INTO learning_sessions (student_id, career_id, created_at) "
+               "SELECT g, 1, now() FROM generate_series(1, %s) g", (count,))
 
 
 def quick_load_policy(tmp_path, monkeypatch, *, threshold=5, recheck_s=1.0, give_up_s=30.0) -> None:

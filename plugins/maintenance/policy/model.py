@@ -176,6 +176,25 @@ class Notifications(_Strict):
     base_url: str = Field("http://localhost:8080", description="Airflow UI address, for links")
 
 
+class LedgerSettings(_Strict):
+    schema_name: str = Field("maintenance", min_length=1, max_length=63)
+
+
+class KpiTargets(_Strict):
+    """The procedures' success criteria; monthly figures are scaled to a report's period."""
+
+    uptime_pct: float = Field(99.9, gt=0, le=100)
+    planned_downtime_minutes_per_month: float = Field(240, ge=0)
+    unplanned_downtime_minutes_per_month: float = Field(30, ge=0)
+    mttr_minutes: float = Field(30, gt=0)
+
+
+class Reports(_Strict):
+    bucket: str = Field("pathfinity-maintenance", min_length=3)
+    prefix: str = "reports/"
+    kpi_targets: KpiTargets = KpiTargets()
+
+
 class Policy(_Strict):
     version: Literal[1] = 1
     timezone: str = "America/New_York"
@@ -185,6 +204,8 @@ class Policy(_Strict):
     decision: Decision
     connections: Connections = Connections()
     notifications: Notifications = Notifications()
+    ledger: LedgerSettings = LedgerSettings()
+    reports: Reports = Reports()
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,1 @@
+"""The maintenance ledger: every run, action, finding, metric and incident, in PostgreSQL."""

@@ -1,0 +1,105 @@
+"""The procedures' maintenance KPIs (section 9), computed from the ledger for any period.
+
+Downtime is an outage incident's time inside the period: an incident that
+crosses the period's start or end counts only its part inside; an unresolved
+outage counts until the period's end or ``now``, whichever comes first.
+Targets given per month are scaled to the period's length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from psycopg import sql
+
+MONTH = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Targets:
+    uptime_pct: float = 99.9
+    planned_downtime_minutes_per_month: float = 240
+    unplanned_downtime_minutes_per_month: float = 30
+    mttr_minutes: float = 30
+
+
+@dataclass
+class KPIs:
+    start: datetime
+    end: datetime
+    period_minutes: float
+    uptime_pct: float
+    planned_downtime_minutes: float
+    unplanned_downtime_minutes: float
+    incidents: int
+    failures: int
+    mttr_minutes: float | None
+    mtbf_hours: float | None
+    maintenance_minutes: float
+    maintenance_overhead_pct: float
+    actions_applied: int
+    actions_failed_or_caused_incident: int
+    change_failure_rate_pct: float | None
+    checks: dict[str, dict]
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["start"], data["end"] = self.start.isoformat(), self.end.isoformat()
+        return data
+
+
+def _overlap_minutes(opened: datetime, resolved: datetime | None, start: datetime, end: datetime,
+                     now: datetime) -> float:
+    stop = min(resolved or min(end, now), end)
+    begin = max(opened, start)
+    return max((stop - begin).total_seconds(), 0) / 60
+
+
+def compute(conn, schema: str, start: datetime, end: datetime, now: datetime,
+            targets: Targets = Targets()) -> KPIs:
+    if end <= start:
+        raise ValueError(f"period: end ({end}) must be after start ({start})")
+    s = sql.Identifier(schema)
+    incidents = conn.execute(sql.SQL("""
+        SELECT opened_at, resolved_at, outage, planned FROM {}.incidents
+        WHERE opened_at < %s AND (resolved_at IS NULL OR resolved_at > %s)""").format(s), (end, start)).fetchall()
+    period_minutes = (end - start).total_seconds() / 60
+    planned = sum(_overlap_minutes(o, r, start, end, now) for o, r, out, p in incidents if out and p)
+    unplanned = sum(_overlap_minutes(o, r, start, end, now) for o, r, out, p in incidents if out and not p)
+    in_period = [(o, r, out, p) for o, r, out, p in incidents if start <= o < end and not p]
+    repaired = [(r - o).total_seconds() / 60 for o, r, _, _ in in_period if r is not None]
+    failures = sum(1 for _, _, out, _ in in_period if out)
+    up_minutes = period_minutes - planned - unplanned
+
+    applied, failed_changes, busy_ms = conn.execute(sql.SQL("""
+        SELECT count(*) FILTER (WHERE a.outcome IN ('applied', 'rolled_back', 'failed')),
+               count(*) FILTER (WHERE a.outcome IN ('rolled_back', 'failed')
+                                   OR EXISTS (SELECT 1 FROM {s}.incidents i WHERE i.caused_by_action = a.id)),
+               coalesce(sum(a.duration_ms) FILTER (WHERE NOT a.dry_run), 0)
+        FROM {s}.actions a WHERE a.started_at >= %s AND a.started_at < %s""").format(s=s), (start, end)).fetchone()
+
+    scale = (end - start) / MONTH
+    uptime = 100 * up_minutes / period_minutes
+    mttr = sum(repaired) / len(repaired) if repaired else None
+    checks = {
+        "uptime_pct": {"value": uptime, "target": f"> {targets.uptime_pct}", "met": uptime > targets.uptime_pct},
+        "planned_downtime_minutes": {
+            "value": planned, "target": f"< {targets.planned_downtime_minutes_per_month * scale:.1f}",
+            "met": planned < targets.planned_downtime_minutes_per_month * scale},
+        "unplanned_downtime_minutes": {
+            "value": unplanned, "target": f"< {targets.unplanned_downtime_minutes_per_month * scale:.1f}",
+            "met": unplanned < targets.unplanned_downtime_minutes_per_month * scale},
+        "mttr_minutes": {"value": mttr, "target": f"< {targets.mttr_minutes}",
+                         "met": mttr is None or mttr < targets.mttr_minutes},
+    }
+    return KPIs(
+        start=start, end=end, period_minutes=period_minutes, uptime_pct=uptime,
+        planned_downtime_minutes=planned, unplanned_downtime_minutes=unplanned,
+        incidents=len(in_period), failures=failures, mttr_minutes=mttr,
+        mtbf_hours=(up_minutes / 60 / failures) if failures else None,
+        maintenance_minutes=busy_ms / 60000, maintenance_overhead_pct=100 * busy_ms / 60000 / period_minutes,
+        actions_applied=applied, actions_failed_or_caused_incident=failed_changes,
+        change_failure_rate_pct=(100 * failed_changes / applied) if applied else None,
+        checks=checks,
+    )

@@ -1,0 +1,42 @@
+"""The ledger from inside a task: its connection, its schema, its task key."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from maintenance.ledger.schema import ensure_schema
+from maintenance.ledger.store import Ledger, TaskKey
+
+_READY: set[tuple[str, str]] = set()
+
+
+def task_key(context, *, dry_run: bool = False) -> TaskKey:
+    ti = context["ti"]
+    params = context.get("params") or {}
+    forced = (params.get("force_reason") or "").strip() if params.get("force") else None
+    return TaskKey(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, try_number=ti.try_number,
+                   map_index=getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1,
+                   logical_date=context.get("logical_date"), dry_run=dry_run, forced_reason=forced or None)
+
+
+@contextmanager
+def ledger_connection(policy):
+    """An autocommit psycopg connection to the ledger, its schema created or migrated."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    conn_id, schema = policy.connections.ledger, policy.ledger.schema_name
+    conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
+    conn.autocommit = True
+    try:
+        if (conn_id, schema) not in _READY:
+            ensure_schema(conn, schema)
+            _READY.add((conn_id, schema))
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def open_ledger(context, policy, *, dry_run: bool = False):
+    with ledger_connection(policy) as conn:
+        yield Ledger(conn, policy.ledger.schema_name, task_key(context, dry_run=dry_run))

@@ -1,0 +1,121 @@
+"""The ledger's schema, created and migrated by the project itself.
+
+Migrations are numbered and applied in order, each in its own transaction, under
+an advisory lock so two tasks starting at once do not race. Applying them again
+is a no-op. The schema name comes from the policy and is composed as an
+identifier, never formatted into SQL text.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+_LOCK_KEY = 7_345_001  # pg_advisory_xact_lock key for ledger migrations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+    CREATE TABLE {s}.task_runs (
+        id            bigserial PRIMARY KEY,
+        dag_id        text NOT NULL,
+        task_id       text NOT NULL,
+        run_id        text NOT NULL,
+        map_index     integer NOT NULL DEFAULT -1,
+        try_number    integer NOT NULL,
+        logical_date  timestamptz,
+        started_at    timestamptz NOT NULL DEFAULT now(),
+        ended_at      timestamptz,
+        outcome       text NOT NULL DEFAULT 'running',
+        dry_run       boolean NOT NULL DEFAULT false,
+        forced_reason text,
+        summary       jsonb NOT NULL DEFAULT '{{}}',
+        UNIQUE (dag_id, task_id, run_id, map_index, try_number)
+    );
+    CREATE TABLE {s}.actions (
+        id             bigserial PRIMARY KEY,
+        dag_id         text NOT NULL,
+        task_id        text NOT NULL,
+        run_id         text NOT NULL,
+        map_index      integer NOT NULL DEFAULT -1,
+        try_number     integer NOT NULL,
+        seq            integer NOT NULL,
+        logical_date   timestamptz,
+        system         text NOT NULL,
+        target         text NOT NULL,
+        action         text NOT NULL,
+        plan           jsonb NOT NULL DEFAULT '{{}}',
+        outcome        text NOT NULL CHECK (outcome IN
+                           ('planned', 'applied', 'skipped', 'failed', 'rolled_back')),
+        rows_affected  bigint,
+        bytes_affected bigint,
+        started_at     timestamptz NOT NULL,
+        duration_ms    double precision NOT NULL DEFAULT 0,
+        lock_wait_ms   double precision NOT NULL DEFAULT 0,
+        dry_run        boolean NOT NULL DEFAULT false,
+        forced_reason  text,
+        error          text,
+        UNIQUE (dag_id, task_id, run_id, map_index, try_number, seq)
+    );
+    CREATE INDEX ON {s}.actions (started_at);
+    CREATE INDEX ON {s}.actions (system, action, started_at);
+    CREATE TABLE {s}.findings (
+        id          bigserial PRIMARY KEY,
+        dag_id      text NOT NULL,
+        task_id     text NOT NULL,
+        run_id      text NOT NULL,
+        check_name  text NOT NULL,
+        target      text NOT NULL,
+        severity    text NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+        message     text NOT NULL,
+        evidence    jsonb NOT NULL DEFAULT '{{}}',
+        recorded_at timestamptz NOT NULL DEFAULT now(),
+        resolved_at timestamptz,
+        UNIQUE (dag_id, task_id, run_id, check_name, target)
+    );
+    CREATE INDEX ON {s}.findings (recorded_at);
+    CREATE TABLE {s}.metrics (
+        id          bigserial PRIMARY KEY,
+        dag_id      text NOT NULL,
+        task_id     text NOT NULL,
+        run_id      text NOT NULL,
+        system      text NOT NULL,
+        target      text NOT NULL,
+        name        text NOT NULL,
+        value       double precision NOT NULL,
+        recorded_at timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (dag_id, task_id, run_id, system, target, name)
+    );
+    CREATE INDEX ON {s}.metrics (system, name, recorded_at);
+    CREATE TABLE {s}.incidents (
+        id               bigserial PRIMARY KEY,
+        external_key     text UNIQUE,
+        severity         text NOT NULL CHECK (severity IN ('sev1', 'sev2', 'sev3', 'sev4')),
+        summary          text NOT NULL,
+        outage           boolean NOT NULL DEFAULT false,
+        planned          boolean NOT NULL DEFAULT false,
+        opened_at        timestamptz NOT NULL,
+        resolved_at      timestamptz,
+        cause            text,
+        caused_by_action bigint REFERENCES {s}.actions (id),
+        CHECK (resolved_at IS NULL OR resolved_at >= opened_at)
+    );
+    CREATE INDEX ON {s}.incidents (opened_at);
+    """),
+]
+
+
+def ensure_schema(conn, schema: str) -> int:
+    """Create or migrate the ledger in ``schema``; returns the version now in force."""
+    ident = sql.Identifier(schema)
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
+        conn.execute(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {}.schema_version ("
+            " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())").format(ident))
+        done = {row[0] for row in conn.execute(sql.SQL("SELECT version FROM {}.schema_version").format(ident))}
+        for version, ddl in MIGRATIONS:
+            if version in done:
+                continue
+            conn.execute(sql.SQL(ddl).format(s=ident))
+            conn.execute(sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(ident), (version,))
+    return max(v for v, _ in MIGRATIONS)

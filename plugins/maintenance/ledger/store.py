@@ -1,0 +1,160 @@
+"""Writing to the ledger: one small API over a psycopg connection.
+
+Every write is keyed by the task instance and its try (plus a sequence number
+for actions), and upserts: repeating a write of the same try — a reconnect, a
+re-executed callback — never counts twice; a retry is a new try and is recorded
+as such. The connection must be in autocommit mode so each record stands on its
+own even when the work it describes fails.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+
+@dataclass(frozen=True)
+class TaskKey:
+    dag_id: str
+    task_id: str
+    run_id: str
+    try_number: int = 1
+    map_index: int = -1
+    logical_date: datetime | None = None
+    dry_run: bool = False
+    forced_reason: str | None = None
+
+
+@dataclass
+class Action:
+    """One planned or applied change; the recorder fills in timing and outcome."""
+
+    system: str
+    target: str
+    action: str
+    plan: dict = field(default_factory=dict)
+    rows_affected: int | None = None
+    bytes_affected: int | None = None
+    lock_wait_ms: float = 0.0
+    outcome: str | None = None
+    error: str | None = None
+
+
+class Ledger:
+    def __init__(self, conn, schema: str, key: TaskKey):
+        self.conn, self.schema_name, self.key = conn, schema, key
+        self.schema = sql.Identifier(schema)
+        self._seq = 0
+
+    def _q(self, text: str) -> sql.Composed:
+        return sql.SQL(text).format(s=self.schema)
+
+    # -- task runs ---------------------------------------------------------------------
+    def start_task(self) -> None:
+        k = self.key
+        self.conn.execute(self._q("""
+            INSERT INTO {s}.task_runs (dag_id, task_id, run_id, map_index, try_number, logical_date,
+                                       dry_run, forced_reason)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (dag_id, task_id, run_id, map_index, try_number)
+            DO UPDATE SET started_at = now(), outcome = 'running'"""),
+            (k.dag_id, k.task_id, k.run_id, k.map_index, k.try_number, k.logical_date, k.dry_run,
+             k.forced_reason))
+
+    def finish_task(self, outcome: str, summary: dict | None = None) -> None:
+        k = self.key
+        self.conn.execute(self._q("""
+            UPDATE {s}.task_runs SET ended_at = now(), outcome = %s, summary = %s
+            WHERE dag_id = %s AND task_id = %s AND run_id = %s AND map_index = %s AND try_number = %s"""),
+            (outcome, Jsonb(summary or {}), k.dag_id, k.task_id, k.run_id, k.map_index, k.try_number))
+
+    # -- actions -----------------------------------------------------------------------
+    def record_action(self, act: Action, started_at: datetime, duration_ms: float) -> int:
+        self._seq += 1
+        k = self.key
+        row = self.conn.execute(self._q("""
+            INSERT INTO {s}.actions (dag_id, task_id, run_id, map_index, try_number, seq, logical_date,
+                system, target, action, plan, outcome, rows_affected, bytes_affected, started_at,
+                duration_ms, lock_wait_ms, dry_run, forced_reason, error)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (dag_id, task_id, run_id, map_index, try_number, seq) DO UPDATE SET
+                outcome = EXCLUDED.outcome, rows_affected = EXCLUDED.rows_affected,
+                bytes_affected = EXCLUDED.bytes_affected, duration_ms = EXCLUDED.duration_ms,
+                lock_wait_ms = EXCLUDED.lock_wait_ms, error = EXCLUDED.error, plan = EXCLUDED.plan
+            RETURNING id"""),
+            (k.dag_id, k.task_id, k.run_id, k.map_index, k.try_number, self._seq, k.logical_date,
+             act.system, act.target, act.action, Jsonb(act.plan), act.outcome, act.rows_affected,
+             act.bytes_affected, started_at, duration_ms, act.lock_wait_ms, k.dry_run, k.forced_reason,
+             act.error)).fetchone()
+        return row[0]
+
+    @contextmanager
+    def action(self, system: str, target: str, action: str, plan: dict | None = None):
+        """Time and record one step. A dry run records it as planned and does not run the body's
+        change: callers check ``ledger.key.dry_run`` and skip the mutation; the record says 'planned'.
+        A failure is recorded with its error and re-raised."""
+        act = Action(system, target, action, plan or {})
+        started, clock = datetime.now(UTC), time.perf_counter()
+        try:
+            yield act
+        except Exception as exc:
+            act.outcome, act.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+            self.record_action(act, started, (time.perf_counter() - clock) * 1000)
+            raise
+        if act.outcome is None:
+            act.outcome = "planned" if self.key.dry_run else "applied"
+        self.record_action(act, started, (time.perf_counter() - clock) * 1000)
+
+    # -- findings and metrics ------------------------------------------------------------
+    def record_finding(self, check_name: str, target: str, severity: str, message: str,
+                       evidence: dict[str, Any] | None = None) -> None:
+        k = self.key
+        self.conn.execute(self._q("""
+            INSERT INTO {s}.findings (dag_id, task_id, run_id, check_name, target, severity, message, evidence)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (dag_id, task_id, run_id, check_name, target) DO UPDATE SET
+                severity = EXCLUDED.severity, message = EXCLUDED.message, evidence = EXCLUDED.evidence"""),
+            (k.dag_id, k.task_id, k.run_id, check_name, target, severity, message, Jsonb(evidence or {})))
+
+    def record_metrics(self, system: str, target: str, values: dict[str, float]) -> None:
+        k = self.key
+        with self.conn.cursor() as cur:
+            cur.executemany(self._q("""
+                INSERT INTO {s}.metrics (dag_id, task_id, run_id, system, target, name, value)
+                VALUES (%s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (dag_id, task_id, run_id, system, target, name) DO UPDATE SET
+                    value = EXCLUDED.value, recorded_at = now()"""),
+                [(k.dag_id, k.task_id, k.run_id, system, target, name, float(v))
+                 for name, v in values.items() if v is not None])
+
+
+# -- incidents (not tied to one task) ------------------------------------------------------
+
+def open_incident(conn, schema: str, *, severity: str, summary: str, opened_at: datetime,
+                  outage: bool = False, planned: bool = False, cause: str | None = None,
+                  caused_by_action: int | None = None, external_key: str | None = None) -> int:
+    """Open an incident; with ``external_key`` (e.g. the run id) opening it again is a no-op."""
+    row = conn.execute(sql.SQL("""
+        INSERT INTO {s}.incidents (external_key, severity, summary, outage, planned, opened_at, cause,
+                                   caused_by_action)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (external_key) DO UPDATE SET external_key = EXCLUDED.external_key
+        RETURNING id""").format(s=sql.Identifier(schema)),
+        (external_key, severity, summary, outage, planned, opened_at, cause, caused_by_action)).fetchone()
+    return row[0]
+
+
+def resolve_incident(conn, schema: str, incident_id: int, resolved_at: datetime,
+                     cause: str | None = None) -> None:
+    updated = conn.execute(sql.SQL("""
+        UPDATE {s}.incidents SET resolved_at = %s, cause = coalesce(%s, cause)
+        WHERE id = %s RETURNING opened_at""").format(s=sql.Identifier(schema)),
+        (resolved_at, cause, incident_id)).fetchone()
+    if updated is None:
+        raise LookupError(f"incident_id: no incident {incident_id}")

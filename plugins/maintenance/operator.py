@@ -1,0 +1,62 @@
+"""MaintenanceOperator: the thin shape every capability operator shares.
+
+Subclasses implement ``run(context, ledger, dry_run)`` and return a summary
+dict. The base resolves dry run from the trigger form, records the task run in
+the ledger (start, outcome, summary), pushes the summary to XCom and a one-line
+``outcome`` the run summary shows, and pages on-call when a critical task fails.
+Engines stay plain functions over a connection; operators only wire them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from maintenance.errors import InputError
+from maintenance.notify.oncall import OnCallPager
+
+
+class MaintenanceOperator(BaseOperator):
+    ui_color = "#bfdbfe"
+    critical: bool = False
+
+    def __init__(self, *, critical: bool | None = None, **kwargs: Any) -> None:
+        if critical if critical is not None else self.critical:
+            kwargs.setdefault("on_failure_callback", OnCallPager())
+            kwargs.setdefault("priority_weight", 100)
+            kwargs.setdefault("weight_rule", "absolute")
+        super().__init__(**kwargs)
+        self.critical = bool(critical if critical is not None else self.critical)
+
+    def run(self, context, ledger, dry_run: bool) -> dict:  # pragma: no cover - abstract
+        raise TypeError(f"{type(self).__name__} must implement run()")
+
+    def describe(self, summary: dict) -> str:
+        """One line for the run summary; subclasses say what they did."""
+        return ""
+
+    def execute(self, context) -> dict:
+        from maintenance.dagkit import is_dry_run
+        from maintenance.ledger.runtime import open_ledger
+        from maintenance.policy import load_policy
+
+        policy = load_policy()
+        dry_run = is_dry_run(context)
+        with open_ledger(context, policy, dry_run=dry_run) as ledger:
+            ledger.start_task()
+            try:
+                summary = self.run(context, ledger, dry_run) or {}
+            except Exception as exc:
+                ledger.finish_task("failed", {"error": f"{type(exc).__name__}: {exc}"[:2000]})
+                if isinstance(exc, InputError):
+                    from airflow.sdk.exceptions import AirflowFailException
+
+                    raise AirflowFailException(str(exc)) from exc  # the same input would fail again
+                raise
+            summary = {"dry_run": dry_run, **summary}
+            ledger.finish_task("planned" if dry_run else "done", summary)
+        line = self.describe(summary)
+        if line or dry_run:
+            context["ti"].xcom_push(key="outcome", value=("dry run: " if dry_run else "") + (line or "plan only"))
+        return summary

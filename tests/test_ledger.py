@@ -1,0 +1,181 @@
+"""The maintenance ledger: schema, records, KPIs, incidents, and notifications around it."""
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from maintenance.ledger import kpis
+from maintenance.ledger.schema import MIGRATIONS, ensure_schema
+from maintenance.ledger.store import Ledger, TaskKey, open_incident, resolve_incident
+
+from tests.support.airflow_runs import run_dag
+
+SCHEMA = "maintenance"
+
+
+@pytest.fixture(scope="module")
+def conn(platform_db):
+    with platform_db.connect() as c:
+        ensure_schema(c, SCHEMA)
+        yield c
+
+
+def test_schema_is_versioned_idempotent_and_safe_to_race(platform_db, conn):
+    errors = []
+
+    def migrate():
+        try:
+            with platform_db.connect() as c:
+                ensure_schema(c, "racing ledger")  # a name that needs quoting
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert ensure_schema(conn, SCHEMA) == MIGRATIONS[-1][0]
+    versions = conn.execute('SELECT version FROM "racing ledger".schema_version').fetchall()
+    assert versions == [(v,) for v, _ in MIGRATIONS]
+
+
+def test_actions_record_outcome_timing_and_do_not_double_count(conn):
+    key = TaskKey("d", "t", "run-1", try_number=1, forced_reason="CAB-9")
+    ledger = Ledger(conn, SCHEMA, key)
+    with ledger.action("postgres", "public.a", "vacuum_analyze", {"dead_ratio": 0.31}) as act:
+        act.rows_affected = 120
+    with pytest.raises(RuntimeError), ledger.action("postgres", "public.b", "reindex"):
+        raise RuntimeError("lock timeout")
+    # The same try written again (a reconnect replaying it) upserts; a retry is a new try.
+    again = Ledger(conn, SCHEMA, key)
+    with again.action("postgres", "public.a", "vacuum_analyze") as act:
+        act.rows_affected = 120
+    with Ledger(conn, SCHEMA, TaskKey("d", "t", "run-1", try_number=2, dry_run=True)).action(
+            "postgres", "public.b", "reindex"):
+        pass
+    rows = conn.execute("SELECT try_number, seq, target, outcome, rows_affected, error, forced_reason, dry_run "
+                        "FROM maintenance.actions WHERE run_id = 'run-1' ORDER BY try_number, seq").fetchall()
+    assert rows == [
+        (1, 1, "public.a", "applied", 120, None, "CAB-9", False),
+        (1, 2, "public.b", "failed", None, "RuntimeError: lock timeout", "CAB-9", False),
+        (2, 1, "public.b", "planned", None, None, None, True),
+    ]
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_kpis_on_a_hand_made_month(conn):
+    s = "kpi_case"
+    ensure_schema(conn, s)
+    # October's outage runs 10 minutes into November; November has its own 20-minute outage,
+    # a planned hour in the window, and a non-outage incident resolved in 45 minutes.
+    open_incident(conn, s, severity="sev1", summary="db failover", opened_at=utc(2026, 10, 31, 23, 50), outage=True)
+    resolve_incident(conn, s, 1, utc(2026, 11, 1, 0, 10))
+    i2 = open_incident(conn, s, severity="sev2", summary="cache outage", opened_at=utc(2026, 11, 10, 12), outage=True)
+    resolve_incident(conn, s, i2, utc(2026, 11, 10, 12, 20))
+    i3 = open_incident(conn, s, severity="sev4", summary="planned restart", opened_at=utc(2026, 11, 1, 7),
+                       outage=True, planned=True)
+    resolve_incident(conn, s, i3, utc(2026, 11, 1, 8))
+    i4 = open_incident(conn, s, severity="sev3", summary="slow reports", opened_at=utc(2026, 11, 20, 9))
+    resolve_incident(conn, s, i4, utc(2026, 11, 20, 9, 45))
+    # Twelve maintenance actions in November: one failed, one rolled back, one caused an incident.
+    ledger = Ledger(conn, s, TaskKey("d", "t", "nov"))
+    ids = []
+    for n in range(12):
+        with ledger.action("postgres", f"public.t{n}", "analyze") as act:
+            act.outcome = {0: "failed", 1: "rolled_back"}.get(n, "applied")
+        ids.append(conn.execute("SELECT max(id) FROM kpi_case.actions").fetchone()[0])
+    conn.execute("UPDATE kpi_case.actions SET started_at = %s, duration_ms = 60000", (utc(2026, 11, 2),))
+    open_incident(conn, s, severity="sev3", summary="reindex slowed api", opened_at=utc(2026, 11, 2, 1),
+                  caused_by_action=ids[5])
+    resolve_incident(conn, s, 5, utc(2026, 11, 2, 1, 5))
+
+    nov = kpis.compute(conn, s, utc(2026, 11, 1), utc(2026, 12, 1), now=utc(2026, 12, 15))
+    minutes = 30 * 24 * 60
+    assert nov.unplanned_downtime_minutes == pytest.approx(30)   # 10 carried over + 20
+    assert nov.planned_downtime_minutes == pytest.approx(60)
+    assert nov.uptime_pct == pytest.approx(100 * (minutes - 90) / minutes)
+    assert nov.incidents == 3 and nov.failures == 1             # opened in November, unplanned
+    assert nov.mttr_minutes == pytest.approx((20 + 45 + 5) / 3)
+    assert nov.mtbf_hours == pytest.approx((minutes - 90) / 60)
+    assert nov.actions_applied == 12 and nov.actions_failed_or_caused_incident == 3
+    assert nov.change_failure_rate_pct == pytest.approx(25.0)
+    assert nov.maintenance_minutes == pytest.approx(12)
+    assert nov.checks["uptime_pct"]["met"] is False               # 99.79% is under 99.9%
+    assert nov.checks["unplanned_downtime_minutes"]["met"] is False  # 30 is not under 30
+    assert nov.checks["planned_downtime_minutes"]["met"] is True
+
+    october = kpis.compute(conn, s, utc(2026, 10, 1), utc(2026, 11, 1), now=utc(2026, 12, 15))
+    assert october.unplanned_downtime_minutes == pytest.approx(10)
+
+    december = kpis.compute(conn, s, utc(2026, 12, 1), utc(2027, 1, 1), now=utc(2027, 1, 2))
+    assert (december.uptime_pct, december.incidents, december.mttr_minutes, december.mtbf_hours,
+            december.change_failure_rate_pct) == (100.0, 0, None, None, None)
+    assert all(check["met"] for check in december.checks.values())
+
+
+def test_unresolved_outage_counts_until_now(conn):
+    s = "kpi_open"
+    ensure_schema(conn, s)
+    open_incident(conn, s, severity="sev1", summary="down", opened_at=utc(2026, 11, 27, 10), outage=True)
+    k = kpis.compute(conn, s, utc(2026, 11, 1), utc(2026, 12, 1), now=utc(2026, 11, 27, 10, 15))
+    assert k.unplanned_downtime_minutes == pytest.approx(15)
+    with pytest.raises(ValueError, match="period: end"):
+        kpis.compute(conn, s, utc(2026, 12, 1), utc(2026, 11, 1), now=utc(2026, 12, 1))
+
+
+# --- through Airflow -------------------------------------------------------------------------
+
+@pytest.fixture
+def airflow_env(platform_db, slack, airflow_db):
+    return platform_db
+
+
+def test_incident_dag_opens_and_resolves(airflow_env):
+    opened = run_dag("maintenance_incident", utc(2026, 11, 27, 15), {
+        "action": "open", "severity": "sev2", "summary": "API 502s after deploy", "outage": True,
+        "started_at": "2026-11-27T09:50:00-05:00"})
+    assert opened.states == {"record_incident": "success"}
+    incident_id = opened.xcom("record_incident")["incident_id"]
+    resolved = run_dag("maintenance_incident", utc(2026, 11, 27, 16), {
+        "action": "resolve", "incident_id": incident_id, "ended_at": "2026-11-27T10:20:00-05:00",
+        "cause": "bad config"})
+    assert resolved.states == {"record_incident": "success"}
+    row = airflow_env.execute("SELECT severity, outage, opened_at, resolved_at, cause FROM maintenance.incidents "
+                              "WHERE id = %s", (incident_id,))[0]
+    assert row == ("sev2", True, utc(2026, 11, 27, 14, 50), utc(2026, 11, 27, 15, 20), "bad config")
+
+
+def test_incident_form_errors_name_the_field(airflow_env):
+    result = run_dag("maintenance_incident", utc(2026, 11, 27, 17), {"action": "open", "summary": " "})
+    assert result.states == {"record_incident": "failed"}
+    error = airflow_env.execute("SELECT summary->>'error' FROM maintenance.task_runs "
+                                "WHERE run_id = %s ORDER BY try_number DESC LIMIT 1", (result.run.run_id,))[0][0]
+    assert error.startswith("InputError: summary:")
+
+
+def test_critical_failure_pages_oncall_exactly_once(airflow_env, slack):
+    result = run_dag("oncall_probe", utc(2026, 11, 27, 9))
+    assert result.states == {"verify_backup": "failed", "routine": "success", "run_summary": "failed"}
+    pages = slack.messages("#ops-oncall")
+    assert len(pages) == 1
+    text = pages[0]["text"]
+    assert "`oncall_probe.verify_backup`" in text and "*Try:* 1" in text
+    assert "RuntimeError: sha256 mismatch" in text and "*Log:* http" in text
+    summary = slack.messages("#ops-maintenance")[0]["text"]
+    assert "Failed: `verify_backup`" in summary and "Done: `routine` (1 table analyzed)" in summary
+    failed = airflow_env.execute("SELECT outcome, error FROM maintenance.actions WHERE run_id = %s "
+                                 "AND task_id = 'verify_backup'", (result.run.run_id,))
+    assert failed == [("failed", "RuntimeError: sha256 mismatch: manifest 9f2c..., object 11ab...")]
+
+
+def test_slack_outage_never_fails_the_work(airflow_env, slack):
+    slack.failing = True
+    result = run_dag("gate_probe", utc(2026, 11, 27, 9))
+    assert result.states["run_summary"] == "success"
+    assert result.xcom("run_summary")["delivered"] is False
+    assert len(slack.calls) == 1  # tried once, no retry storm
