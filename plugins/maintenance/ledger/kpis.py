@@ -13,15 +13,9 @@ from datetime import datetime, timedelta
 
 from psycopg import sql
 
+from maintenance.policy.model import KpiTargets
+
 MONTH = timedelta(days=30)
-
-
-@dataclass(frozen=True)
-class Targets:
-    uptime_pct: float = 99.9
-    planned_downtime_minutes_per_month: float = 240
-    unplanned_downtime_minutes_per_month: float = 30
-    mttr_minutes: float = 30
 
 
 @dataclass
@@ -56,8 +50,9 @@ def _overlap_minutes(opened: datetime, resolved: datetime | None, start: datetim
     return max((stop - begin).total_seconds(), 0) / 60
 
 
-def compute(conn, schema: str, start: datetime, end: datetime, now: datetime,
-            targets: Targets = Targets()) -> KPIs:
+def compute(conn, schema: str, start: datetime, end: datetime, *, now: datetime,
+            targets: KpiTargets | None = None) -> KPIs:
+    targets = targets or KpiTargets()
     if end <= start:
         raise ValueError(f"period: end ({end}) must be after start ({start})")
     s = sql.Identifier(schema)
