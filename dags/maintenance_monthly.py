@@ -1,10 +1,11 @@
 """Monthly maintenance (procedures 2.3) in the planned window: update review,
-security audit, database reorganization, compliance verification."""
+security audit, database reorganization, compliance verification, monthly report."""
 
 from datetime import datetime
 
 from airflow.sdk import DAG
 from maintenance import dagkit
+from maintenance.reports.operator import ReportOperator
 
 with DAG(
     dag_id="maintenance_monthly",
@@ -19,6 +20,8 @@ with DAG(
 ) as dag:
     # Reorganization takes locks that are not zero-downtime: only inside the window.
     gate_window = dagkit.gate("gate_window", zero_downtime=False, affected_users=1_000_000)
+    monthly_report = ReportOperator(task_id="monthly_report", kind="monthly")
     summary = dagkit.run_summary()
 
     gate_window >> summary
+    monthly_report >> summary

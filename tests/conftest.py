@@ -30,6 +30,7 @@ os.environ.update({
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",  # a failing task in dag.test() retries at once
     "MAINTENANCE_POLICY_FILE": str(ROOT / "include" / "maintenance_policy.yaml"),
     # The project's DAGs, plus DAGs that exist only for tests (tests/dags/).
     "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps([

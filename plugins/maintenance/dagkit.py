@@ -7,7 +7,6 @@ the network: the policy is a local file, read once per parse.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param
 
@@ -30,13 +29,9 @@ def timetable(cron: str) -> CronTriggerTimetable:
 
 
 def default_args(**extra) -> dict:
-    return {
-        "owner": OWNER,
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
-        "retry_exponential_backoff": 2.0,
-        **extra,
-    }
+    # The retry delay is Airflow's [core] default_task_retry_delay (300 s unless configured),
+    # doubled on each try.
+    return {"owner": OWNER, "retries": 2, "retry_exponential_backoff": 2.0, **extra}
 
 
 def trigger_form(*, destructive: bool, **extra: Param) -> dict[str, Param]:
@@ -143,3 +138,31 @@ def run_summary(task_id: str = "run_summary"):
         return result
 
     return summarize()
+
+
+WEEKLY_THEMES = ("monday", "tuesday", "wednesday", "thursday", "friday")
+
+
+def weekly_theme_branch(built: dict[str, list[str]], task_id: str = "choose_theme"):
+    """Branch to the tasks of the run's weekday theme (or the one the trigger form names)."""
+    from airflow.providers.standard.operators.python import BranchPythonOperator
+
+    def choose(**context):
+        from zoneinfo import ZoneInfo
+
+        asked = (context["params"].get("theme") or "auto").lower()
+        day = asked if asked != "auto" else context["logical_date"].astimezone(
+            ZoneInfo(policy().timezone)).strftime("%A").lower()
+        context["ti"].xcom_push(key="outcome", value=f"theme: {day}")
+        tasks = built.get(day, [])
+        if not tasks:
+            log.info("No task is built for %s's theme yet (see README, 'Not yet built')", day)
+        return tasks
+
+    return BranchPythonOperator(task_id=task_id, python_callable=choose,
+                                doc_md="Picks the weekday's theme of the procedures (2.2).")
+
+
+def theme_param():
+    return Param("auto", enum=["auto", *WEEKLY_THEMES], title="Weekday theme",
+                 description="auto: the theme of the run's weekday. Pick one to run that day's work now.")

@@ -44,10 +44,10 @@ def start_slack_server() -> tuple[SlackServer, ThreadingHTTPServer]:
         def do_POST(self):
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             ctype = self.headers.get("Content-Type", "")
-            if "json" in ctype:
+            if self.path == "/upload" or "multipart" in ctype:
+                body = {"_upload_bytes": len(raw), "_png": raw.startswith(b"\x89PNG") or b"\x89PNG" in raw[:4096]}
+            elif "json" in ctype:
                 body = json.loads(raw or b"{}")
-            elif "multipart" in ctype:
-                body = {"_multipart_bytes": len(raw)}
             else:
                 body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
             state.calls.append(SlackCall(self.path, body))

@@ -1,0 +1,1 @@
+"""Weekly and monthly maintenance reports: KPIs, charts, recommendations."""

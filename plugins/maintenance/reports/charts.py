@@ -1,0 +1,91 @@
+"""Report charts as PNG bytes (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+
+
+def _figure(title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig, ax
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _empty(ax, what: str) -> None:
+    ax.text(0.5, 0.5, f"No {what} recorded in this period yet", ha="center", va="center",
+            transform=ax.transAxes, color="#6b7280")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def kpis_vs_targets(checks: dict) -> bytes:
+    fig, ax = _figure("KPIs against targets")
+    names = list(checks)
+    colors = ["#16a34a" if checks[n]["met"] else "#dc2626" for n in names]
+    values = [checks[n]["value"] or 0 for n in names]
+    ax.barh([n.replace("_", " ") for n in names], values, color=colors)
+    for y, n in enumerate(names):
+        value = checks[n]["value"]
+        ax.text(values[y], y, f"  {value:.2f} ({checks[n]['target']})" if value is not None else "  n/a",
+                va="center", fontsize=8)
+    return _png(fig)
+
+
+def downtime_budget(planned: float, unplanned: float, planned_budget: float, unplanned_budget: float) -> bytes:
+    fig, ax = _figure("Downtime budget used (minutes)")
+    labels = ["planned", "unplanned"]
+    ax.bar(labels, [planned_budget, unplanned_budget], color="#e5e7eb", label="budget")
+    ax.bar(labels, [planned, unplanned], color=["#2563eb", "#dc2626"], width=0.5, label="used")
+    ax.legend(frameon=False, fontsize=8)
+    return _png(fig)
+
+
+def series(title: str, points: list, unit: str = "") -> bytes:
+    fig, ax = _figure(title)
+    if not points:
+        _empty(ax, title.lower())
+        return _png(fig)
+    by_target = defaultdict(list)
+    for at, target, value in points:
+        by_target[target].append((at, value))
+    for target, values in sorted(by_target.items())[:8]:
+        ax.plot([a for a, _ in values], [v for _, v in values], marker="o", markersize=3, label=target)
+    ax.set_ylabel(unit)
+    ax.legend(frameon=False, fontsize=7)
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def actions_per_week(rows: list) -> bytes:
+    fig, ax = _figure("Maintenance actions per week")
+    if not rows:
+        _empty(ax, "actions")
+        return _png(fig)
+    weeks = sorted({w for w, _, _ in rows})
+    systems = sorted({s for _, s, _ in rows})
+    counts = {(w, s): n for w, s, n in rows}
+    bottom = [0] * len(weeks)
+    labels = [w.strftime("%m-%d") for w in weeks]
+    for system in systems:
+        values = [counts.get((w, system), 0) for w in weeks]
+        ax.bar(labels, values, bottom=bottom, label=system)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.legend(frameon=False, fontsize=7)
+    return _png(fig)

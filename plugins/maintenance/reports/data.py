@@ -1,0 +1,91 @@
+"""What a report shows, read from the ledger for one period."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from psycopg import sql
+
+from maintenance.clock import plain
+from maintenance.ledger import kpis
+
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+# The time series charted, as (system, metric name) pairs other capabilities record.
+SERIES = {
+    "bloat": ("postgres", "bloat_pct"),
+    "archived_rows": ("archive", "rows_moved"),
+    "restore_seconds": ("backup", "restore_seconds"),
+    "redis_used_memory_mb": ("redis", "used_memory_mb"),
+    "redis_hit_ratio": ("redis", "hit_ratio"),
+}
+
+
+@dataclass
+class ReportData:
+    kind: str
+    start: datetime
+    end: datetime
+    kpis: kpis.KPIs
+    actions_per_week: list[tuple[datetime, str, int]]
+    series: dict[str, list[tuple[datetime, str, float]]]
+    findings: list[dict]
+    recommendations: list[str] = field(default_factory=list)
+
+
+def period_for(kind: str, logical_date: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """Weekly: the seven days before the run's day. Monthly: the calendar month before it."""
+    local = plain(logical_date).astimezone(tz)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if kind == "weekly":
+        return day - timedelta(days=7), day
+    if kind == "monthly":
+        first = day.replace(day=1)
+        previous = (first - timedelta(days=1)).replace(day=1)
+        return previous, first
+    raise ValueError(f"kind: 'weekly' or 'monthly', got {kind!r}")
+
+
+def collect(conn, schema: str, kind: str, start: datetime, end: datetime, now: datetime, targets) -> ReportData:
+    s = sql.Identifier(schema)
+    actions = conn.execute(sql.SQL("""
+        SELECT date_trunc('week', started_at) AS week, system, count(*)
+        FROM {}.actions WHERE started_at >= %s AND started_at < %s AND NOT dry_run
+        GROUP BY 1, 2 ORDER BY 1, 2""").format(s), (start - timedelta(days=56), end)).fetchall()
+    series = {}
+    for key, (system, name) in SERIES.items():
+        series[key] = conn.execute(sql.SQL("""
+            SELECT recorded_at, target, value FROM {}.metrics
+            WHERE system = %s AND name = %s AND recorded_at >= %s AND recorded_at < %s
+            ORDER BY recorded_at""").format(s), (system, name, start - timedelta(days=84), end)).fetchall()
+    findings = [
+        {"check": c, "target": t, "severity": sev, "message": m, "recorded_at": at}
+        for c, t, sev, m, at in conn.execute(sql.SQL("""
+            SELECT DISTINCT ON (check_name, target) check_name, target, severity, message, recorded_at
+            FROM {}.findings WHERE recorded_at >= %s AND recorded_at < %s AND resolved_at IS NULL
+            ORDER BY check_name, target, recorded_at DESC""").format(s), (start, end)).fetchall()
+    ]
+    findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["check"], f["target"]))
+    data = ReportData(kind, start, end, kpis.compute(conn, schema, start, end, now=now, targets=targets),
+                      actions, series, findings)
+    data.recommendations = recommend(data)
+    return data
+
+
+def recommend(data: ReportData) -> list[str]:
+    """The procedures' recommendations: missed KPI targets and open findings, most urgent first."""
+    urgent, later = [], []
+    for name, check in data.kpis.checks.items():
+        if not check["met"]:
+            value = check["value"]
+            urgent.append(f"KPI {name.replace('_', ' ')} is {value:.2f} against a target of {check['target']}: "
+                          "review the period's incidents and the maintenance that preceded them.")
+    for finding in data.findings:
+        line = f"[{finding['severity']}] {finding['check']} on {finding['target']}: {finding['message']}"
+        (urgent if finding["severity"] == "critical" else later).append(line)
+    rate = data.kpis.change_failure_rate_pct
+    if rate is not None and rate > 15:
+        later.append(f"Maintenance change failure rate is {rate:.0f}%: run the failing steps as dry runs first.")
+    return urgent + later

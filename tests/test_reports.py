@@ -1,0 +1,98 @@
+"""Weekly and monthly reports: rendered from the ledger, stored in S3, posted to Slack."""
+
+import io
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from maintenance.ledger.schema import ensure_schema
+from maintenance.ledger.store import Ledger, TaskKey, open_incident, resolve_incident
+from maintenance.reports.data import period_for
+from PIL import Image
+
+from tests.support.airflow_runs import run_dag
+
+FRIDAY = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)  # 01:00 EST, a Friday
+
+
+def s3_client(endpoint):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@pytest.fixture(scope="module")
+def ledger_data(platform_db):
+    """A week of ledger rows as the capabilities would write them."""
+    with platform_db.connect() as conn:
+        ensure_schema(conn, "maintenance")
+        ledger = Ledger(conn, "maintenance", TaskKey("maintenance_daily", "statistics", "seed"))
+        for day in range(7):
+            with ledger.action("postgres", f"public.t{day}", "analyze") as act:
+                act.rows_affected = 10
+        conn.execute("UPDATE maintenance.actions SET started_at = %s - (seq || ' days')::interval",
+                     (FRIDAY,))
+        for day in range(10):
+            recorder = Ledger(conn, "maintenance", TaskKey("m", "bloat", f"seed-{day}"))
+            recorder.record_metrics("postgres", "public.career_selections", {"bloat_pct": 40 - day * 3})
+            recorder.record_metrics("redis", "cache", {"used_memory_mb": 120 + day, "hit_ratio": 0.9})
+        conn.execute("UPDATE maintenance.metrics SET recorded_at = %s - (id || ' hours')::interval", (FRIDAY,))
+        ledger.record_finding("backup_age", "pathfinity", "critical", "newest backup is 31 h old (limit 26 h)")
+        ledger.record_finding("unused_index", "public.idx_x", "warning", "never scanned, 120 MB")
+        conn.execute("UPDATE maintenance.findings SET recorded_at = %s - interval '1 day'", (FRIDAY,))
+        incident = open_incident(conn, "maintenance", severity="sev2", summary="api errors",
+                                 opened_at=FRIDAY - timedelta(days=2), outage=True)
+        resolve_incident(conn, "maintenance", incident, FRIDAY - timedelta(days=2) + timedelta(minutes=42))
+    return platform_db
+
+
+def test_periods_come_from_the_logical_date():
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")
+    start, end = period_for("weekly", FRIDAY, ny)
+    assert (start.isoformat(), end.isoformat()) == ("2026-11-20T00:00:00-05:00", "2026-11-27T00:00:00-05:00")
+    start, end = period_for("monthly", datetime(2026, 12, 6, 7, tzinfo=UTC), ny)
+    assert (start.isoformat(), end.isoformat()) == ("2026-11-01T00:00:00-04:00", "2026-12-01T00:00:00-05:00")
+
+
+def test_weekly_health_report_arrives_in_s3_and_slack(ledger_data, s3_server, slack, airflow_db):
+    result = run_dag("maintenance_weekly", FRIDAY, {"theme": "friday"})
+    assert result.states["friday.health_report"] == "success", result.states
+    assert result.states["run_summary"] == "success"
+    summary = result.xcom("friday.health_report")
+    assert summary["key"] == "s3://pathfinity-maintenance/reports/weekly/2026-11-20/index.html"
+
+    s3 = s3_client(s3_server)
+    prefix = "reports/weekly/2026-11-20/"
+    html = s3.get_object(Bucket="pathfinity-maintenance", Key=prefix + "index.html")["Body"].read().decode()
+    images = re.findall(r'<img src="([^"]+)"', html)
+    assert len(images) == 8
+    for src in images:
+        png = s3.get_object(Bucket="pathfinity-maintenance", Key=prefix + src)["Body"].read()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        Image.open(io.BytesIO(png)).verify()
+    # Recommendations, most urgent first: missed uptime (a 42-minute outage), then the critical finding.
+    recommendations = re.findall(r"<li>(.*?)</li>", html)
+    assert recommendations[0].startswith("KPI uptime pct is")
+    assert "backup_age on pathfinity" in html and html.index("backup_age") < html.index("unused_index")
+
+    text = slack.messages("#ops-maintenance")[0]["text"]
+    assert "weekly maintenance report, 2026-11-20" in text and "Full report: http" in text
+    assert "1 incident(s)" in text
+    uploads = [c for c in slack.calls if c.method == "files.completeUploadExternal"]
+    assert len(uploads) == 3
+    assert all(c.body["_png"] for c in slack.calls if c.path == "/upload")
+
+    # A re-run for the same date rewrites the same keys: still one report for the week.
+    run_dag("maintenance_weekly", FRIDAY, {"theme": "friday"})
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="pathfinity-maintenance", Prefix="reports/weekly/")
+            ["Contents"]]
+    assert len(keys) == 9 and all(k.startswith(prefix) for k in keys)
+
+
+def test_other_weekdays_run_their_theme_only(ledger_data, s3_server, slack, airflow_db):
+    result = run_dag("maintenance_weekly", FRIDAY - timedelta(days=1), {"theme": "auto"})  # a Thursday
+    assert result.states["friday.health_report"] == "skipped"
+    assert result.states["run_summary"] == "success"
