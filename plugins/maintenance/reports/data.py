@@ -48,7 +48,8 @@ def period_for(kind: str, logical_date: datetime, tz: ZoneInfo) -> tuple[datetim
     raise ValueError(f"kind: 'weekly' or 'monthly', got {kind!r}")
 
 
-def collect(conn, schema: str, kind: str, start: datetime, end: datetime, now: datetime, targets) -> ReportData:
+def collect(conn, schema: str, kind: str, start: datetime, end: datetime, *, now: datetime,
+            targets) -> ReportData:
     s = sql.Identifier(schema)
     actions = conn.execute(sql.SQL("""
         SELECT date_trunc('week', started_at) AS week, system, count(*)

@@ -30,7 +30,7 @@ class ReportOperator(MaintenanceOperator):
         policy = load_policy()
         tz, targets = policy.tz, policy.reports.kpi_targets
         start, end = period_for(self.kind, context["logical_date"], tz)
-        data = collect(ledger.conn, ledger.schema_name, self.kind, start, end, clock.now(), targets)
+        data = collect(ledger.conn, ledger.schema_name, self.kind, start, end, now=clock.now(), targets=targets)
         rendered = render(data, tz=tz, targets=targets, dag_id=ledger.key.dag_id, run_id=ledger.key.run_id,
                           generated=clock.now())
         prefix = f"{policy.reports.prefix}{self.kind}/{start.astimezone(tz):%Y-%m-%d}/"
