@@ -32,6 +32,7 @@ demo-stop:
 	$(PY) -m devtools.demo down
 
 test: $(VENV)/.dev
+	bash devtools/system-deps.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev

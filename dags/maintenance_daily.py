@@ -1,10 +1,15 @@
 """Daily maintenance (procedures 2.1): logs 00:00, cache 02:00, statistics 03:00,
-backup verification 04:00 (critical), security scan 05:00 (critical)."""
+backup verification 04:00 (critical), security scan 05:00 (critical).
+
+Built so far: 03:00 database statistics (ANALYZE every table, VACUUM (ANALYZE) where
+dead tuples pass the policy's threshold and for the daily vacuum list, refresh
+materialized views), behind the gate."""
 
 from datetime import datetime
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, chain
 from maintenance import dagkit
+from maintenance.postgres.operators import PostgresStatisticsOperator
 
 with DAG(
     dag_id="maintenance_daily",
@@ -13,12 +18,14 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args=dagkit.default_args(),
-    params=dagkit.trigger_form(destructive=False),
+    params=dagkit.trigger_form(destructive=False, tables=dagkit.tables_param()),
     tags=["maintenance", "daily"],
     doc_md=dagkit.policy_doc("Daily maintenance", __doc__),
 ) as dag:
-    at_0300 = dagkit.wait_until("at_0300", 3)
-    gate_statistics = dagkit.gate("gate_statistics")
     summary = dagkit.run_summary()
 
-    at_0300 >> gate_statistics >> summary
+    # 03:00 database statistics
+    at_0300 = dagkit.wait_until("at_0300", 3)
+    gate_statistics = dagkit.gate("gate_statistics")
+    statistics = dagkit.per_database(PostgresStatisticsOperator, "db_statistics")
+    chain(at_0300, gate_statistics, statistics, summary)

@@ -3,8 +3,9 @@ security audit, database reorganization, compliance verification, monthly report
 
 from datetime import datetime
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, chain
 from maintenance import dagkit
+from maintenance.postgres.operators import DebloatOperator
 from maintenance.reports.operator import ReportOperator
 
 with DAG(
@@ -14,7 +15,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args=dagkit.default_args(),
-    params=dagkit.trigger_form(destructive=True),
+    params=dagkit.trigger_form(destructive=True, tables=dagkit.tables_param()),
     tags=["maintenance", "monthly"],
     doc_md=dagkit.policy_doc("Monthly maintenance", __doc__),
 ) as dag:
@@ -23,5 +24,5 @@ with DAG(
     monthly_report = ReportOperator(task_id="monthly_report", kind="monthly")
     summary = dagkit.run_summary()
 
-    gate_window >> summary
+    chain(gate_window, dagkit.per_database(DebloatOperator, "debloat"), summary)
     monthly_report >> summary

@@ -5,8 +5,9 @@ test, monthly DR drill, monitoring thresholds; Friday system health report, post
 
 from datetime import datetime
 
-from airflow.sdk import DAG, TaskGroup
+from airflow.sdk import DAG, TaskGroup, chain
 from maintenance import dagkit
+from maintenance.postgres.operators import BloatAnalysisOperator, PostgresReviewOperator, ReindexOperator
 from maintenance.reports.operator import ReportOperator
 
 with DAG(
@@ -16,15 +17,21 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args=dagkit.default_args(),
-    params=dagkit.trigger_form(destructive=False, theme=dagkit.theme_param()),
+    params=dagkit.trigger_form(destructive=False, theme=dagkit.theme_param(), tables=dagkit.tables_param()),
     tags=["maintenance", "weekly"],
     doc_md=dagkit.policy_doc("Weekly maintenance", __doc__),
 ) as dag:
     summary = dagkit.run_summary()
 
+    with TaskGroup("wednesday") as wednesday:
+        # Deep database maintenance, index optimization, query review.
+        gate_db = dagkit.gate("gate")
+        chain(gate_db, dagkit.per_database(BloatAnalysisOperator, "bloat_analysis"),
+              dagkit.per_database(ReindexOperator, "reindex"), dagkit.per_database(PostgresReviewOperator, "review"))
+
     with TaskGroup("friday") as friday:
         # Reports are read-only and still run in a blackout: not behind the gate.
         health_report = ReportOperator(task_id="health_report", kind="weekly")
 
-    choose = dagkit.weekly_theme_branch({"friday": ["friday.health_report"]})
-    choose >> friday >> summary
+    choose = dagkit.weekly_theme_branch({"wednesday": ["wednesday.gate"], "friday": ["friday.health_report"]})
+    choose >> [wednesday, friday] >> summary

@@ -96,6 +96,20 @@ class PlatformDB:
 
         return psycopg.connect(self.dsn, autocommit=True, **kwargs)
 
+    def script(self, text: str) -> None:
+        """Run statements one by one (VACUUM cannot share a multi-statement string)."""
+        import re
+
+        body = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
+        with self.connect() as conn:
+            for statement in re.split(r";\s*(?:\n|$)", body):
+                if statement.strip().upper().startswith("ANALYZE"):
+                    # Table statistics are flushed asynchronously: let this session's counts
+                    # land first, or they would arrive after the ANALYZE and look stale.
+                    conn.execute("SELECT pg_stat_force_next_flush()")
+                if statement.strip():
+                    conn.execute(statement)
+
     def execute(self, sql: str, params=None) -> list[tuple]:
         with self.connect() as conn:
             cur = conn.execute(sql, params)

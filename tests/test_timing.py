@@ -25,7 +25,9 @@ def test_scheduled_runs_wait_for_local_three_am(logical, expected):
     assert deferred_until("scheduled", logical) == expected
 
 
-def test_manual_and_backfill_runs_do_not_wait():
-    logical = datetime(2026, 11, 27, 15, 42, tzinfo=UTC)
-    assert deferred_until("manual", logical) == logical
-    assert deferred_until("backfill", logical) == logical
+@pytest.mark.parametrize("run_type", ["manual", "backfill"])
+def test_manual_and_backfill_runs_do_not_wait(run_type):
+    sensor = WaitUntilLocalTime(task_id="at_0300", hour=3, timezone="America/New_York")
+    context = {"logical_date": datetime(2026, 11, 27, 15, 42, tzinfo=UTC),
+               "dag_run": SimpleNamespace(run_type=run_type)}
+    assert sensor.execute(context) is None  # returned: no TaskDeferred raised

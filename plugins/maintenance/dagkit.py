@@ -166,3 +166,16 @@ def weekly_theme_branch(built: dict[str, list[str]], task_id: str = "choose_them
 def theme_param():
     return Param("auto", enum=["auto", *WEEKLY_THEMES], title="Weekday theme",
                  description="auto: the theme of the run's weekday. Pick one to run that day's work now.")
+
+
+def per_database(make, task_id: str, **kwargs) -> list:
+    """One ``make`` task per PostgreSQL database of the policy, each in that database's pool."""
+    databases = policy().postgres.databases
+    return [make(task_id=task_id if len(databases) == 1 else f"{task_id}_{db.conn_id}", conn_id=db.conn_id,
+                 pool=db.pool_name, **kwargs) for db in databases]
+
+
+def tables_param():
+    return Param([], type="array", items={"type": "string"}, title="Tables",
+                 description="Limit PostgreSQL work to these tables (schema.table, one per line). Empty: all "
+                             "tables of the policy's schemas.")

@@ -10,8 +10,8 @@ from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 class WaitUntilLocalTime(DateTimeSensorAsync):
     """Defer until ``hour:minute`` in the policy's zone on the day of the run's logical date.
 
-    Only scheduled runs wait: a manual run or a backfill goes straight on (its
-    target is the logical date itself), so on-call never waits for the clock.
+    Only scheduled runs wait: a manual run or a backfill goes straight on, so
+    on-call never waits for the clock.
     The local time is resolved by the maintenance calendar's rules, so the wait is
     right on the days daylight saving time starts and ends.
     """
@@ -27,11 +27,10 @@ class WaitUntilLocalTime(DateTimeSensorAsync):
         from maintenance.calendar import local_instant
 
         logical = context["logical_date"]
-        if str(context["dag_run"].run_type).lower().endswith("scheduled"):
-            tz = ZoneInfo(self.timezone)
-            target = local_instant(logical.astimezone(tz).date(), self.at, tz)
-        else:
-            target = logical
-        self.target_time = target.isoformat()
+        if not str(context["dag_run"].run_type).lower().endswith("scheduled"):
+            self.log.info("Not a scheduled run: going on without waiting for %s", self.at)
+            return
+        tz = ZoneInfo(self.timezone)
+        self.target_time = local_instant(logical.astimezone(tz).date(), self.at, tz).isoformat()
         self.log.info("Waiting until %s (%s %s)", self.target_time, self.at, self.timezone)
         super().execute(context)

@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from maintenance.ledger.schema import ensure_schema
 from maintenance.ledger.store import Ledger, TaskKey
 
-_READY: set[tuple[str, str]] = set()
+# Databases whose ledger schema this process has already created or migrated.
+_READY: set[tuple] = set()
 
 
 def task_key(context, *, dry_run: bool = False) -> TaskKey:
@@ -28,9 +29,11 @@ def ledger_connection(policy):
     conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
     conn.autocommit = True
     try:
-        if (conn_id, schema) not in _READY:
+        # Keyed by where the connection really points: a connection id can be repointed.
+        where = (conn.info.host, conn.info.port, conn.info.dbname, schema)
+        if where not in _READY:
             ensure_schema(conn, schema)
-            _READY.add((conn_id, schema))
+            _READY.add(where)
         yield conn
     finally:
         conn.close()

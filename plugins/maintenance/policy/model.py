@@ -176,6 +176,50 @@ class Notifications(_Strict):
     base_url: str = Field("http://localhost:8080", description="Airflow UI address, for links")
 
 
+class PostgresDatabase(_Strict):
+    conn_id: str = Field(min_length=1)
+    schemas: list[str] = Field(["public"], min_length=1)
+    pool: str | None = Field(None, description="Airflow pool capping this database's load; default pg_<conn_id>")
+
+    @property
+    def pool_name(self) -> str:
+        return self.pool or f"pg_{self.conn_id}"
+
+
+class PostgresSafety(_Strict):
+    """Limits every statement runs under."""
+
+    lock_timeout_ms: int = Field(1000, gt=0)
+    lock_retries: int = Field(5, ge=0)
+    lock_retry_backoff_s: float = Field(2.0, ge=0)
+    statement_timeout_s: int = Field(3600, gt=0)
+    max_relations_per_run: int = Field(50, gt=0)
+    maintenance_work_mem: str = "256MB"
+    max_parallel_maintenance_workers: int = Field(0, ge=0)
+
+
+class PostgresThresholds(_Strict):
+    vacuum_dead_ratio: float = Field(0.2, ge=0, le=1)
+    reindex_bloat_ratio: float = Field(0.4, ge=0, le=1)
+    table_debloat_ratio: float = Field(0.3, ge=0, le=1)
+    min_relation_bytes: int = Field(1_048_576, ge=0)
+    stats_max_age_hours: float = Field(72, gt=0)
+    stats_max_modified_fraction: float = Field(0.1, ge=0, le=1)
+    toast_heavy_fraction: float = Field(0.5, ge=0)
+    exact_measure_top_n: int = Field(10, ge=0)
+    slow_query_mean_ms: float = Field(1000, gt=0)
+
+
+class Postgres(_Strict):
+    databases: list[PostgresDatabase] = [PostgresDatabase(conn_id="platform_db")]
+    safety: PostgresSafety = PostgresSafety()
+    thresholds: PostgresThresholds = PostgresThresholds()
+    vacuum_full_allowed: list[str] = Field([], description="schema.table allowed VACUUM FULL in the window")
+    vacuum_analyze_tables: list[str] = Field(
+        ["public.career_selections", "public.learning_sessions", "public.pathiq_metrics"],
+        description="vacuumed daily whatever their dead-tuple ratio (procedures 3.1)")
+
+
 class LedgerSettings(_Strict):
     schema_name: str = Field("maintenance", min_length=1, max_length=63)
 
@@ -205,6 +249,7 @@ class Policy(_Strict):
     connections: Connections = Connections()
     notifications: Notifications = Notifications()
     ledger: LedgerSettings = LedgerSettings()
+    postgres: Postgres = Postgres()
     reports: Reports = Reports()
 
     @field_validator("timezone")

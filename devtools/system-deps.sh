@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# System packages the test suite exercises for real: pg_repack for the machine's
+# PostgreSQL (the online de-bloat path). Installed from Debian when missing.
+set -euo pipefail
+need=()
+for bindir in /usr/lib/postgresql/*/bin; do
+  [ -x "$bindir/postgres" ] || continue
+  major=$(basename "$(dirname "$bindir")")
+  if [ ! -f "/usr/share/postgresql/$major/extension/pg_repack.control" ] || ! command -v pg_repack >/dev/null; then
+    need+=("postgresql-$major-repack")
+  fi
+done
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  echo "missing system packages: ${need[*]} (install them as root with apt-get)" >&2
+  exit 1
+fi
+echo "installing ${need[*]}"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || {
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+}

@@ -1,0 +1,142 @@
+"""PostgreSQL maintenance actions: each one statement under the safety budget, then verified.
+
+Identifiers are composed with ``psycopg.sql``. Every function takes an autocommit
+connection (VACUUM and the CONCURRENTLY forms cannot run in a transaction) on which
+``apply_session_limits`` has been called, and returns what it changed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from maintenance.postgres.safety import LockBudgetExceeded, Outcome, run_guarded
+from psycopg import sql
+
+
+@dataclass
+class Result:
+    outcome: Outcome
+    bytes_before: int
+    bytes_after: int
+    verified: str
+
+
+def _size(conn, schema: str, name: str, total: bool = True) -> int:
+    fn = "pg_total_relation_size" if total else "pg_relation_size"
+    return conn.execute(sql.SQL("SELECT {}(%s::regclass)").format(sql.Identifier(fn)),
+                        (sql.Identifier(schema, name).as_string(conn),)).fetchone()[0]
+
+
+def _table_stats(conn, schema: str, name: str):
+    return conn.execute(
+        "SELECT n_dead_tup, greatest(last_analyze, last_autoanalyze), greatest(last_vacuum, last_autovacuum) "
+        "FROM pg_stat_all_tables WHERE schemaname = %s AND relname = %s", (schema, name)).fetchone()
+
+
+def analyze(conn, schema: str, name: str, safety) -> Result:
+    size = _size(conn, schema, name)
+    out = run_guarded(conn, sql.SQL("ANALYZE {}").format(sql.Identifier(schema, name)), safety)
+    return Result(out, size, size, "statistics refreshed")
+
+
+def vacuum_analyze(conn, schema: str, name: str, safety) -> Result:
+    size = _size(conn, schema, name)
+    dead_before = (_table_stats(conn, schema, name) or (0,))[0]
+    out = run_guarded(conn, sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(schema, name)), safety)
+    return Result(out, size, _size(conn, schema, name), f"dead tuples before: {dead_before}")
+
+
+def reindex_concurrently(conn, schema: str, name: str, safety) -> Result:
+    before = _size(conn, schema, name)
+    statement = sql.SQL("REINDEX INDEX CONCURRENTLY {}").format(sql.Identifier(schema, name))
+    try:
+        out = run_guarded(conn, statement, safety, on_retry=lambda: drop_rebuild_leftovers(conn, schema, name))
+    except LockBudgetExceeded:
+        drop_rebuild_leftovers(conn, schema, name)
+        raise
+    valid = conn.execute(sql.SQL("SELECT indisvalid FROM pg_index WHERE indexrelid = %s::regclass"),
+                         (sql.Identifier(schema, name).as_string(conn),)).fetchone()[0]
+    if not valid:
+        raise RuntimeError(f"{schema}.{name} is not valid after REINDEX CONCURRENTLY")
+    return Result(out, before, _size(conn, schema, name), "index valid")
+
+
+def drop_rebuild_leftovers(conn, schema: str, index: str) -> list[str]:
+    """Drop invalid ``<index>_ccnew*`` copies a failed REINDEX CONCURRENTLY left behind."""
+    leftovers = [r[0] for r in conn.execute(
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND NOT i.indisvalid AND c.relname ~ ('^' || %s || '_ccnew[0-9]*$')",
+        (schema, _regex_escape(index))).fetchall()]
+    for leftover in leftovers:
+        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, leftover)))
+    return leftovers
+
+
+def _regex_escape(text: str) -> str:
+    import re
+
+    return re.escape(text)
+
+
+def drop_invalid_index(conn, schema: str, name: str, safety) -> Result:
+    before = _size(conn, schema, name)
+    out = run_guarded(conn, sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+        sql.Identifier(schema, name)), safety)
+    gone = conn.execute("SELECT to_regclass(%s) IS NULL",
+                        (sql.Identifier(schema, name).as_string(conn),)).fetchone()[0]
+    if not gone:
+        raise RuntimeError(f"{schema}.{name} still exists after DROP INDEX CONCURRENTLY")
+    return Result(out, before, 0, "dropped")
+
+
+def vacuum_full(conn, schema: str, name: str, safety) -> Result:
+    before = _size(conn, schema, name)
+    out = run_guarded(conn, sql.SQL("VACUUM (FULL, ANALYZE) {}").format(sql.Identifier(schema, name)), safety)
+    return Result(out, before, _size(conn, schema, name), "rewritten")
+
+
+def pg_repack_available(conn) -> bool:
+    return bool(shutil.which("pg_repack")) and conn.execute(
+        "SELECT 1 FROM pg_extension WHERE extname = 'pg_repack'").fetchone() is not None
+
+
+def repack(conn, schema: str, name: str, safety, conninfo: dict) -> Result:
+    """Rebuild a table online with pg_repack (it holds an exclusive lock only briefly at the swap)."""
+    import time
+
+    before = _size(conn, schema, name)
+    env = os.environ | {"PGPASSWORD": conninfo.get("password") or "", "PGOPTIONS": "-c lock_timeout="
+                        f"{safety.lock_timeout_ms}ms"}
+    cmd = ["pg_repack", "--no-superuser-check", "--no-kill-backend",
+           "--wait-timeout", str(max(1, safety.lock_timeout_ms // 1000) * (safety.lock_retries + 1)),
+           "-h", conninfo["host"], "-p", str(conninfo["port"]), "-U", conninfo["user"],
+           "-d", conninfo["dbname"], "--table", sql.Identifier(schema, name).as_string(conn)]
+    started = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=safety.statement_timeout_s,
+                          check=False)
+    if done.returncode:
+        raise RuntimeError(f"pg_repack failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-800:]}")
+    return Result(Outcome(time.perf_counter() - started, 0.0, 1), before, _size(conn, schema, name), "repacked")
+
+
+def refresh_materialized_view(conn, schema: str, name: str, safety) -> Result:
+    """REFRESH, CONCURRENTLY when the view has a unique index (readers are not blocked then)."""
+    ident = sql.Identifier(schema, name)
+    concurrent = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = %s::regclass AND indisunique AND indisvalid "
+        "AND indpred IS NULL) AND (SELECT relispopulated FROM pg_class WHERE oid = %s::regclass)",
+        (ident.as_string(conn), ident.as_string(conn))).fetchone()[0]
+    statement = sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}" if concurrent
+                        else "REFRESH MATERIALIZED VIEW {}").format(ident)
+    size = _size(conn, schema, name)
+    out = run_guarded(conn, statement, safety)
+    return Result(out, size, _size(conn, schema, name), "concurrently" if concurrent else "with an exclusive lock")
+
+
+def materialized_views(conn, schemas: list[str]) -> list[tuple[str, str]]:
+    return conn.execute("SELECT schemaname, matviewname FROM pg_matviews WHERE schemaname = ANY(%s) ORDER BY 1, 2",
+                        (schemas,)).fetchall()

@@ -1,0 +1,86 @@
+"""Weekly PostgreSQL review (procedures 3.1): indexes, slow queries, wraparound, largest tables.
+
+Read-only queries; each result becomes a finding with its evidence.
+"""
+
+from __future__ import annotations
+
+WRAPAROUND_LIMIT = 2**31
+
+
+def unused_indexes(conn, schemas: list[str]) -> list[dict]:
+    rows = conn.execute("""
+        SELECT s.schemaname, s.indexrelname, s.relname, s.idx_scan, pg_relation_size(s.indexrelid),
+               coalesce(t.n_tup_ins + t.n_tup_upd + t.n_tup_del, 0) AS writes
+        FROM pg_stat_user_indexes s
+        JOIN pg_index i ON i.indexrelid = s.indexrelid
+        JOIN pg_stat_user_tables t ON t.relid = s.relid
+        WHERE s.schemaname = ANY(%s) AND NOT i.indisunique AND NOT i.indisprimary AND i.indisvalid
+        ORDER BY pg_relation_size(s.indexrelid) DESC""", (schemas,)).fetchall()
+    found = []
+    for schema, index, table, scans, size, writes in rows:
+        if scans == 0:
+            why = "never used since statistics were reset"
+        elif writes > 10_000 * scans and scans < 50:
+            why = f"{scans} scans against {writes} writes: it costs more than it serves"
+        elif size > 100 * 2**20 and scans < 100:
+            why = f"{size / 2**20:.0f} MB and only {scans} scans"
+        else:
+            continue
+        found.append({"target": f"{schema}.{index}", "table": table, "scans": scans, "bytes": size,
+                      "writes": writes, "why": why})
+    return found
+
+
+def duplicate_indexes(conn, schemas: list[str]) -> list[dict]:
+    rows = conn.execute("""
+        SELECT n.nspname, array_agg(c.relname ORDER BY c.relname), t.relname
+        FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indexrelid
+        JOIN pg_class t ON t.oid = i.indrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY(%s)
+        GROUP BY n.nspname, t.relname, i.indrelid, i.indkey::text, i.indclass::text,
+                 coalesce(pg_get_expr(i.indexprs, i.indrelid), ''), coalesce(pg_get_expr(i.indpred, i.indrelid), '')
+        HAVING count(*) > 1""", (schemas,)).fetchall()
+    return [{"target": f"{schema}.{names[0]}", "table": table, "duplicates": names} for schema, names, table in rows]
+
+
+def invalid_indexes(conn, schemas: list[str]) -> list[dict]:
+    rows = conn.execute("""
+        SELECT n.nspname, c.relname, t.relname FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY(%s) AND NOT i.indisvalid""", (schemas,)).fetchall()
+    return [{"target": f"{s}.{name}", "table": table} for s, name, table in rows]
+
+
+def slow_queries(conn, mean_ms: float, limit: int = 20) -> list[dict] | None:
+    """Statements slower than ``mean_ms`` on average; None when pg_stat_statements is not installed."""
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").fetchone() is None:
+        return None
+    rows = conn.execute("""
+        SELECT queryid, calls, mean_exec_time, total_exec_time, left(query, 500)
+        FROM pg_stat_statements WHERE mean_exec_time > %s AND dbid = (SELECT oid FROM pg_database
+                                                                      WHERE datname = current_database())
+        ORDER BY mean_exec_time DESC LIMIT %s""", (mean_ms, limit)).fetchall()
+    return [{"target": f"queryid {qid}", "calls": calls, "mean_ms": round(mean, 1), "total_ms": round(total, 1),
+             "query": text} for qid, calls, mean, total, text in rows]
+
+
+def wraparound(conn) -> list[dict]:
+    rows = conn.execute("SELECT datname, age(datfrozenxid) FROM pg_database WHERE datallowconn").fetchall()
+    return [{"target": name, "xid_age": age, "headroom_pct": 100 * (1 - age / WRAPAROUND_LIMIT)}
+            for name, age in rows]
+
+
+def largest_tables(conn, schemas: list[str], limit: int = 20) -> list[dict]:
+    rows = conn.execute("""
+        SELECT n.nspname, c.relname, pg_total_relation_size(c.oid), pg_relation_size(c.oid),
+               pg_indexes_size(c.oid), coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname = ANY(%s)
+        ORDER BY pg_total_relation_size(c.oid) DESC LIMIT %s""", (schemas, limit)).fetchall()
+    return [{"target": f"{s}.{name}", "total_bytes": total, "heap_bytes": heap,
+             "index_share": idx / total if total else 0, "toast_share": toast / total if total else 0}
+            for s, name, total, heap, idx, toast in rows]

@@ -1,0 +1,246 @@
+"""PostgreSQL maintenance against a real server with bloat made on purpose."""
+
+import threading
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+from maintenance import clock
+from maintenance.policy import load_policy
+from maintenance.postgres import actions, bloat, review
+from maintenance.postgres.plan import Capabilities, plan_debloat, plan_reindex
+from maintenance.postgres.safety import LockBudgetExceeded, apply_session_limits, run_guarded
+
+from tests.support.airflow_runs import run_dag
+
+NY = ZoneInfo("America/New_York")
+ODD_SCHEMA = 'Sales "Data"'
+ODD_TABLE = 'Order Lines "2026"'
+THRESHOLDS = load_policy().postgres.thresholds
+SAFETY = load_policy().postgres.safety.model_copy(update={"lock_timeout_ms": 200, "lock_retries": 2,
+                                                          "lock_retry_backoff_s": 0.05})
+
+
+@pytest.fixture(scope="module")
+def db(platform_db):
+    platform_db.script(f"""
+        CREATE EXTENSION IF NOT EXISTS pgstattuple;
+        CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+        CREATE EXTENSION IF NOT EXISTS pg_repack;
+        -- A table left 60% bloated by a delete, statistics fresh.
+        CREATE TABLE bloated (id bigint PRIMARY KEY, payload text NOT NULL, n integer NOT NULL);
+        INSERT INTO bloated SELECT g, md5(g::text) || md5((g * 7)::text), g % 1000 FROM generate_series(1, 200000) g;
+        CREATE INDEX bloated_n_idx ON bloated (n);
+        DELETE FROM bloated WHERE id % 10 < 6;
+        VACUUM bloated;
+        ANALYZE bloated;
+        -- A tightly packed table: little to no bloat.
+        CREATE TABLE packed (id bigint PRIMARY KEY, v double precision NOT NULL);
+        INSERT INTO packed SELECT g, g FROM generate_series(1, 100000) g;
+        ANALYZE packed;
+        -- Never analyzed: the estimate must refuse.
+        CREATE TABLE unanalyzed (id bigint, v text);
+        INSERT INTO unanalyzed SELECT g, g::text FROM generate_series(1, 50000) g;
+        -- Identifiers with quotes, spaces and mixed case.
+        CREATE SCHEMA "{ODD_SCHEMA.replace('"', '""')}";
+        CREATE TABLE "{ODD_SCHEMA.replace('"', '""')}"."{ODD_TABLE.replace('"', '""')}"
+            (id bigint PRIMARY KEY, "Amount" numeric NOT NULL, note text);
+        INSERT INTO "{ODD_SCHEMA.replace('"', '""')}"."{ODD_TABLE.replace('"', '""')}"
+            SELECT g, g, repeat('x', 80) FROM generate_series(1, 100000) g;
+        CREATE INDEX "Amount Idx" ON "{ODD_SCHEMA.replace('"', '""')}"."{ODD_TABLE.replace('"', '""')}" ("Amount");
+        CREATE INDEX notes_hash ON "{ODD_SCHEMA.replace('"', '""')}"."{ODD_TABLE.replace('"', '""')}"
+            USING hash (note);
+        DELETE FROM "{ODD_SCHEMA.replace('"', '""')}"."{ODD_TABLE.replace('"', '""')}" WHERE id % 4 <> 0;
+        VACUUM "{ODD_SCHEMA.replace('"', '""')}"."{ODD_TABLE.replace('"', '""')}";
+        ANALYZE "{ODD_SCHEMA.replace('"', '""')}"."{ODD_TABLE.replace('"', '""')}";
+        -- An invalid leftover of a failed concurrent rebuild, and a duplicate index.
+        CREATE TABLE dupes (id bigint PRIMARY KEY, k integer);
+        INSERT INTO dupes SELECT g, 1 FROM generate_series(1, 1000) g;
+        CREATE INDEX dupes_k_a ON dupes (k);
+        CREATE INDEX dupes_k_b ON dupes (k);
+        ANALYZE dupes;
+    """)
+    with platform_db.connect() as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute("CREATE UNIQUE INDEX CONCURRENTLY dupes_k_ccnew ON dupes (k)")
+    return platform_db
+
+
+def relations(conn, schemas=("public", ODD_SCHEMA)):
+    found = bloat.estimate(conn, list(schemas), THRESHOLDS, datetime.now(UTC))
+    bloat.measure(conn, found, 100, 0)
+    return {r.qualified: r for r in found}
+
+
+def test_estimate_tracks_pgstattuple_and_refuses_where_it_cannot_know(db):
+    with db.connect() as conn:
+        rels = relations(conn)
+    table = rels["public.bloated"]
+    assert table.measured == pytest.approx(0.6, abs=0.08)
+    assert table.estimated == pytest.approx(table.measured, abs=0.08)
+    packed = rels["public.packed"]
+    assert packed.estimated < 0.1 and packed.measured < 0.1
+    assert rels["public.unanalyzed"].refused == "no statistics yet: run ANALYZE"
+    assert rels["public.unanalyzed"].estimated is None
+    assert rels[f"{ODD_SCHEMA}.notes_hash"].refused == "hash index: only btree bloat can be estimated"
+    assert rels["public.dupes_k_ccnew"].refused.startswith("invalid index")
+    assert rels["public.bloated_n_idx"].refused.startswith("low-cardinality btree")
+    odd = rels[f"{ODD_SCHEMA}.{ODD_TABLE}"]
+    assert odd.estimated == pytest.approx(0.75, abs=0.1)
+
+
+def test_stale_statistics_are_refused(db):
+    db.script("CREATE TABLE churn AS SELECT g AS id, g AS v FROM generate_series(1, 20000) g; ANALYZE churn;")
+    db.execute("UPDATE churn SET v = v + 1 WHERE id <= 5000")
+    with db.connect() as conn:
+        rels = relations(conn, ("public",))
+    db.execute("DROP TABLE churn")
+    assert rels["public.churn"].refused.startswith("statistics stale: ")
+    assert rels["public.churn"].estimated is None
+
+
+def test_plans_follow_the_thresholds(db):
+    with db.connect() as conn:
+        rels = list(relations(conn).values())
+    reindex = {r.qualified: r.action for r in plan_reindex(rels, THRESHOLDS)}
+    assert reindex["public.dupes_k_ccnew"] == "drop_invalid"
+    assert reindex[f"{ODD_SCHEMA}.Amount Idx"] == "reindex_concurrently"
+    outside = {r.qualified: r.action for r in plan_debloat(
+        rels, THRESHOLDS, Capabilities(in_window=False, pg_repack=False, vacuum_full_allowed=frozenset()))}
+    assert outside["public.bloated"] == "report_only"
+    allowed = Capabilities(in_window=True, pg_repack=False, vacuum_full_allowed=frozenset({"public.bloated"}))
+    assert {r.qualified: r.action for r in plan_debloat(rels, THRESHOLDS, allowed)}["public.bloated"] == "vacuum_full"
+    online = Capabilities(in_window=False, pg_repack=True, vacuum_full_allowed=frozenset())
+    assert {r.qualified: r.action for r in plan_debloat(rels, THRESHOLDS, online)}["public.bloated"] == "repack"
+
+
+def test_reindex_concurrently_shrinks_and_handles_odd_identifiers(db):
+    with db.connect() as conn:
+        apply_session_limits(conn, SAFETY)
+        result = actions.reindex_concurrently(conn, ODD_SCHEMA, "Amount Idx", SAFETY)
+        dropped = actions.drop_invalid_index(conn, "public", "dupes_k_ccnew", SAFETY)
+    assert result.bytes_after < 0.5 * result.bytes_before
+    assert dropped.verified == "dropped"
+    assert db.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid")[0][0] == 0
+
+
+def test_lock_budget_gives_up_and_leaves_no_invalid_copy(db):
+    holder = psycopg.connect(db.dsn)
+    holder.execute("LOCK TABLE packed IN SHARE UPDATE EXCLUSIVE MODE")  # blocks REINDEX, not writers
+    try:
+        with db.connect() as conn:
+            apply_session_limits(conn, SAFETY)
+            with pytest.raises(LockBudgetExceeded, match="gave up after 3 attempts"):
+                actions.reindex_concurrently(conn, "public", "packed_pkey", SAFETY)
+        writer_done = threading.Event()
+
+        def write():
+            with db.connect() as w:
+                w.execute("INSERT INTO packed VALUES (100001, 1)")
+            writer_done.set()
+
+        threading.Thread(target=write).start()
+        assert writer_done.wait(10), "a writer was blocked behind the maintenance"
+    finally:
+        holder.rollback()
+        holder.close()
+    assert db.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'packed_pkey_ccnew%'")[0][0] == 0
+
+
+def test_run_guarded_retries_with_backoff():
+    pauses = []
+
+    class Conn:
+        calls = 0
+
+        def execute(self, statement):
+            Conn.calls += 1
+            if Conn.calls < 3:
+                raise psycopg.errors.LockNotAvailable("lock timeout")
+            return type("Cur", (), {"rowcount": -1})()
+
+    out = run_guarded(Conn(), psycopg.sql.SQL("ANALYZE"), SAFETY.model_copy(update={"lock_retry_backoff_s": 1}),
+                      sleep=pauses.append)
+    assert out.attempts == 3 and pauses == [1, 2]
+
+
+def test_review_finds_duplicates_invalid_unused_and_slow(db):
+    db.execute("SELECT pg_stat_statements_reset()")
+    db.execute("SELECT pg_sleep(0.05)")
+    with db.connect() as conn:
+        assert [d["duplicates"] for d in review.duplicate_indexes(conn, ["public"])] == [["dupes_k_a", "dupes_k_b"]]
+        assert {u["target"] for u in review.unused_indexes(conn, ["public"])} >= {"public.dupes_k_a"}
+        slow = review.slow_queries(conn, 20)
+        assert any("pg_sleep" in q["query"] for q in slow)
+        assert all(w["headroom_pct"] > 90 for w in review.wraparound(conn))
+        largest = review.largest_tables(conn, ["public"])
+        assert largest[0]["target"] == "public.bloated" and 0 < largest[0]["index_share"] < 1
+
+
+# --- through the DAGs ---------------------------------------------------------------------------
+
+@pytest.fixture
+def airflow_ready(db, airflow_db, slack):
+    return db
+
+
+def last_analyzed(db, table):
+    return db.execute("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = %s", (table,))[0][0]
+
+
+def test_daily_statistics_dry_run_changes_nothing(airflow_ready, monkeypatch):
+    db = airflow_ready
+    db.execute("INSERT INTO career_selections (student_id, career_id, selected_at) "
+               "SELECT g, 1, now() FROM generate_series(1, 5000) g; DELETE FROM career_selections;")
+    before = (last_analyzed(db, "packed"), db.execute("SELECT n_dead_tup FROM pg_stat_user_tables "
+                                                      "WHERE relname = 'career_selections'")[0][0])
+    day = datetime(2026, 11, 25, 5, tzinfo=UTC)
+    monkeypatch.setattr(clock, "now", lambda: day)
+    result = run_dag("maintenance_daily", day, {"dry_run": True})
+    assert result.states["db_statistics"] == "success"
+    after = (last_analyzed(db, "packed"), db.execute("SELECT n_dead_tup FROM pg_stat_user_tables "
+                                                     "WHERE relname = 'career_selections'")[0][0])
+    assert after == before
+    outcomes = db.execute("SELECT DISTINCT outcome FROM maintenance.actions WHERE run_id = %s",
+                          (result.run.run_id,))
+    assert outcomes == [("planned",)]
+
+
+def test_daily_statistics_analyze_vacuum_and_refresh(airflow_ready, monkeypatch):
+    db = airflow_ready
+    db.execute("INSERT INTO career_selections (student_id, career_id, selected_at) "
+               "SELECT g, 7, now() FROM generate_series(1, 3000) g")
+    day = datetime(2026, 11, 26, 5, tzinfo=UTC)
+    monkeypatch.setattr(clock, "now", lambda: day)
+    result = run_dag("maintenance_daily", day)
+    assert result.states["db_statistics"] == "success", result.states
+    assert last_analyzed(db, "packed") is not None
+    assert db.execute("SELECT selections FROM career_popularity WHERE career_id = 7")[0][0] == 3000
+    rows = dict(db.execute("SELECT target, action FROM maintenance.actions WHERE run_id = %s AND outcome = 'applied'",
+                           (result.run.run_id,)))
+    assert rows["platform_db:public.career_selections"] == "vacuum_analyze"
+    assert rows["platform_db:public.career_popularity"] == "refresh_materialized_view"
+    assert rows["platform_db:public.packed"] == "analyze"
+    assert f"platform_db:{ODD_SCHEMA}.{ODD_TABLE}" not in rows  # not a schema of the policy
+
+
+def test_monthly_debloat_in_the_window_shrinks_with_pg_repack(airflow_ready, monkeypatch):
+    db = airflow_ready
+    size_before = db.execute("SELECT pg_total_relation_size('bloated')")[0][0]
+    window = datetime(2026, 12, 6, 3, 0, tzinfo=NY)
+    monkeypatch.setattr(clock, "now", lambda: window.astimezone(UTC))
+    result = run_dag("maintenance_monthly", window, {"dry_run": False, "tables": ["public.bloated"]})
+    assert result.states["debloat"] == "success", result.states
+    assert result.xcom("debloat")["pg_repack"] is True
+    size_after = db.execute("SELECT pg_total_relation_size('bloated')")[0][0]
+    assert size_after < 0.6 * size_before
+    assert db.execute("SELECT count(*) FROM bloated")[0][0] == 80000
+
+
+def test_vacuum_full_only_for_allowed_tables_inside_the_window(airflow_ready):
+    db = airflow_ready
+    db.script("DELETE FROM packed WHERE id % 2 = 0; ANALYZE packed")
+    with db.connect() as conn:
+        apply_session_limits(conn, SAFETY)
+        result = actions.vacuum_full(conn, "public", "packed", SAFETY)
+    assert result.bytes_after < 0.7 * result.bytes_before
