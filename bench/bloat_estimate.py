@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-
-from devtools import servers
 from maintenance.policy import load_policy
 from maintenance.postgres import bloat
+
+from devtools import servers
 
 ACCURACY_CASES = {
     "narrow_delete_30": ("id bigint PRIMARY KEY, v integer", "g, g", "DELETE FROM {t} WHERE id % 10 < 3"),

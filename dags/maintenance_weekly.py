@@ -8,6 +8,7 @@ from datetime import datetime
 from airflow.sdk import DAG, TaskGroup, chain
 from maintenance import dagkit
 from maintenance.postgres.operators import BloatAnalysisOperator, PostgresReviewOperator, ReindexOperator
+from maintenance.redis.operators import RedisBigKeysOperator
 from maintenance.reports.operator import ReportOperator
 
 with DAG(
@@ -23,6 +24,10 @@ with DAG(
 ) as dag:
     summary = dagkit.run_summary()
 
+    with TaskGroup("monday") as monday:
+        # Performance and capacity: where the cache's memory goes, per namespace.
+        chain(dagkit.gate("gate"), RedisBigKeysOperator(task_id="redis_big_keys", pool="redis_platform"))
+
     with TaskGroup("wednesday") as wednesday:
         # Deep database maintenance, index optimization, query review.
         gate_db = dagkit.gate("gate")
@@ -33,5 +38,6 @@ with DAG(
         # Reports are read-only and still run in a blackout: not behind the gate.
         health_report = ReportOperator(task_id="health_report", kind="weekly")
 
-    choose = dagkit.weekly_theme_branch({"wednesday": ["wednesday.gate"], "friday": ["friday.health_report"]})
-    choose >> [wednesday, friday] >> summary
+    choose = dagkit.weekly_theme_branch({"monday": ["monday.gate"], "wednesday": ["wednesday.gate"],
+                                         "friday": ["friday.health_report"]})
+    choose >> [monday, wednesday, friday] >> summary

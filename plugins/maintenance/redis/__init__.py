@@ -1,0 +1,1 @@
+"""Redis maintenance: engine functions over a client, and their operators."""

@@ -1,0 +1,214 @@
+"""Redis maintenance against real servers the tests start (one with maxmemory, a replica pair)."""
+
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+from maintenance import clock
+from maintenance.policy import load_policy
+from maintenance.redis import engine
+
+from devtools import servers
+from tests.conftest import set_conn
+from tests.support.airflow_runs import run_dag
+
+ROOT = Path(__file__).resolve().parents[1]
+CFG = load_policy().redis
+DAY = datetime(2026, 11, 24, 5, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def server(work_dir):
+    srv = servers.start_redis(work_dir / "redis-maint", args=["--maxmemory-policy", "noeviction"])
+    set_conn("platform_redis", srv.conn_json())
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def r(server):
+    client = redis.Redis(port=server.port)
+    client.flushall()
+    return client
+
+
+def plant(client):
+    client.set("report:cache:yearly", "y" * 2_000_000)
+    client.rpush("leaderboard:global", *[f"student-{n}" for n in range(20000)])
+    with client.pipeline(transaction=False) as pipe:
+        for n in range(300):
+            pipe.set(f"session:{n}", "s" * 40, ex=1800)
+        for n in range(200):
+            pipe.hset(f"pathiq:student:{n}", mapping={"mastery": n, "pace": n})
+        pipe.set("orphan", "x")
+        pipe.execute()
+
+
+def test_big_keys_finds_planted_keys_and_exact_namespace_totals(r):
+    plant(r)
+    result = engine.big_keys(r, CFG.big_keys.model_copy(update={"batch": 50, "pause_ms": 0}))
+    assert result.complete and result.scanned == 503
+    assert [k for _, k, _ in result.top[:2]] == ["report:cache:yearly", "leaderboard:global"]
+    expected = {}
+    for key in r.scan_iter(count=1000):
+        space = engine.namespace(key.decode(), ":")
+        count, total = expected.get(space, (0, 0))
+        expected[space] = (count + 1, total + r.memory_usage(key))
+    assert {p: (v["count"], v["bytes"]) for p, v in result.namespaces.items()} == expected
+    assert expected["session:"][0] == 300 and expected["(no namespace)"][0] == 1
+    assert result.top_by_type["list"][0][1] == "leaderboard:global"
+
+
+def test_big_keys_resumes_from_a_saved_cursor(r):
+    plant(r)
+    cfg = CFG.big_keys.model_copy(update={"batch": 20, "pause_ms": 0, "time_budget_s": 1})
+    ticks = iter(range(0, 10**6, 2))  # every clock reading is 2 s later: one batch per call
+    first = engine.big_keys(r, cfg, clock=lambda: next(ticks))
+    assert not first.complete and 0 < first.scanned < 503
+    passes, state = 1, first
+    while not state.complete:
+        ticks = iter(range(0, 10**6, 2))
+        state = engine.big_keys(r, cfg, resume=state.as_dict(), clock=lambda: next(ticks))
+        passes += 1
+    full = engine.big_keys(r, cfg.model_copy(update={"time_budget_s": 600}))
+    assert passes > 2
+    assert state.scanned == full.scanned == 503
+    assert state.namespaces == full.namespaces
+
+
+def test_ttl_sample_uses_scan_and_buckets(r):
+    plant(r)
+    sample = engine.sample_ttls(r, 1000)
+    assert sample["sampled"] == 503
+    assert sample["buckets"]["under_1h"] == 300
+    assert sample["no_expiry_fraction"] == pytest.approx(203 / 503)
+
+
+def test_persistence_failure_is_a_critical_finding(work_dir):
+    doomed = servers.start_redis(work_dir / "redis-doomed")
+    client = redis.Redis(port=doomed.port)
+    try:
+        assert engine.persistence_and_replication(client, CFG, time.time()) == []
+        shutil.rmtree(doomed.dir)  # the save has nowhere to go
+        client.set("k", "v")
+        client.bgsave()
+        for _ in range(100):
+            if client.info("persistence")["rdb_bgsave_in_progress"] == 0:
+                break
+            time.sleep(0.05)
+        findings = engine.persistence_and_replication(client, CFG, time.time())
+        assert [f["check"] for f in findings] == ["rdb_save"]
+        assert findings[0]["severity"] == "critical" and "failed" in findings[0]["message"]
+    finally:
+        doomed.stop()
+
+
+def test_replica_link_down_is_a_finding(work_dir):
+    master = servers.start_redis(work_dir / "redis-master")
+    replica = servers.start_redis(work_dir / "redis-replica", args=["--replicaof", "127.0.0.1", str(master.port)])
+    client = redis.Redis(port=replica.port)
+    try:
+        for _ in range(100):
+            if client.info("replication").get("master_link_status") == "up":
+                break
+            time.sleep(0.1)
+        assert engine.persistence_and_replication(client, CFG, time.time()) == []
+        master_findings = engine.persistence_and_replication(
+            redis.Redis(port=master.port), CFG.model_copy(update={"min_replicas": 2}), time.time())
+        assert [f["check"] for f in master_findings] == ["replicas"]
+        master.stop()
+        for _ in range(100):
+            if client.info("replication").get("master_link_status") != "up":
+                break
+            time.sleep(0.1)
+        findings = engine.persistence_and_replication(client, CFG, time.time())
+        assert [(f["check"], f["severity"]) for f in findings] == [("replica_link", "critical")]
+        assert f"127.0.0.1:{master.port} is down" in findings[0]["message"]
+    finally:
+        replica.stop()
+        master.stop()
+
+
+# --- the daily cache optimization through its DAG ---------------------------------------------
+
+def policy_with(tmp_path, monkeypatch, **redis_overrides):
+    data = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
+    data["redis"].update(redis_overrides)
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(path))
+
+
+@pytest.fixture
+def daily(platform_db, airflow_db, slack, monkeypatch):
+    monkeypatch.setattr(clock, "now", lambda: DAY)
+    return platform_db
+
+
+def seed_ttl_case(r):
+    with r.pipeline(transaction=False) as pipe:
+        for n in range(400):
+            pipe.set(f"api:content:popular:{n}", "c")
+        for n in range(300):
+            pipe.set(f"user:profile:{n}", "u")
+        for n in range(300):
+            pipe.set(f"session:{n}", "s", ex=3600)
+        pipe.execute()
+
+
+def test_ttl_audit_dry_run_changes_nothing(r, daily):
+    seed_ttl_case(r)
+    result = run_dag("maintenance_daily", DAY, {"dry_run": True})
+    assert result.states["cache_optimization"] == "success"
+    assert all(r.ttl(f"api:content:popular:{n}") == -1 for n in range(400))
+    planned = daily.execute("SELECT outcome, plan->>'keys' FROM maintenance.actions WHERE run_id = %s "
+                            "AND action = 'apply_default_ttl'", (result.run.run_id,))
+    assert planned == [("planned", "400")]
+
+
+def test_ttl_audit_applies_only_to_mapped_patterns(r, daily):
+    seed_ttl_case(r)
+    result = run_dag("maintenance_daily", datetime(2026, 11, 23, 5, tzinfo=UTC))
+    assert result.states["cache_optimization"] == "success", result.states
+    assert all(0 < r.ttl(f"api:content:popular:{n}") <= 86400 for n in range(400))
+    assert all(r.ttl(f"user:profile:{n}") == -1 for n in range(300))  # not mapped: never touched
+    audit = result.xcom("cache_optimization")["ttl_audit"]
+    assert audit["before"]["no_expiry_fraction"] == pytest.approx(0.7)
+    assert audit["after"]["no_expiry_fraction"] == pytest.approx(0.3)
+    metrics = dict(daily.execute("SELECT name, value FROM maintenance.metrics WHERE run_id = %s",
+                                 (result.run.run_id,)))
+    assert {"used_memory_mb", "fragmentation", "evicted_keys", "expired_keys"} <= set(metrics)
+
+
+def test_memory_relief_deletes_only_stale_disposable_keys(work_dir, server, daily, tmp_path, monkeypatch):
+    small = servers.start_redis(work_dir / "redis-small", args=["--maxmemory", "4mb",
+                                                               "--maxmemory-policy", "noeviction"])
+    set_conn("platform_redis", small.conn_json())
+    client = redis.Redis(port=small.port)
+    try:
+        baseline = client.info("memory")["used_memory"]
+        filler = max(int((3.6 * 2**20 - baseline) / 2), 100_000)
+        with client.pipeline(transaction=False) as pipe:
+            for n in range(filler // 10_000):
+                pipe.set(f"api:content:old:{n}", "o" * 10_000)
+            for n in range(filler // 10_000):
+                pipe.set(f"user:keep:{n}", "k" * 10_000)
+            pipe.execute()
+        time.sleep(3)  # the api:content:old keys become stale (idle > 2 s)
+        client.set("api:content:fresh", "f")
+        policy_with(tmp_path, monkeypatch, disposable=[{"prefix": "api:content:", "stale_idle_seconds": 2}],
+                    ttl_audit={"sample": 1000, "max_no_ttl_fraction": 1.0, "default_ttls": []})
+        used = client.info("memory")["used_memory"] / (4 * 2**20)
+        assert used > 0.8
+        result = run_dag("maintenance_daily", datetime(2026, 11, 22, 5, tzinfo=UTC))
+        assert result.states["cache_optimization"] == "success", result.states
+        assert client.keys("api:content:old:*") == []
+        assert client.get("api:content:fresh") == b"f"
+        assert len(client.keys("user:keep:*")) == filler // 10_000
+    finally:
+        small.stop()
+        set_conn("platform_redis", server.conn_json())
