@@ -38,7 +38,8 @@ ACCURACY_CASES = {
     "update_half_twice": ("id bigint PRIMARY KEY, v integer", "g, g",
                           "UPDATE {t} SET v = v + 1 WHERE id % 2 = 0; UPDATE {t} SET v = v + 1 WHERE id % 2 = 0"),
     "nulls_delete_40": ("id bigint PRIMARY KEY, a integer, b text, c timestamptz",
-                        "g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END, CASE WHEN g % 2 = 0 THEN NULL ELSE 'x' END, now()",
+                        "g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END, "
+                        "CASE WHEN g % 2 = 0 THEN NULL ELSE 'x' END, now()",
                         "DELETE FROM {t} WHERE id % 5 < 2"),
     "random_delete_20": ("id bigint PRIMARY KEY, v double precision", "g, random()",
                          "DELETE FROM {t} WHERE v < 0.2"),

@@ -66,13 +66,15 @@ def test_big_keys_finds_planted_keys_and_exact_namespace_totals(r):
 def test_big_keys_resumes_from_a_saved_cursor(r):
     plant(r)
     cfg = CFG.big_keys.model_copy(update={"batch": 20, "pause_ms": 0, "time_budget_s": 1})
-    ticks = iter(range(0, 10**6, 2))  # every clock reading is 2 s later: one batch per call
-    first = engine.big_keys(r, cfg, clock=lambda: next(ticks))
+    def stepping_clock():
+        ticks = iter(range(0, 10**6, 2))  # every reading is 2 s later: one batch per call
+        return lambda: next(ticks)
+
+    first = engine.big_keys(r, cfg, clock=stepping_clock())
     assert not first.complete and 0 < first.scanned < 503
     passes, state = 1, first
     while not state.complete:
-        ticks = iter(range(0, 10**6, 2))
-        state = engine.big_keys(r, cfg, resume=state.as_dict(), clock=lambda: next(ticks))
+        state = engine.big_keys(r, cfg, resume=state.as_dict(), clock=stepping_clock())
         passes += 1
     full = engine.big_keys(r, cfg.model_copy(update={"time_budget_s": 600}))
     assert passes > 2
