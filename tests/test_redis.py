@@ -214,3 +214,27 @@ def test_memory_relief_deletes_only_stale_disposable_keys(work_dir, server, dail
     finally:
         small.stop()
         set_conn("platform_redis", server.conn_json())
+
+
+def test_persistence_failure_pages_oncall(work_dir, server, daily, slack):
+    doomed = servers.start_redis(work_dir / "redis-doomed-dag")
+    set_conn("platform_redis", doomed.conn_json())
+    client = redis.Redis(port=doomed.port)
+    try:
+        shutil.rmtree(doomed.dir)
+        client.set("k", "v")
+        client.bgsave()
+        for _ in range(100):
+            if client.info("persistence")["rdb_bgsave_in_progress"] == 0:
+                break
+            time.sleep(0.05)
+        result = run_dag("maintenance_daily", datetime(2026, 11, 21, 5, tzinfo=UTC))
+        assert result.states["cache_optimization"] == "success"
+        pages = slack.messages("#ops-oncall")
+        assert len(pages) == 1 and "last RDB save failed" in pages[0]["text"]
+        finding = daily.execute("SELECT severity FROM maintenance.findings WHERE run_id = %s AND check_name = "
+                                "'rdb_save'", (result.run.run_id,))
+        assert finding == [("critical",)]
+    finally:
+        doomed.stop()
+        set_conn("platform_redis", server.conn_json())

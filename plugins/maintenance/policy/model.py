@@ -232,8 +232,8 @@ class DefaultTtl(_Strict):
 
 class RedisBigKeys(_Strict):
     top_n: int = Field(20, gt=0)
-    batch: int = Field(500, gt=0, le=10_000)
-    pause_ms: float = Field(2, ge=0)
+    batch: int = Field(100, gt=0, le=10_000)
+    pause_ms: float = Field(0, ge=0)
     namespace_separator: str = Field(":", min_length=1)
     time_budget_s: float = Field(600, gt=0, description="then stop and resume from the saved cursor next run")
 
