@@ -84,7 +84,41 @@ def start_embedded_target(state: dict) -> dict[str, str]:
     return {
         "AIRFLOW_CONN_PLATFORM_DB": pg.conn_json("pathfinity"),
         "AIRFLOW_CONN_PLATFORM_REDIS": redis.conn_json(),
+    } | start_embedded_services()
+
+
+def start_embedded_services() -> dict[str, str]:
+    """S3 (moto's server) and a local Slack that appends every message to .demo/slack-messages.log.
+
+    They run in this process, so they live exactly as long as `make demo`.
+    """
+    from moto.server import ThreadedMotoServer
+
+    from devtools.slack_server import start_slack_server
+
+    s3_port = servers.free_port()
+    ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False).start()
+    slack, _ = start_slack_server(log_to=DEMO / "slack-messages.log")
+    say(f"embedded S3 on :{s3_port}; Slack messages go to .demo/slack-messages.log")
+    return {
+        "AIRFLOW_CONN_PLATFORM_AWS": json.dumps({
+            "conn_type": "aws", "login": "demo", "password": "demo",
+            "extra": {"region_name": "us-east-1", "endpoint_url": f"http://127.0.0.1:{s3_port}"}}),
+        "AIRFLOW_CONN_SLACK_ONCALL": json.dumps({
+            "conn_type": "slack", "password": "xoxb-demo", "extra": {"base_url": slack.api_url}}),
     }
+
+
+def create_pools(env: dict[str, str]) -> None:
+    """The pools the DAGs run in (the scheduler holds tasks whose pool does not exist)."""
+    from maintenance.dagkit import required_pools
+
+    airflow = str(Path(sys.executable).parent / "airflow")
+    path = DEMO / "pools.json"
+    path.write_text(json.dumps(required_pools()))
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([airflow, "pools", "import", str(path)], env=env, check=True, capture_output=True)
+    say(f"pools: {', '.join(required_pools())}")
 
 
 def airflow_env(connections: dict[str, str]) -> dict[str, str]:
@@ -139,6 +173,8 @@ def up() -> int:
     else:
         connections = start_embedded_target(state)
     env = airflow_env(connections)
+    sys.path.insert(0, str(ROOT / "plugins"))
+    create_pools(env)
     log = (DEMO / "airflow-standalone.log").open("ab")
     say("starting airflow standalone (log: .demo/airflow-standalone.log)")
     proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env,

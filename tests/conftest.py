@@ -45,7 +45,7 @@ for path in (ROOT / "plugins", ROOT):
         sys.path.insert(0, str(path))
 
 from devtools import servers  # noqa: E402
-from tests.support.slack_server import start_slack_server  # noqa: E402
+from devtools.slack_server import start_slack_server  # noqa: E402
 
 
 def set_conn(conn_id: str, value: str | dict) -> None:

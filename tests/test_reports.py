@@ -96,3 +96,18 @@ def test_other_weekdays_run_their_theme_only(ledger_data, s3_server, slack, airf
     result = run_dag("maintenance_weekly", FRIDAY - timedelta(days=1), {"theme": "auto"})  # a Thursday
     assert result.states["friday.health_report"] == "skipped"
     assert result.states["run_summary"] == "success"
+
+
+def test_runs_triggered_without_a_logical_date_work(ledger_data, s3_server, slack, airflow_db, monkeypatch):
+    """Airflow 3 UI and API triggers may carry no logical date: the run's due time stands in."""
+    from maintenance import clock
+
+    friday_noon = datetime(2026, 11, 27, 17, tzinfo=UTC)
+    monkeypatch.setattr(clock, "now", lambda: friday_noon)
+    from tests.support.airflow_runs import RunResult, load_dag
+
+    dag = load_dag("maintenance_weekly")
+    result = RunResult(dag.test(logical_date=None, run_after=friday_noon, run_conf={"theme": "auto"}))
+    assert result.run.logical_date is None
+    assert result.states["choose_theme"] == "success" and result.states["friday.health_report"] == "success"
+    assert result.xcom("friday.health_report")["key"].endswith("/weekly/2026-11-20/index.html")

@@ -151,7 +151,9 @@ def weekly_theme_branch(built: dict[str, list[str]], task_id: str = "choose_them
         from zoneinfo import ZoneInfo
 
         asked = (context["params"].get("theme") or "auto").lower()
-        day = asked if asked != "auto" else context["logical_date"].astimezone(
+        from maintenance.clock import run_date
+
+        day = asked if asked != "auto" else run_date(context).astimezone(
             ZoneInfo(policy().timezone)).strftime("%A").lower()
         context["ti"].xcom_push(key="outcome", value=f"theme: {day}")
         tasks = built.get(day, [])
@@ -179,3 +181,12 @@ def tables_param():
     return Param([], type="array", items={"type": "string"}, title="Tables",
                  description="Limit PostgreSQL work to these tables (schema.table, one per line). Empty: all "
                              "tables of the policy's schemas.")
+
+
+def required_pools() -> dict[str, dict]:
+    """The Airflow pools the DAGs use: one per PostgreSQL database, one for Redis (one slot each,
+    so heavy work never overlaps on one system). Create them with `airflow pools import`."""
+    pools = {db.pool_name: {"slots": 1, "description": f"maintenance load on {db.conn_id}",
+                            "include_deferred": False} for db in policy().postgres.databases}
+    pools["redis_platform"] = {"slots": 1, "description": "maintenance load on the cache", "include_deferred": False}
+    return pools

@@ -25,8 +25,9 @@ class WaitUntilLocalTime(DateTimeSensorAsync):
         from zoneinfo import ZoneInfo
 
         from maintenance.calendar import local_instant
+        from maintenance.clock import run_date
 
-        logical = context["logical_date"]
+        logical = run_date(context)
         if not str(context["dag_run"].run_type).lower().endswith("scheduled"):
             self.log.info("Not a scheduled run: going on without waiting for %s", self.at)
             return

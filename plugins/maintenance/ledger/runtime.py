@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from maintenance.clock import run_date
 from maintenance.ledger.schema import ensure_schema
 from maintenance.ledger.store import Ledger, TaskKey
 
@@ -17,7 +18,7 @@ def task_key(context, *, dry_run: bool = False) -> TaskKey:
     forced = (params.get("force_reason") or "").strip() if params.get("force") else None
     return TaskKey(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, try_number=ti.try_number,
                    map_index=getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1,
-                   logical_date=context.get("logical_date"), dry_run=dry_run, forced_reason=forced or None)
+                   logical_date=run_date(context), dry_run=dry_run, forced_reason=forced or None)
 
 
 @contextmanager

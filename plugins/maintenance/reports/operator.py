@@ -22,6 +22,7 @@ class ReportOperator(MaintenanceOperator):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         from maintenance import clock
+        from maintenance.clock import run_date
         from maintenance.notify import slack
         from maintenance.policy import load_policy
         from maintenance.reports.data import collect, period_for
@@ -29,7 +30,7 @@ class ReportOperator(MaintenanceOperator):
 
         policy = load_policy()
         tz, targets = policy.tz, policy.reports.kpi_targets
-        start, end = period_for(self.kind, context["logical_date"], tz)
+        start, end = period_for(self.kind, run_date(context), tz)
         data = collect(ledger.conn, ledger.schema_name, self.kind, start, end, now=clock.now(), targets=targets)
         rendered = render(data, tz=tz, targets=targets, dag_id=ledger.key.dag_id, run_id=ledger.key.run_id,
                           generated=clock.now())

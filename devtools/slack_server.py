@@ -34,8 +34,9 @@ class SlackServer:
                 if c.method == "chat.postMessage" and (channel is None or c.body.get("channel") == channel)]
 
 
-def start_slack_server() -> tuple[SlackServer, ThreadingHTTPServer]:
-    state = SlackServer(port=0)
+def start_slack_server(port: int = 0, log_to=None) -> tuple[SlackServer, ThreadingHTTPServer]:
+    """Serve on ``port`` (0: any free one); with ``log_to`` (a path), append each message's text."""
+    state = SlackServer(port=port)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):  # keep pytest output clean
@@ -51,6 +52,9 @@ def start_slack_server() -> tuple[SlackServer, ThreadingHTTPServer]:
             else:
                 body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
             state.calls.append(SlackCall(self.path, body))
+            if log_to and body.get("text"):
+                with open(log_to, "a") as log:
+                    log.write(f"--- {body.get('channel')}\n{body['text']}\n")
             if state.failing:
                 self.send_response(500)
                 self.end_headers()
@@ -68,7 +72,7 @@ def start_slack_server() -> tuple[SlackServer, ThreadingHTTPServer]:
             self.end_headers()
             self.wfile.write(payload)
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     state.port = httpd.server_address[1]
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return state, httpd
