@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 import redis
-
-from devtools import servers
 from maintenance.policy import load_policy
 from maintenance.redis import engine
+
+from devtools import servers
 
 
 def load(port: int, keys: int) -> None:

@@ -238,3 +238,29 @@ def test_persistence_failure_pages_oncall(work_dir, server, daily, slack):
     finally:
         doomed.stop()
         set_conn("platform_redis", server.conn_json())
+
+
+def test_prewarm_reports_status_and_latency_per_path():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Platform(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200 if self.path != "/api/dashboard/student" else 503)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Platform)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        results = engine.prewarm(f"http://127.0.0.1:{httpd.server_address[1]}", CFG.prewarm_paths, 5)
+    finally:
+        httpd.shutdown()
+    assert [(r["path"], r["status"]) for r in results] == [
+        ("/api/careers/pool", 200), ("/api/content/popular", 200), ("/api/dashboard/student", 503)]
+    assert all(r["ms"] >= 0 for r in results)
+    unreachable = engine.prewarm("http://127.0.0.1:9", ["/x"], 1)
+    assert str(unreachable[0]["status"]).startswith("error:")

@@ -45,8 +45,9 @@ def render(summary: dict) -> str:
 
 
 def explain_skips(summary: dict, upstream_of) -> None:
-    """A skipped task without its own reason inherits the reason of a skipped task above it."""
-    reasons = {i["task"]: i["why"] for i in summary[SKIPPED] if i["why"]}
+    """A skipped task without its own reason inherits the nearest reason above it: a gate's
+    blockers, or a branch's choice (e.g. another weekday's theme)."""
+    reasons = {i["task"]: i["why"] for key in (SKIPPED, DONE) for i in summary[key] if i["why"]}
     for item in summary[SKIPPED]:
         if item["why"]:
             continue

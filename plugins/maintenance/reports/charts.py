@@ -65,8 +65,18 @@ def series(title: str, points: list, unit: str = "") -> bytes:
     by_target = defaultdict(list)
     for at, target, value in points:
         by_target[target].append((at, value))
-    for target, values in sorted(by_target.items())[:8]:
+    # The eight targets with the highest latest value.
+    shown = sorted(by_target.items(), key=lambda kv: -kv[1][-1][1])[:8]
+    if len({at for at, _, _ in points}) == 1:  # one measurement so far: latest values as bars
+        ax.barh([t for t, _ in shown][::-1], [v[-1][1] for _, v in shown][::-1], color="#2563eb")
+        ax.set_xlabel(unit)
+        ax.tick_params(axis="y", labelsize=7)
+        return _png(fig)
+    import matplotlib.dates as mdates
+
+    for target, values in shown:
         ax.plot([a for a, _ in values], [v for _, v in values], marker="o", markersize=3, label=target)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
     ax.set_ylabel(unit)
     ax.legend(frameon=False, fontsize=7)
     fig.autofmt_xdate()

@@ -58,7 +58,7 @@ def collect(conn, schema: str, kind: str, start: datetime, end: datetime, *, now
     series = {}
     for key, (system, name) in SERIES.items():
         series[key] = conn.execute(sql.SQL("""
-            SELECT recorded_at, target, value FROM {}.metrics
+            SELECT date_trunc('hour', recorded_at), target, value FROM {}.metrics
             WHERE system = %s AND name = %s AND recorded_at >= %s AND recorded_at < %s
             ORDER BY recorded_at""").format(s), (system, name, start - timedelta(days=84), end)).fetchall()
     findings = [

@@ -29,7 +29,8 @@ def render(data: ReportData, *, tz, targets, dag_id: str, run_id: str, generated
         ("downtime", "Downtime budget", lambda: charts.downtime_budget(
             k.planned_downtime_minutes, k.unplanned_downtime_minutes,
             targets.planned_downtime_minutes_per_month * scale, targets.unplanned_downtime_minutes_per_month * scale)),
-        ("bloat", "Table bloat (%)", lambda: charts.series("Table bloat", data.series["bloat"], "%")),
+        ("bloat", "Table and index bloat (%)", lambda: charts.series(
+            "Table and index bloat", data.series["bloat"], "%")),
         ("archive", "Rows archived", lambda: charts.series("Rows archived", data.series["archived_rows"], "rows")),
         ("restore", "Restore duration (s)", lambda: charts.series(
             "Restore duration", data.series["restore_seconds"], "s")),
