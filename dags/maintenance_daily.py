@@ -6,23 +6,19 @@ replication checks, metrics, pre-warm); 03:00 database statistics (ANALYZE every
 dead tuples pass the policy's threshold and for the daily vacuum list, refresh
 materialized views), behind the gate."""
 
-from datetime import datetime
-
-from airflow.sdk import DAG, chain
+from airflow.sdk import chain
 from maintenance import dagkit
 from maintenance.postgres.operators import PostgresStatisticsOperator
 from maintenance.redis.operators import RedisCacheOptimizationOperator
 
-with DAG(
-    dag_id="maintenance_daily",
-    schedule=dagkit.timetable("0 0 * * *"),
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args=dagkit.default_args(),
-    params=dagkit.trigger_form(destructive=False, tables=dagkit.tables_param()),
-    tags=["maintenance", "daily"],
-    doc_md=dagkit.policy_doc("Daily maintenance", __doc__),
+with dagkit.maintenance_dag(
+    "maintenance_daily",
+    cron="0 0 * * *",
+    title="Daily maintenance",
+    doc=__doc__,
+    destructive=False,
+    tags=["daily"],
+    tables=dagkit.tables_param(),
 ) as dag:
     summary = dagkit.run_summary()
 

@@ -1,23 +1,19 @@
 """Monthly maintenance (procedures 2.3) in the planned window: update review,
 security audit, database reorganization, compliance verification, monthly report."""
 
-from datetime import datetime
-
-from airflow.sdk import DAG, chain
+from airflow.sdk import chain
 from maintenance import dagkit
 from maintenance.postgres.operators import DebloatOperator
 from maintenance.reports.operator import ReportOperator
 
-with DAG(
-    dag_id="maintenance_monthly",
-    schedule=dagkit.timetable(dagkit.policy().planned_window.cron),
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args=dagkit.default_args(),
-    params=dagkit.trigger_form(destructive=True, tables=dagkit.tables_param()),
-    tags=["maintenance", "monthly"],
-    doc_md=dagkit.policy_doc("Monthly maintenance", __doc__),
+with dagkit.maintenance_dag(
+    "maintenance_monthly",
+    cron=dagkit.policy().planned_window.cron,  # the planned window's start
+    title="Monthly maintenance",
+    doc=__doc__,
+    destructive=True,
+    tags=["monthly"],
+    tables=dagkit.tables_param(),
 ) as dag:
     # Reorganization takes locks that are not zero-downtime: only inside the window.
     gate_window = dagkit.gate("gate_window", zero_downtime=False, affected_users=1_000_000)

@@ -3,24 +3,21 @@ Monday performance, cost and capacity; Tuesday patches, dependencies, certificat
 Wednesday deep database maintenance, index optimization, query review; Thursday restore
 test, monthly DR drill, monitoring thresholds; Friday system health report, post-mortems."""
 
-from datetime import datetime
-
-from airflow.sdk import DAG, TaskGroup, chain
+from airflow.sdk import TaskGroup, chain
 from maintenance import dagkit
 from maintenance.postgres.operators import BloatAnalysisOperator, PostgresReviewOperator, ReindexOperator
 from maintenance.redis.operators import RedisBigKeysOperator
 from maintenance.reports.operator import ReportOperator
 
-with DAG(
-    dag_id="maintenance_weekly",
-    schedule=dagkit.timetable("0 1 * * 1-5"),
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args=dagkit.default_args(),
-    params=dagkit.trigger_form(destructive=False, theme=dagkit.theme_param(), tables=dagkit.tables_param()),
-    tags=["maintenance", "weekly"],
-    doc_md=dagkit.policy_doc("Weekly maintenance", __doc__),
+with dagkit.maintenance_dag(
+    "maintenance_weekly",
+    cron="0 1 * * 1-5",
+    title="Weekly maintenance",
+    doc=__doc__,
+    destructive=False,
+    tags=["weekly"],
+    theme=dagkit.theme_param(),
+    tables=dagkit.tables_param(),
 ) as dag:
     summary = dagkit.run_summary()
 

@@ -90,18 +90,23 @@ def test_ttl_sample_uses_scan_and_buckets(r):
     assert sample["no_expiry_fraction"] == pytest.approx(203 / 503)
 
 
+def failed_save(client) -> None:
+    """Ask for an RDB save whose folder is gone, and wait for it to fail."""
+    client.set("k", "v")
+    client.bgsave()
+    for _ in range(100):
+        if client.info("persistence")["rdb_bgsave_in_progress"] == 0:
+            return
+        time.sleep(0.05)
+
+
 def test_persistence_failure_is_a_critical_finding(work_dir):
     doomed = servers.start_redis(work_dir / "redis-doomed")
     client = redis.Redis(port=doomed.port)
     try:
         assert engine.persistence_and_replication(client, CFG, time.time()) == []
         shutil.rmtree(doomed.dir)  # the save has nowhere to go
-        client.set("k", "v")
-        client.bgsave()
-        for _ in range(100):
-            if client.info("persistence")["rdb_bgsave_in_progress"] == 0:
-                break
-            time.sleep(0.05)
+        failed_save(client)
         findings = engine.persistence_and_replication(client, CFG, time.time())
         assert [f["check"] for f in findings] == ["rdb_save"]
         assert findings[0]["severity"] == "critical" and "failed" in findings[0]["message"]
@@ -222,12 +227,7 @@ def test_persistence_failure_pages_oncall(work_dir, server, daily, slack):
     client = redis.Redis(port=doomed.port)
     try:
         shutil.rmtree(doomed.dir)
-        client.set("k", "v")
-        client.bgsave()
-        for _ in range(100):
-            if client.info("persistence")["rdb_bgsave_in_progress"] == 0:
-                break
-            time.sleep(0.05)
+        failed_save(client)
         result = run_dag("maintenance_daily", datetime(2026, 11, 21, 5, tzinfo=UTC))
         assert result.states["cache_optimization"] == "success"
         pages = slack.messages("#ops-oncall")

@@ -190,3 +190,24 @@ def required_pools() -> dict[str, dict]:
                             "include_deferred": False} for db in policy().postgres.databases}
     pools["redis_platform"] = {"slots": 1, "description": "maintenance load on the cache", "include_deferred": False}
     return pools
+
+
+def maintenance_dag(dag_id: str, *, cron: str, title: str, doc: str, destructive: bool, tags: list[str],
+                    **form: Param):
+    """A maintenance DAG with the house rules: explicit timetable in the policy's zone, no catchup,
+    one run at a time, owner and retries, the trigger form, and the policy in its docs."""
+    from datetime import datetime
+
+    from airflow.sdk import DAG
+
+    return DAG(
+        dag_id=dag_id,
+        schedule=timetable(cron),
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(),
+        params=trigger_form(destructive=destructive, **form),
+        tags=["maintenance", *tags],
+        doc_md=policy_doc(title, doc),
+    )
