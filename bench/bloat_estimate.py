@@ -25,6 +25,7 @@ from pathlib import Path
 import psycopg
 from maintenance.policy import load_policy
 from maintenance.postgres import bloat
+from psycopg import sql
 
 from devtools import servers
 
@@ -56,12 +57,12 @@ def speed(conn, tables: int) -> dict:
     have = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'many'").fetchone()[0]
     if have < tables:
         print(f"creating {tables} tables ...", flush=True)
-        conn.execute(f"""
-            DO $$ BEGIN FOR i IN {have + 1}..{tables} LOOP
+        conn.execute(sql.SQL("""
+            DO $$ BEGIN FOR i IN {}..{} LOOP
               EXECUTE format('CREATE TABLE many.t%s (id bigint PRIMARY KEY, v integer, note text)', i);
               EXECUTE format('INSERT INTO many.t%s SELECT g, g, ''n'' FROM generate_series(1, 20) g', i);
               EXECUTE format('CREATE INDEX ON many.t%s (v)', i);
-            END LOOP; END $$""")
+            END LOOP; END $$""").format(sql.Literal(have + 1), sql.Literal(tables)))
         conn.execute("ANALYZE")
     thresholds = load_policy().postgres.thresholds
     runs = []
@@ -79,15 +80,17 @@ def accuracy(conn) -> dict:
     errors, refused, rows = [], [], []
     for name, (columns, values, churn) in ACCURACY_CASES.items():
         table = f"acc_{name}"
-        conn.execute(f"DROP TABLE IF EXISTS {table}")
-        conn.execute(f"CREATE TABLE {table} ({columns})")
-        conn.execute(f"INSERT INTO {table} SELECT {values} FROM generate_series(1, 200000) g")
+        ident = sql.Identifier(table)
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
+        conn.execute(sql.SQL("CREATE TABLE {} ({})").format(ident, sql.SQL(columns)))
+        conn.execute(sql.SQL("INSERT INTO {} SELECT {} FROM generate_series(1, 200000) g").format(
+            ident, sql.SQL(values)))
         if churn:
-            for statement in churn.format(t=table).split(";"):
-                conn.execute(statement)
-        conn.execute(f"VACUUM {table}")
+            for statement in churn.split(";"):
+                conn.execute(sql.SQL(statement.replace("{t}", "{}")).format(ident))
+        conn.execute(sql.SQL("VACUUM {}").format(ident))
         conn.execute("SELECT pg_stat_force_next_flush()")
-        conn.execute(f"ANALYZE {table}")
+        conn.execute(sql.SQL("ANALYZE {}").format(ident))
     rels = [r for r in bloat.estimate(conn, ["public"], load_policy().postgres.thresholds, datetime.now(UTC))
             if r.kind == "table" and r.name.startswith("acc_")]
     bloat.measure(conn, rels, len(rels), 0)

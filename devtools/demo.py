@@ -56,13 +56,14 @@ def configured_target() -> dict[str, str]:
 
 def seed_postgres(dsn: str) -> None:
     import psycopg
+    from psycopg import sql
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         for ext in ("pg_stat_statements", "pgstattuple", "amcheck"):
-            conn.execute(f"CREATE EXTENSION IF NOT EXISTS {ext}")
+            conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(ext)))
         available = {r[0] for r in conn.execute("SELECT name FROM pg_available_extensions")}
         if "pg_repack" in available:  # the online de-bloat path, when the server has it
-            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_repack")
+            conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier("pg_repack")))
         conn.execute((ROOT / "include/demo/schema.sql").read_text())
         if conn.execute("SELECT count(*) FROM learning_sessions").fetchone()[0] == 0:
             say(f"seeding {SEED_SCALE:,} learning sessions, metrics and career selections")

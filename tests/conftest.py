@@ -77,10 +77,11 @@ def pg_server(work_dir):
 
 def _create_db(server, prefix: str) -> str:
     import psycopg
+    from psycopg import sql
 
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return name
 
 
