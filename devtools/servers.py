@@ -21,7 +21,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PG_PRELOAD = "pg_stat_statements"
@@ -118,10 +118,6 @@ class PostgresServer:
     user: str | None
     log: Path
 
-    @property
-    def version(self) -> int:
-        return int((self.datadir / "PG_VERSION").read_text().strip())
-
     def dsn(self, dbname: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
 
@@ -187,7 +183,6 @@ class RedisServer:
     process: subprocess.Popen
     dir: Path
     password: str | None = None
-    extra: list[str] = field(default_factory=list)
 
     def url(self, db: int = 0) -> str:
         auth = f":{self.password}@" if self.password else ""
@@ -224,7 +219,7 @@ def start_redis(root: Path, *, port: int | None = None, args: list[str] | None =
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"redis-server did not start on port {port}: see {root / 'redis.log'}")
         time.sleep(0.05)
-    return RedisServer(port=port, process=process, dir=root, password=password, extra=args or [])
+    return RedisServer(port=port, process=process, dir=root, password=password)
 
 
 def stop_postgres(root: Path) -> None:

@@ -21,12 +21,11 @@ CFG = load_policy().redis
 DAY = datetime(2026, 11, 24, 5, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def server(work_dir):
-    srv = servers.start_redis(work_dir / "redis-maint", args=["--maxmemory-policy", "noeviction"])
-    set_conn("platform_redis", srv.conn_json())
-    yield srv
-    srv.stop()
+@pytest.fixture
+def server(redis_server):
+    """The suite's Redis, registered as ``platform_redis`` (tests that point elsewhere restore it)."""
+    set_conn("platform_redis", redis_server.conn_json())
+    return redis_server
 
 
 @pytest.fixture

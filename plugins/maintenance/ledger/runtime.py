@@ -17,7 +17,7 @@ def task_key(context, *, dry_run: bool = False) -> TaskKey:
     params = context.get("params") or {}
     forced = (params.get("force_reason") or "").strip() if params.get("force") else None
     return TaskKey(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, try_number=ti.try_number,
-                   map_index=getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1,
+                   map_index=-1 if getattr(ti, "map_index", None) is None else ti.map_index,
                    logical_date=run_date(context), dry_run=dry_run, forced_reason=forced or None)
 
 

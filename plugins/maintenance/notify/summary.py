@@ -12,23 +12,16 @@ def collect(context, summary_task_id: str) -> dict:
     ti, run = context["ti"], context["dag_run"]
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run.run_id]).get(run.run_id, {})
     groups: dict[str, list] = defaultdict(list)
-    reasons = {}
-    for task_id in sorted(states):
-        if task_id == summary_task_id:
-            continue
-        decision = ti.xcom_pull(task_ids=task_id, key="gate_decision")
-        if decision and decision.get("blockers"):
-            reasons[task_id] = "; ".join(b["reason"] for b in decision["blockers"])
-        outcome = ti.xcom_pull(task_ids=task_id, key="outcome")
-        if outcome:
-            reasons.setdefault(task_id, outcome)
     for task_id, raw_state in states.items():
         if task_id == summary_task_id:
             continue
+        decision = ti.xcom_pull(task_ids=task_id, key="gate_decision")
+        why = "; ".join(b["reason"] for b in decision["blockers"]) if decision and decision.get("blockers") else ""
+        why = why or ti.xcom_pull(task_ids=task_id, key="outcome") or ""
         state = str(raw_state or "none")
         bucket = DONE if state == DONE else SKIPPED if state in (SKIPPED, "upstream_skipped") else (
             FAILED if state in (FAILED, "upstream_failed") else "other")
-        groups[bucket].append({"task": task_id, "state": state, "why": reasons.get(task_id, "")})
+        groups[bucket].append({"task": task_id, "state": state, "why": why})
     return {"dag_id": ti.dag_id, "run_id": run.run_id, **{k: groups.get(k, []) for k in (DONE, SKIPPED, FAILED)},
             "other": groups.get("other", [])}
 

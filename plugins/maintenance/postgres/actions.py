@@ -8,6 +8,7 @@ connection (VACUUM and the CONCURRENTLY forms cannot run in a transaction) on wh
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -70,16 +71,10 @@ def drop_rebuild_leftovers(conn, schema: str, index: str) -> list[str]:
         "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = %s AND NOT i.indisvalid AND c.relname ~ ('^' || %s || '_ccnew[0-9]*$')",
-        (schema, _regex_escape(index))).fetchall()]
+        (schema, re.escape(index))).fetchall()]
     for leftover in leftovers:
         conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, leftover)))
     return leftovers
-
-
-def _regex_escape(text: str) -> str:
-    import re
-
-    return re.escape(text)
 
 
 def drop_invalid_index(conn, schema: str, name: str, safety) -> Result:

@@ -227,17 +227,17 @@ def measure(conn, relations: list[Relation], top_n: int, min_bytes: int) -> None
     # Where the estimate refused, the whole size is in doubt: rank it by its size.
     candidates.sort(key=lambda r: -(r.bytes if r.refused else r.wasted_bytes))
     for rel in candidates[:top_n]:
-        ident = sql.Identifier(rel.schema, rel.name)
+        regclass = sql.Literal(sql.Identifier(rel.schema, rel.name).as_string(conn))
         if rel.kind == "table":
             table_len, free, dead = conn.execute(sql.SQL(
                 "SELECT table_len, approx_free_space, dead_tuple_len FROM pgstattuple_approx({}::regclass)"
-            ).format(sql.Literal(f"{ident.as_string(conn)}"))).fetchone()
+            ).format(regclass)).fetchone()
             rel.measured = (free + dead) / table_len if table_len else 0.0
             rel.method = "pgstattuple_approx"
         else:
             density, leaf_pages = conn.execute(sql.SQL(
                 "SELECT avg_leaf_density, leaf_pages FROM pgstatindex({}::regclass)"
-            ).format(sql.Literal(ident.as_string(conn)))).fetchone()
+            ).format(regclass)).fetchone()
             fill = 90.0
             rel.measured = max(0.0, 1 - density / fill) if leaf_pages and not math.isnan(density) else 0.0
             rel.method = "pgstatindex"

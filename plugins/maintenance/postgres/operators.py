@@ -205,17 +205,11 @@ class DebloatOperator(PostgresMaintenanceOperator):
             conninfo = {"host": info.host or "127.0.0.1", "port": info.port or 5432, "user": info.login,
                         "password": info.password, "dbname": info.schema}
             summary = self.apply(conn, ledger, planned, dry_run, policy, {
-                "repack": partial(_repack, conninfo=conninfo), "vacuum_full": actions.vacuum_full})
+                "repack": partial(actions.repack, conninfo=conninfo), "vacuum_full": actions.vacuum_full})
         return summary | {"pg_repack": caps.pg_repack, "in_window": caps.in_window}
 
     def describe(self, summary):
         return f"{len(summary['applied'])} of {len(summary['planned'])} tables rebuilt"
-
-
-def _repack(conn, schema, name, safety, *, conninfo):
-    from maintenance.postgres.actions import repack
-
-    return repack(conn, schema, name, safety, conninfo)
 
 
 class PostgresReviewOperator(PostgresMaintenanceOperator):

@@ -6,6 +6,7 @@ is what a dry run shows and what the cap on relations per run is checked against
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from maintenance.postgres.bloat import Relation
@@ -76,8 +77,6 @@ def plan_debloat(relations: list[Relation], thresholds, caps: Capabilities) -> l
 
 def _is_rebuild_leftover(name: str) -> bool:
     # REINDEX CONCURRENTLY names its transient copies <index>_ccnew[N] and <index>_ccold[N].
-    import re
-
     return re.search(r"_cc(new|old)\d*$", name) is not None
 
 
