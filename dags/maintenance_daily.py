@@ -1,13 +1,16 @@
 """Daily maintenance (procedures 2.1): logs 00:00, cache 02:00, statistics 03:00,
 backup verification 04:00 (critical), security scan 05:00 (critical).
 
-Built so far: 02:00 cache optimization (Redis memory health, TTL audit, persistence and
-replication checks, metrics, pre-warm); 03:00 database statistics (ANALYZE every table, VACUUM (ANALYZE) where
-dead tuples pass the policy's threshold and for the daily vacuum list, refresh
-materialized views), behind the gate."""
+Built so far: 01:00 backup (pg_dump with a manifest, when the policy's `backups.produce`
+is on; critical); 02:00 cache optimization (Redis memory health, TTL audit, persistence
+and replication checks, metrics, pre-warm); 03:00 database statistics (ANALYZE every
+table, VACUUM (ANALYZE) where dead tuples pass the policy's threshold and for the daily
+vacuum list, refresh materialized views), behind the gate; 04:00 backup verification
+(critical, not gated: it runs in a blackout too)."""
 
 from airflow.sdk import chain
 from maintenance import dagkit
+from maintenance.backups.operators import BackupOperator, BackupVerificationOperator
 from maintenance.postgres.operators import PostgresStatisticsOperator
 from maintenance.redis.operators import RedisCacheOptimizationOperator
 
@@ -21,6 +24,14 @@ with dagkit.maintenance_dag(
     tables=dagkit.tables_param(),
 ) as dag:
     summary = dagkit.run_summary()
+
+    # 01:00 backup, then 04:00 verification of the newest backup (both critical, never gated).
+    at_0400 = dagkit.wait_until("at_0400", 4)
+    verify = dagkit.per_database(BackupVerificationOperator, "verify_backup", pooled=False,
+                                 trigger_rule="all_done")  # a failed backup is what verification reports
+    if dagkit.policy().backups.produce:
+        chain(dagkit.wait_until("at_0100", 1), dagkit.per_database(BackupOperator, "backup"), verify)
+    chain(at_0400, verify, summary)
 
     # 02:00 cache optimization
     at_0200 = dagkit.wait_until("at_0200", 2)

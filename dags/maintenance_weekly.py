@@ -5,6 +5,7 @@ test, monthly DR drill, monitoring thresholds; Friday system health report, post
 
 from airflow.sdk import TaskGroup, chain
 from maintenance import dagkit
+from maintenance.backups.operators import RestoreTestOperator
 from maintenance.postgres.operators import BloatAnalysisOperator, PostgresReviewOperator, ReindexOperator
 from maintenance.redis.operators import RedisBigKeysOperator
 from maintenance.reports.operator import ReportOperator
@@ -18,6 +19,7 @@ with dagkit.maintenance_dag(
     tags=["weekly"],
     theme=dagkit.theme_param(),
     tables=dagkit.tables_param(),
+    dr_drill=dagkit.drill_param(),
 ) as dag:
     summary = dagkit.run_summary()
 
@@ -31,10 +33,17 @@ with dagkit.maintenance_dag(
         chain(gate_db, dagkit.per_database(BloatAnalysisOperator, "bloat_analysis"),
               dagkit.per_database(ReindexOperator, "reindex"), dagkit.per_database(PostgresReviewOperator, "review"))
 
+    with TaskGroup("thursday") as thursday:
+        # Restore test of the newest backup; the month's first Thursday makes it the DR drill.
+        # Backups are critical work: not gated, so a long blackout never leaves them untested.
+        restore_server = dagkit.pool_for(dagkit.policy().backups.restore_conn_id)
+        restore_tests = dagkit.per_database(RestoreTestOperator, "restore_test", pooled=False, **restore_server)
+
     with TaskGroup("friday") as friday:
         # Reports are read-only and still run in a blackout: not behind the gate.
         health_report = ReportOperator(task_id="health_report", kind="weekly")
 
     choose = dagkit.weekly_theme_branch({"monday": ["monday.gate"], "wednesday": ["wednesday.gate"],
+                                         "thursday": [t.task_id for t in restore_tests],
                                          "friday": ["friday.health_report"]})
-    choose >> [monday, wednesday, friday] >> summary
+    choose >> [monday, wednesday, thursday, friday] >> summary

@@ -12,7 +12,7 @@ from maintenance.postgres import actions, bloat, review
 from maintenance.postgres.plan import Capabilities, plan_debloat, plan_reindex
 from maintenance.postgres.safety import LockBudgetExceeded, apply_session_limits, run_guarded
 
-from tests.support.airflow_runs import run_dag
+from tests.support.airflow_runs import BACKUP_TASKS, run_dag
 
 NY = ZoneInfo("America/New_York")
 ODD_SCHEMA = 'Sales "Data"'
@@ -196,7 +196,7 @@ def test_daily_statistics_dry_run_changes_nothing(airflow_ready, monkeypatch):
                                                       "WHERE relname = 'career_selections'")[0][0])
     day = datetime(2026, 11, 25, 5, tzinfo=UTC)
     monkeypatch.setattr(clock, "now", lambda: day)
-    result = run_dag("maintenance_daily", day, {"dry_run": True})
+    result = run_dag("maintenance_daily", day, {"dry_run": True}, mark_success_pattern=BACKUP_TASKS)
     assert result.states["db_statistics"] == "success"
     after = (last_analyzed(db, "packed"), db.execute("SELECT n_dead_tup FROM pg_stat_user_tables "
                                                      "WHERE relname = 'career_selections'")[0][0])
@@ -212,7 +212,7 @@ def test_daily_statistics_analyze_vacuum_and_refresh(airflow_ready, monkeypatch)
                "SELECT g, 7, now() FROM generate_series(1, 3000) g")
     day = datetime(2026, 11, 26, 5, tzinfo=UTC)
     monkeypatch.setattr(clock, "now", lambda: day)
-    result = run_dag("maintenance_daily", day)
+    result = run_dag("maintenance_daily", day, mark_success_pattern=BACKUP_TASKS)
     assert result.states["db_statistics"] == "success", result.states
     assert last_analyzed(db, "packed") is not None
     assert db.execute("SELECT selections FROM career_popularity WHERE career_id = 7")[0][0] == 3000

@@ -14,7 +14,7 @@ from maintenance.redis import engine
 
 from devtools import servers
 from tests.conftest import set_conn
-from tests.support.airflow_runs import run_dag
+from tests.support.airflow_runs import BACKUP_TASKS, run_dag
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = load_policy().redis
@@ -168,7 +168,7 @@ def seed_ttl_case(r):
 
 def test_ttl_audit_dry_run_changes_nothing(r, daily):
     seed_ttl_case(r)
-    result = run_dag("maintenance_daily", DAY, {"dry_run": True})
+    result = run_dag("maintenance_daily", DAY, {"dry_run": True}, mark_success_pattern=BACKUP_TASKS)
     assert result.states["cache_optimization"] == "success"
     assert all(r.ttl(f"api:content:popular:{n}") == -1 for n in range(400))
     planned = daily.execute("SELECT outcome, plan->>'keys' FROM maintenance.actions WHERE run_id = %s "
@@ -178,7 +178,7 @@ def test_ttl_audit_dry_run_changes_nothing(r, daily):
 
 def test_ttl_audit_applies_only_to_mapped_patterns(r, daily):
     seed_ttl_case(r)
-    result = run_dag("maintenance_daily", datetime(2026, 11, 23, 5, tzinfo=UTC))
+    result = run_dag("maintenance_daily", datetime(2026, 11, 23, 5, tzinfo=UTC), mark_success_pattern=BACKUP_TASKS)
     assert result.states["cache_optimization"] == "success", result.states
     assert all(0 < r.ttl(f"api:content:popular:{n}") <= 86400 for n in range(400))
     assert all(r.ttl(f"user:profile:{n}") == -1 for n in range(300))  # not mapped: never touched
@@ -210,7 +210,7 @@ def test_memory_relief_deletes_only_stale_disposable_keys(work_dir, server, dail
                     ttl_audit={"sample": 1000, "max_no_ttl_fraction": 1.0, "default_ttls": []})
         used = client.info("memory")["used_memory"] / (4 * 2**20)
         assert used > 0.8
-        result = run_dag("maintenance_daily", datetime(2026, 11, 22, 5, tzinfo=UTC))
+        result = run_dag("maintenance_daily", datetime(2026, 11, 22, 5, tzinfo=UTC), mark_success_pattern=BACKUP_TASKS)
         assert result.states["cache_optimization"] == "success", result.states
         assert client.keys("api:content:old:*") == []
         assert client.get("api:content:fresh") == b"f"
@@ -227,7 +227,7 @@ def test_persistence_failure_pages_oncall(work_dir, server, daily, slack):
     try:
         shutil.rmtree(doomed.dir)
         failed_save(client)
-        result = run_dag("maintenance_daily", datetime(2026, 11, 21, 5, tzinfo=UTC))
+        result = run_dag("maintenance_daily", datetime(2026, 11, 21, 5, tzinfo=UTC), mark_success_pattern=BACKUP_TASKS)
         assert result.states["cache_optimization"] == "success"
         pages = slack.messages("#ops-oncall")
         assert len(pages) == 1 and "last RDB save failed" in pages[0]["text"]

@@ -170,11 +170,24 @@ def theme_param():
                  description="auto: the theme of the run's weekday. Pick one to run that day's work now.")
 
 
-def per_database(make, task_id: str, **kwargs) -> list:
-    """One ``make`` task per PostgreSQL database of the policy, each in that database's pool."""
+def drill_param():
+    return Param("auto", enum=["auto", "true", "false"], title="Disaster-recovery drill",
+                 description="Thursday's restore test becomes the DR drill (smoke queries, timed against the "
+                             "recovery time objective). auto: on the month's first Thursday.")
+
+
+def per_database(make, task_id: str, *, pooled: bool = True, **kwargs) -> list:
+    """One ``make`` task per PostgreSQL database of the policy, each in that database's pool
+    (``pooled=False`` for work that puts no load on the database)."""
     databases = policy().postgres.databases
     return [make(task_id=task_id if len(databases) == 1 else f"{task_id}_{db.conn_id}", conn_id=db.conn_id,
-                 pool=db.pool_name, **kwargs) for db in databases]
+                 **({"pool": db.pool_name} if pooled else {}), **kwargs) for db in databases]
+
+
+def pool_for(conn_id: str) -> dict:
+    """``pool=`` for work that loads the database behind ``conn_id``, when the policy pools it."""
+    db = next((d for d in policy().postgres.databases if d.conn_id == conn_id), None)
+    return {"pool": db.pool_name} if db else {}
 
 
 def tables_param():

@@ -7,7 +7,6 @@ connection (VACUUM and the CONCURRENTLY forms cannot run in a transaction) on wh
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -103,13 +102,13 @@ def repack(conn, schema: str, name: str, safety, conninfo: dict) -> Result:
     """Rebuild a table online with pg_repack (it holds an exclusive lock only briefly at the swap)."""
     import time
 
+    from maintenance.postgres.conninfo import libpq_env
+
     before = _size(conn, schema, name)
-    env = os.environ | {"PGPASSWORD": conninfo.get("password") or "", "PGOPTIONS": "-c lock_timeout="
-                        f"{safety.lock_timeout_ms}ms"}
+    env = libpq_env(conninfo) | {"PGOPTIONS": f"-c lock_timeout={safety.lock_timeout_ms}ms"}
     cmd = ["pg_repack", "--no-superuser-check", "--no-kill-backend",
            "--wait-timeout", str(max(1, safety.lock_timeout_ms // 1000) * (safety.lock_retries + 1)),
-           "-h", conninfo["host"], "-p", str(conninfo["port"]), "-U", conninfo["user"],
-           "-d", conninfo["dbname"], "--table", sql.Identifier(schema, name).as_string(conn)]
+           "--table", sql.Identifier(schema, name).as_string(conn)]
     started = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=safety.statement_timeout_s,
                           check=False)

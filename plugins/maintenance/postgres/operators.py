@@ -187,10 +187,10 @@ class DebloatOperator(PostgresMaintenanceOperator):
     def run(self, context, ledger, dry_run):
         from functools import partial
 
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
         from maintenance import clock
         from maintenance.calendar import MaintenanceCalendar
         from maintenance.postgres import actions
+        from maintenance.postgres.conninfo import from_airflow
         from maintenance.postgres.plan import Capabilities, plan_debloat, rank
 
         policy, schemas = self.settings()
@@ -201,11 +201,9 @@ class DebloatOperator(PostgresMaintenanceOperator):
                 vacuum_full_allowed=frozenset(policy.postgres.vacuum_full_allowed))
             planned = rank(plan_debloat(self.analysis(conn, context, policy, schemas),
                                         policy.postgres.thresholds, caps))
-            info = PostgresHook.get_connection(self.conn_id)
-            conninfo = {"host": info.host or "127.0.0.1", "port": info.port or 5432, "user": info.login,
-                        "password": info.password, "dbname": info.schema}
+            repack = partial(actions.repack, conninfo=from_airflow(self.conn_id))
             summary = self.apply(conn, ledger, planned, dry_run, policy, {
-                "repack": partial(actions.repack, conninfo=conninfo), "vacuum_full": actions.vacuum_full})
+                "repack": repack, "vacuum_full": actions.vacuum_full})
         return summary | {"pg_repack": caps.pg_repack, "in_window": caps.in_window}
 
     def describe(self, summary):

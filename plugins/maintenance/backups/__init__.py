@@ -1,0 +1,1 @@
+"""PostgreSQL backups: produce with a manifest, verify daily, restore-test weekly, drill monthly."""
