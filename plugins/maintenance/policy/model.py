@@ -307,6 +307,61 @@ class Backups(_Strict):
     pg_bin_dir: str | None = Field(None, description="pg_dump/pg_restore folder; default: matched to the server")
 
 
+_QUALIFIED = re.compile(r"^[^.]+\.[^.]+$")
+
+
+def _qualified_name(value: str) -> str:
+    if not _QUALIFIED.match(value or ""):
+        raise ValueError(f"expected schema.table, got {value!r}")
+    return value
+
+
+QualifiedName = Annotated[str, BeforeValidator(lambda v: _qualified_name(v) if isinstance(v, str) else v)]
+
+
+class ArchiveTable(_Strict):
+    """One table whose old rows move to an archive table (procedures 2.3, database reorganization)."""
+
+    conn_id: str = Field("platform_db", min_length=1)
+    source: QualifiedName
+    archive: QualifiedName | None = Field(None, description="default: <source>_archive in the same schema")
+    time_column: str = Field(min_length=1)
+    age_months: int = Field(6, ge=1, le=120)
+
+    @property
+    def archive_name(self) -> str:
+        return self.archive or f"{self.source}_archive"
+
+
+class ArchiveBatching(_Strict):
+    """Batch sizing: each batch is one transaction; its size adapts so it holds its row locks
+    about ``target_ms``."""
+
+    initial_rows: int = Field(2000, ge=1)
+    min_rows: int = Field(100, ge=1)
+    max_rows: int = Field(50_000, ge=1)
+    target_ms: float = Field(200, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ArchiveBatching:
+        if not self.min_rows <= self.initial_rows <= self.max_rows:
+            raise ValueError(f"need min_rows <= initial_rows <= max_rows, got {self.min_rows}, "
+                             f"{self.initial_rows}, {self.max_rows}")
+        return self
+
+
+class Archive(_Strict):
+    tables: list[ArchiveTable] = [
+        ArchiveTable(source="public.learning_sessions", time_column="created_at"),
+        ArchiveTable(source="public.pathiq_metrics", time_column="timestamp"),
+    ]
+    batching: ArchiveBatching = ArchiveBatching()
+    max_rows_per_run: int = Field(20_000_000, gt=0, description="a larger move is refused at the plan")
+    time_budget_minutes: float = Field(180, gt=0, description="then stop; the next run resumes")
+    load_check_seconds: float = Field(30, gt=0, description="how often the load probe is consulted")
+    expected_rows_per_second: float = Field(20_000, gt=0, description="for the dry run's duration estimate")
+
+
 class Policy(_Strict):
     version: Literal[1] = 1
     timezone: str = "America/New_York"
@@ -321,6 +376,7 @@ class Policy(_Strict):
     redis: RedisSettings = RedisSettings()
     reports: Reports = Reports()
     backups: Backups = Backups()
+    archive: Archive = Archive()
 
     @field_validator("timezone")
     @classmethod

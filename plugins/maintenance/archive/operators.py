@@ -1,0 +1,133 @@
+"""ArchiveOperator: the monthly move of old rows into archive tables, for one database."""
+
+from __future__ import annotations
+
+from maintenance.operator import MaintenanceOperator
+
+
+class ArchiveOperator(MaintenanceOperator):
+    """Move rows older than each table's age (six months by default) into its archive table.
+
+    The cutoff comes from the run's logical date, or the trigger form's ``archive_as_of``; a
+    dry run reports per table the rows and bytes that would move, the batches and an estimated
+    duration. The move pauses while the platform's load is above the policy's threshold and
+    stops at the run's row cap or time budget; the next run continues where it stopped.
+    """
+
+    template_fields = ("conn_id",)
+
+    def __init__(self, *, conn_id: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+
+    def as_of(self, context, policy):
+        from datetime import date
+
+        from maintenance.clock import run_date
+        from maintenance.errors import InputError
+
+        asked = ((context.get("params") or {}).get("archive_as_of") or "").strip()
+        if asked:
+            try:
+                return date.fromisoformat(asked)
+            except ValueError:
+                raise InputError(f"archive_as_of: expected a date as YYYY-MM-DD, got {asked!r}") from None
+        return run_date(context).astimezone(policy.tz).date()
+
+    def run(self, context, ledger, dry_run):
+        import time
+
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from maintenance.archive import tables
+        from maintenance.archive.mover import log_progress, move_rows
+        from maintenance.archive.plan import TablePlan, cutoff_for
+        from maintenance.errors import InputError
+        from maintenance.policy import load_policy
+        from maintenance.postgres.safety import apply_session_limits
+
+        policy = load_policy()
+        settings = policy.archive
+        wanted = {t.strip() for t in (context.get("params") or {}).get("tables") or [] if t.strip()}
+        configured = [(i, t) for i, t in enumerate(settings.tables) if t.conn_id == self.conn_id
+                      and (not wanted or t.source in wanted)]
+        as_of = self.as_of(context, policy)
+        conn = PostgresHook(postgres_conn_id=self.conn_id).get_conn()
+        conn.autocommit = True
+        try:
+            apply_session_limits(conn, policy.postgres.safety)
+            plans, infos = [], []
+            for index, table in configured:
+                field = f"archive.tables[{index}]"
+                source = tables.describe(conn, table.source, field=f"{field}.source")
+                if source is None:
+                    raise InputError(f"{field}.source: table {table.source} does not exist")
+                if table.time_column not in source.columns:
+                    raise InputError(f"{field}.time_column: {table.source} has no column {table.time_column!r}")
+                cutoff = cutoff_for(as_of, table.age_months, policy.tz)
+                rows, size = tables.eligible(conn, source, table.time_column, cutoff)
+                plans.append(TablePlan(table.source, table.archive_name, table.time_column, cutoff.isoformat(),
+                                       rows, size, -(-rows // settings.batching.initial_rows),
+                                       round(rows / settings.expected_rows_per_second, 1),
+                                       tables.exists(conn, table.archive_name)))
+                infos.append((index, table, source, cutoff))
+            for plan in plans:
+                self.log.info("%s -> %s: %s rows (%.1f MB) older than %s, ~%d batches, ~%.0fs", plan.source,
+                              plan.archive, f"{plan.rows:,}", plan.bytes / 2**20, plan.cutoff, plan.batches,
+                              plan.estimated_seconds)
+            summary = {"as_of": as_of.isoformat(), "plan": [p.as_dict() for p in plans]}
+            if dry_run:
+                return summary
+            budget = settings.max_rows_per_run
+            deadline = time.monotonic() + settings.time_budget_minutes * 60
+            should_pause = _load_check(policy, settings.load_check_seconds)
+            moved = []
+            for (index, table, source, cutoff), plan in zip(infos, plans, strict=True):
+                archive = tables.ensure_archive(conn, source, table.archive_name,
+                                                field=f"archive.tables[{index}].archive")
+                with ledger.action("archive", f"{self.conn_id}:{table.source}", "move_rows",
+                                   plan=plan.as_dict()) as act:
+                    result = move_rows(conn, source, archive, table.time_column, cutoff, batching=settings.batching,
+                                       max_rows=budget, deadline=deadline, should_pause=should_pause,
+                                       pause_seconds=settings.load_check_seconds, progress=log_progress,
+                                       total_hint=plan.rows)
+                    act.rows_affected = result.rows
+                    act.plan = act.plan | result.as_dict()
+                budget -= result.rows
+                ledger.record_metrics("archive", table.source, {
+                    "rows_moved": result.rows, "rows_per_second": result.as_dict()["rows_per_second"],
+                    "longest_batch_ms": result.longest_batch_ms})
+                self.log.info("%s: moved %s rows in %d batches, %.1fs, longest batch %.0f ms%s", table.source,
+                              f"{result.rows:,}", result.batches, result.seconds, result.longest_batch_ms,
+                              f" ({result.stopped})" if result.stopped else "")
+                moved.append({"source": table.source, **result.as_dict()})
+                if budget <= 0 or result.stopped:
+                    break
+            return summary | {"moved": moved}
+        finally:
+            conn.close()
+
+    def describe(self, summary):
+        if "moved" not in summary:
+            return "; ".join(f"{p['source']}: {p['rows']:,} rows to move" for p in summary["plan"]) or "no tables"
+        return "; ".join(f"{m['source']}: {m['rows']:,} rows archived" for m in summary["moved"]) or "no tables"
+
+
+def _load_check(policy, every_seconds: float):
+    """A pause test for the mover: the policy's load probe, consulted at most every ``every_seconds``."""
+    import time
+
+    from maintenance.probes import active_users
+
+    load = policy.decision.load
+    state = {"at": float("-inf"), "reason": None}
+
+    def should_pause():
+        if time.monotonic() - state["at"] >= every_seconds:
+            users = active_users(load.probe)
+            state["at"] = time.monotonic()
+            state["reason"] = (f"{users:,} active users (> {load.active_users_threshold:,})"
+                               if users > load.active_users_threshold else None)
+        return state["reason"]
+
+    return should_pause

@@ -1,0 +1,41 @@
+"""The archive plan: the cutoff from the run's date, and per table what would move."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def months_before(day: date, months: int) -> date:
+    """The same day ``months`` calendar months earlier (clamped to the month's last day)."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    last = _DAYS[month] if month != 1 or (year % 4 == 0 and (year % 100 or year % 400 == 0)) else 28
+    return date(year, month + 1, min(day.day, last))
+
+
+def cutoff_for(as_of: date, months: int, tz: ZoneInfo) -> datetime:
+    """Rows created before local midnight ``months`` months before ``as_of`` are archived.
+
+    It depends only on the date, so a re-run or a backfill of the same date moves the same set.
+    """
+    return datetime.combine(months_before(as_of, months), time(0), tzinfo=tz)
+
+
+@dataclass
+class TablePlan:
+    source: str
+    archive: str
+    time_column: str
+    cutoff: str
+    rows: int
+    bytes: int
+    batches: int
+    estimated_seconds: float
+    archive_exists: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
