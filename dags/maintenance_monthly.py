@@ -1,8 +1,14 @@
 """Monthly maintenance (procedures 2.3) in the planned window: update review,
-security audit, database reorganization, compliance verification, monthly report."""
+security audit, database reorganization, compliance verification, monthly report.
 
-from airflow.sdk import chain
+Built so far: archiving of rows older than six months into archive tables (online, in
+batches, behind a zero-downtime gate: it runs whenever the calendar and the load allow);
+table de-bloat (pg_repack, or VACUUM FULL for allowed tables) inside the window; the
+monthly report."""
+
+from airflow.sdk import Param, chain
 from maintenance import dagkit
+from maintenance.archive.operators import ArchiveOperator
 from maintenance.postgres.operators import DebloatOperator
 from maintenance.reports.operator import ReportOperator
 
@@ -14,11 +20,19 @@ with dagkit.maintenance_dag(
     destructive=True,
     tags=["monthly"],
     tables=dagkit.tables_param(),
+    archive_as_of=Param("", type="string", title="Archive as of (YYYY-MM-DD)",
+                        description="Archive rows older than each table's age counted back from this date. "
+                                    "Empty: the run's logical date."),
 ) as dag:
-    # Reorganization takes locks that are not zero-downtime: only inside the window.
-    gate_window = dagkit.gate("gate_window", zero_downtime=False, affected_users=1_000_000)
-    monthly_report = ReportOperator(task_id="monthly_report", kind="monthly")
     summary = dagkit.run_summary()
 
+    # Archiving moves rows in small transactions and never blocks the platform: zero-downtime.
+    gate_archive = dagkit.gate("gate_archive")
+    chain(gate_archive, dagkit.per_database(ArchiveOperator, "archive"), summary)
+
+    # Reorganization takes locks that are not zero-downtime: only inside the window.
+    gate_window = dagkit.gate("gate_window", zero_downtime=False, affected_users=1_000_000)
     chain(gate_window, dagkit.per_database(DebloatOperator, "debloat"), summary)
+
+    monthly_report = ReportOperator(task_id="monthly_report", kind="monthly")
     monthly_report >> summary

@@ -1,0 +1,276 @@
+"""Archiving against a real PostgreSQL: exact moves, refusals, verification, faults, the DAG."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import pytest
+from psycopg import sql
+
+from maintenance import clock
+from maintenance.archive import tables
+from maintenance.archive.mover import ArchiveMismatch, move_rows
+from maintenance.archive.plan import cutoff_for, months_before
+from maintenance.errors import InputError
+from tests.support.airflow_runs import run_dag
+
+ROOT = Path(__file__).resolve().parents[1]
+NY = ZoneInfo("America/New_York")
+BATCHING = SimpleNamespace(initial_rows=300, min_rows=50, max_rows=2000, target_ms=50)
+
+
+@pytest.mark.parametrize(("day", "months", "expected"), [
+    (date(2026, 12, 6), 6, date(2026, 6, 6)),
+    (date(2026, 8, 31), 6, date(2026, 2, 28)),
+    (date(2028, 8, 31), 6, date(2028, 2, 29)),  # leap year
+    (date(2026, 3, 15), 6, date(2025, 9, 15)),  # across the year
+    (date(2026, 1, 31), 1, date(2025, 12, 31)),
+])
+def test_months_before(day, months, expected):
+    assert months_before(day, months) == expected
+
+
+def test_cutoff_is_local_midnight_of_the_date():
+    assert cutoff_for(date(2026, 12, 6), 6, NY) == datetime(2026, 6, 6, 4, tzinfo=UTC)  # EDT in June
+
+
+def fill(db, table: str, rows: int, old_fraction: float = 0.5) -> None:
+    """``rows`` sessions, the first ``old_fraction`` of them a year old, the rest from this month."""
+    db.execute(sql.SQL("""
+        INSERT INTO {} (student_id, career_id, created_at, ended_at, duration_s, payload)
+        SELECT g %% 97, g %% 40,
+               CASE WHEN g <= %s THEN timestamptz '2025-11-01' + g * interval '1 second'
+                    ELSE timestamptz '2026-11-20' + g * interval '1 second' END,
+               NULL, g, jsonb_build_object('g', g)
+        FROM generate_series(1, %s) g""").format(sql.Identifier(*table.split("."))),
+        (int(rows * old_fraction), rows))
+
+
+@pytest.fixture
+def db(platform_db):
+    platform_db.script("""
+        TRUNCATE learning_sessions RESTART IDENTITY;
+        DROP TABLE IF EXISTS learning_sessions_archive, original""")
+    return platform_db
+
+
+def move(db, source="public.learning_sessions", archive="public.learning_sessions_archive",
+         cutoff=datetime(2026, 6, 1, tzinfo=UTC), **kwargs):
+    with db.connect() as conn:
+        conn.execute("SET lock_timeout = '200ms'")
+        src = tables.describe(conn, source, field="source")
+        arc = tables.ensure_archive(conn, src, archive, field="archive")
+        return move_rows(conn, src, arc, "created_at", cutoff, batching=BATCHING,
+                         max_rows=kwargs.pop("max_rows", 10**9), **kwargs)
+
+
+def count(db, table) -> int:
+    return db.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*table.split("."))))[0][0]
+
+
+def test_moves_exactly_the_old_rows_into_an_archive_made_like_the_source(db):
+    fill(db, "public.learning_sessions", 10_000)
+    result = move(db)
+    assert result.rows == 5000 and result.batches > 1
+    assert count(db, "public.learning_sessions") == 5000
+    assert db.execute("SELECT min(created_at) >= '2026-06-01' FROM learning_sessions")[0][0]
+    assert db.execute("SELECT count(*), max(created_at) < '2026-06-01' FROM learning_sessions_archive")[0] == (5000, True)
+    # Same columns and types, and the source's primary key.
+    shape = ("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass "
+             "AND attnum > 0 AND NOT attisdropped ORDER BY attnum")
+    assert db.execute(shape, ("learning_sessions_archive",)) == db.execute(shape, ("learning_sessions",))
+    assert db.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = "
+                      "'learning_sessions_archive'::regclass AND contype = 'p'") == [("PRIMARY KEY (id)",)]
+    assert move(db).rows == 0  # a second run moves nothing
+
+
+def test_batches_adapt_toward_the_target_lock_time(db):
+    fill(db, "public.learning_sessions", 30_000, old_fraction=1.0)
+    result = move(db)
+    assert result.rows == 30_000
+    assert len(set(result.batch_sizes)) > 1  # sizes moved toward the 50 ms target
+    assert all(BATCHING.min_rows <= n <= BATCHING.max_rows for n in result.batch_sizes)
+
+
+def test_the_row_cap_stops_the_run_and_the_next_continues(db):
+    fill(db, "public.learning_sessions", 4000)
+    first = move(db, max_rows=1500)
+    assert first.rows == 1500 and "cap of 1,500 rows" in first.stopped
+    assert move(db).rows == 500
+
+
+def test_a_table_without_a_usable_key_is_refused_naming_the_field(db):
+    db.execute("CREATE TABLE IF NOT EXISTS keyless (v int, created_at timestamptz)")
+    with db.connect() as conn, pytest.raises(InputError, match=r"^archive\.tables\[0\]\.source: public.keyless "
+                                                                r"has no primary key or unique key"):
+        tables.describe(conn, "public.keyless", field="archive.tables[0].source")
+
+
+def test_a_unique_key_over_not_null_columns_serves_when_there_is_no_primary_key(db):
+    db.execute("CREATE TABLE IF NOT EXISTS uniq (a int NOT NULL, b text NOT NULL, created_at timestamptz, "
+               "UNIQUE (a, b))")
+    with db.connect() as conn:
+        assert tables.describe(conn, "public.uniq", field="f").key == ("a", "b")
+
+
+def test_a_mismatch_between_what_left_and_what_arrived_rolls_back_and_stops(db):
+    fill(db, "public.learning_sessions", 2000)
+    with db.connect() as conn:
+        src = tables.describe(conn, "public.learning_sessions", field="s")
+        tables.ensure_archive(conn, src, "public.learning_sessions_archive", field="a")
+    # A trigger on the archive that changes rows as they arrive: what arrived is not what left.
+    db.script("""
+        CREATE OR REPLACE FUNCTION tamper() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN NEW.duration_s := -1; RETURN NEW; END $$;
+        CREATE TRIGGER tamper BEFORE INSERT ON learning_sessions_archive FOR EACH ROW EXECUTE FUNCTION tamper()""")
+    with pytest.raises(ArchiveMismatch, match="the batch was rolled back"):
+        move(db)
+    assert count(db, "public.learning_sessions") == 2000
+    assert count(db, "public.learning_sessions_archive") == 0
+
+
+def test_rows_a_writer_holds_are_skipped_not_waited_for(db):
+    fill(db, "public.learning_sessions", 3000)
+    with db.connect() as writer:
+        writer.execute("BEGIN")
+        writer.execute("UPDATE learning_sessions SET duration_s = 0 WHERE id = 42")
+        started = time.perf_counter()
+        result = move(db)
+        assert time.perf_counter() - started < 10
+        writer.execute("COMMIT")
+    assert result.rows == 1499
+    assert db.execute("SELECT id FROM learning_sessions WHERE created_at < '2026-06-01'") == [(42,)]
+    assert move(db).rows == 1  # the next run takes it
+
+
+def test_the_move_pauses_while_the_platform_is_busy(db):
+    fill(db, "public.learning_sessions", 1000)
+    answers = iter(["60,000 active users (> 50,000)", "60,000 active users (> 50,000)"])
+    slept = []
+    result = move(db, should_pause=lambda: next(answers, None), pause_seconds=30, sleep=slept.append)
+    assert result.rows == 500 and result.paused_seconds == 60 and slept[:2] == [30, 30]
+
+
+def test_odd_identifiers(db):
+    db.script('''
+        CREATE SCHEMA IF NOT EXISTS "Arch ""ive""";
+        CREATE TABLE IF NOT EXISTS "Arch ""ive"""."Mixed Case" (
+            "Id" bigint PRIMARY KEY, "created at" timestamptz NOT NULL, "select" text)''')
+    db.execute('INSERT INTO "Arch ""ive"""."Mixed Case" SELECT g, timestamptz \'2025-01-01\' + g * interval \'1 day\', '
+               "'x' FROM generate_series(1, 600) g")
+    with db.connect() as conn:
+        src = tables.describe(conn, 'Arch "ive".Mixed Case', field="s")
+        arc = tables.ensure_archive(conn, src, 'Arch "ive".Mixed Case old', field="a")
+        result = move_rows(conn, src, arc, "created at", datetime(2026, 1, 1, tzinfo=UTC), batching=BATCHING,
+                           max_rows=10**9)
+    assert result.rows == 364  # 2025-01-02 .. 2025-12-31
+    assert db.execute('SELECT count(*) FROM "Arch ""ive"""."Mixed Case old"')[0][0] == 364
+
+
+# --- faults ---------------------------------------------------------------------------------------
+
+def union_equals_original(db) -> None:
+    diff = db.execute("""
+        SELECT (SELECT count(*) FROM ((SELECT * FROM learning_sessions UNION ALL SELECT * FROM learning_sessions_archive)
+                                      EXCEPT ALL SELECT * FROM original) a),
+               (SELECT count(*) FROM (SELECT * FROM original EXCEPT ALL
+                                      (SELECT * FROM learning_sessions UNION ALL
+                                       SELECT * FROM learning_sessions_archive)) b)""")
+    assert diff == [(0, 0)], "the union of source and archive differs from the original data"
+
+
+def start_worker(db) -> subprocess.Popen:
+    env = os.environ | {"PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.archive_worker", db.dsn, "public.learning_sessions",
+         "public.learning_sessions_archive", "created_at", "2026-06-01T00:00:00+00:00"],
+        env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def test_killed_and_disconnected_at_random_points_no_row_is_lost_or_duplicated(db):
+    fill(db, "public.learning_sessions", 100_000, old_fraction=0.8)
+    db.execute("CREATE TABLE original AS SELECT * FROM learning_sessions")
+    rng = random.Random(7)
+    faults = ["kill"] * 20 + ["disconnect"] * 10
+    rng.shuffle(faults)
+    interrupted = 0
+    for fault in faults:
+        worker = start_worker(db)
+        pid = int(worker.stdout.readline())
+        time.sleep(rng.uniform(0.02, 0.3))
+        if fault == "kill":
+            worker.send_signal(signal.SIGKILL)
+        else:
+            db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        worker.wait(timeout=30)
+        interrupted += worker.returncode != 0
+        union_equals_original(db)
+    assert interrupted >= 25  # the faults really landed during the move
+    worker = start_worker(db)
+    worker.stdout.readline()
+    assert worker.wait(timeout=120) == 0
+    union_equals_original(db)
+    assert db.execute("SELECT count(*) FROM learning_sessions WHERE created_at < '2026-06-01'") == [(0,)]
+    assert count(db, "public.learning_sessions_archive") == 80_000
+
+
+# --- through the monthly DAG ----------------------------------------------------------------------
+
+@pytest.fixture
+def monthly(db, airflow_db, slack, monkeypatch):
+    window = datetime(2026, 12, 6, 3, tzinfo=NY)
+    monkeypatch.setattr(clock, "now", lambda: window.astimezone(UTC))
+    db.execute("TRUNCATE pathiq_metrics RESTART IDENTITY")
+    return window
+
+
+ONLY_ARCHIVE = r"^(debloat|monthly_report)$"
+
+
+def test_monthly_dry_run_reports_the_plan_and_moves_nothing(db, monthly):
+    fill(db, "public.learning_sessions", 2000)
+    result = run_dag("maintenance_monthly", monthly, {"dry_run": True}, mark_success_pattern=ONLY_ARCHIVE)
+    assert result.states["archive"] == "success", result.states
+    plan = {p["source"]: p for p in result.xcom("archive")["plan"]}
+    sessions = plan["public.learning_sessions"]
+    assert sessions["rows"] == 1000 and sessions["bytes"] > 0 and sessions["batches"] >= 1
+    assert sessions["cutoff"] == "2026-06-06T00:00:00-04:00"
+    assert count(db, "public.learning_sessions") == 2000
+    assert not tables.exists(db.connect(), "public.learning_sessions_archive")
+
+
+def test_monthly_archive_and_a_backfill_of_the_same_date_moves_nothing_more(db, monthly):
+    fill(db, "public.learning_sessions", 4000)
+    db.execute("""INSERT INTO pathiq_metrics (student_id, metric, value, "timestamp")
+                  SELECT g, 'focus', g, timestamptz '2025-12-01' + g * interval '1 hour' FROM generate_series(1, 9000) g""")
+    first = run_dag("maintenance_monthly", monthly, {"dry_run": False}, mark_success_pattern=ONLY_ARCHIVE)
+    assert first.states["archive"] == "success", first.states
+    moved = {m["source"]: m["rows"] for m in first.xcom("archive")["moved"]}
+    # 2025-12-01 + 9000 h runs to 2026-12-08; rows before 2026-06-06 local midnight moved.
+    old_metrics = db.execute("SELECT count(*) FROM pathiq_metrics_archive")[0][0]
+    assert moved == {"public.learning_sessions": 2000, "public.pathiq_metrics": old_metrics}
+    assert 4000 < old_metrics < 4500
+    again = run_dag("maintenance_monthly", monthly, {"dry_run": False}, mark_success_pattern=ONLY_ARCHIVE)
+    assert {m["source"]: m["rows"] for m in again.xcom("archive")["moved"]} == {
+        "public.learning_sessions": 0, "public.pathiq_metrics": 0}
+    rows = db.execute("SELECT target, rows_affected FROM maintenance.actions WHERE run_id = %s AND system = 'archive' "
+                      "ORDER BY target", (first.run.run_id,))
+    assert rows == [("platform_db:public.learning_sessions", 2000), ("platform_db:public.pathiq_metrics", old_metrics)]
+
+
+def test_a_bad_archive_date_fails_at_once_naming_the_field(db, monthly):
+    result = run_dag("maintenance_monthly", monthly, {"dry_run": True, "archive_as_of": "next tuesday"},
+                     mark_success_pattern=ONLY_ARCHIVE)
+    assert result.states["archive"] == "failed"
+    error = db.execute("SELECT summary->>'error' FROM maintenance.task_runs WHERE run_id = %s AND task_id = 'archive'",
+                       (result.run.run_id,))
+    assert error == [("InputError: archive_as_of: expected a date as YYYY-MM-DD, got 'next tuesday'",)]
