@@ -52,7 +52,8 @@ CREATE INDEX pathiq_metrics_timestamp_idx ON pathiq_metrics ("timestamp");
 CREATE TABLE career_selections (
     id bigint PRIMARY KEY, student_id bigint NOT NULL, career_id integer NOT NULL,
     status text NOT NULL, selected_at timestamptz NOT NULL);
-INSERT INTO career_selections SELECT g, g % 200000, g % 400, 'active', timestamptz '2025-01-01' + g * interval '1 minute'
+INSERT INTO career_selections
+SELECT g, g % 200000, g % 400, 'active', timestamptz '2025-01-01' + g * interval '1 minute'
 FROM generate_series(1, {rows} / 10) g;
 VACUUM ANALYZE;
 """

@@ -48,12 +48,35 @@ class MoveResult:
                 "paused_seconds": round(self.paused_seconds, 1), "stopped": self.stopped}
 
 
-def batch_statement(source: TableInfo, archive: TableInfo, time_column: str, *, after_key: bool) -> sql.Composed:
+def hashable_by_type(conn, source: TableInfo) -> bool:
+    """Can rows be hashed field by field (``hash_record_extended``, PostgreSQL 14+)?
+
+    It needs a hash function for every column's type (json, point and a few others have
+    none); it then skips printing each row as text, the costly part of the check. One row
+    is enough to probe: the function looks up every column's hash function before any value.
+    With no row at all there is nothing to move.
+    """
+    if conn.info.server_version < 140000:
+        return False
+    probe = sql.SQL("SELECT hash_record_extended(ROW({}), 0) FROM {} AS r LIMIT 1").format(
+        sql.SQL(", ").join(sql.Identifier("r", c) for c in source.columns), source.ident)
+    try:
+        with conn.transaction():
+            conn.execute(probe)
+        return True
+    except errors.Error:
+        return False
+
+
+def batch_statement(source: TableInfo, archive: TableInfo, time_column: str, *, after_key: bool,
+                    by_type: bool = False) -> sql.Composed:
     cols = sql.SQL(", ").join(map(sql.Identifier, source.columns))
     keys = sql.SQL(", ").join(map(sql.Identifier, source.key))
 
     def row_hash(alias: str) -> sql.Composed:
         fields = sql.SQL(", ").join(sql.Identifier(alias, c) for c in source.columns)
+        if by_type:
+            return sql.SQL("coalesce(sum(hash_record_extended(ROW({}), 0)), 0)").format(fields)
         return sql.SQL("coalesce(sum(hashtextextended(ROW({})::text, 0)), 0)").format(fields)
 
     match = sql.SQL(" AND ").join(
@@ -85,6 +108,18 @@ def _params(cutoff, position, limit):
     return (cutoff, *(position or ()), limit)
 
 
+def _one_batch(conn, statement, params, source: TableInfo, archive: TableInfo) -> tuple:
+    """Run one batch in its own transaction; commit only when what left equals what arrived."""
+    with conn.transaction():
+        row = conn.execute(statement, params).fetchone()
+        left, left_sum, arrived, arrived_sum = row[:4]
+        if (left, left_sum) != (arrived, arrived_sum):
+            raise ArchiveMismatch(
+                f"{source.qualified}: {left} rows left the source (checksum {left_sum}) but {arrived} "
+                f"arrived in {archive.qualified} (checksum {arrived_sum}); the batch was rolled back")
+    return row
+
+
 def move_rows(conn, source: TableInfo, archive: TableInfo, time_column: str, cutoff, *, batching,
               max_rows: int, deadline: float | None = None, should_pause: Callable[[], str | None] = lambda: None,
               pause_seconds: float = 30, sleep=time.sleep,
@@ -92,8 +127,9 @@ def move_rows(conn, source: TableInfo, archive: TableInfo, time_column: str, cut
     """Move rows of ``source`` older than ``cutoff`` into ``archive`` until none is left, ``max_rows``
     have moved or ``deadline`` (a ``time.monotonic()`` value) has passed. ``conn`` is autocommit,
     with ``lock_timeout`` and ``statement_timeout`` already set."""
-    first = batch_statement(source, archive, time_column, after_key=False)
-    then = batch_statement(source, archive, time_column, after_key=True)
+    by_type = hashable_by_type(conn, source)
+    first = batch_statement(source, archive, time_column, after_key=False, by_type=by_type)
+    then = batch_statement(source, archive, time_column, after_key=True, by_type=by_type)
     result, size, position = MoveResult(), batching.initial_rows, None
     started = time.monotonic()
     backoff = 0.5
@@ -110,13 +146,7 @@ def move_rows(conn, source: TableInfo, archive: TableInfo, time_column: str, cut
         limit = min(size, max_rows - result.rows)
         clock = time.perf_counter()
         try:
-            with conn.transaction():
-                row = conn.execute(then if position else first, _params(cutoff, position, limit)).fetchone()
-                left, left_sum, arrived, arrived_sum = row[0], row[1], row[2], row[3]
-                if (left, left_sum) != (arrived, arrived_sum):
-                    raise ArchiveMismatch(
-                        f"{source.qualified}: {left} rows left the source (checksum {left_sum}) but {arrived} "
-                        f"arrived in {archive.qualified} (checksum {arrived_sum}); the batch was rolled back")
+            row = _one_batch(conn, then if position else first, _params(cutoff, position, limit), source, archive)
         except errors.LockNotAvailable:
             result.lock_timeouts += 1
             size = max(batching.min_rows, size // 2)
@@ -126,6 +156,7 @@ def move_rows(conn, source: TableInfo, archive: TableInfo, time_column: str, cut
             continue
         elapsed_ms = (time.perf_counter() - clock) * 1000
         backoff = 0.5
+        left = row[0]
         if left == 0:
             if position is None:
                 break  # nothing older than the cutoff is left (rows a writer holds wait for the next run)
@@ -136,8 +167,9 @@ def move_rows(conn, source: TableInfo, archive: TableInfo, time_column: str, cut
         result.batches += 1
         result.longest_batch_ms = max(result.longest_batch_ms, elapsed_ms)
         result.batch_sizes.append(limit)
-        # Aim the next batch at the target lock time, changing by at most 2x per step.
-        factor = max(0.5, min(2.0, batching.target_ms / max(elapsed_ms, 1.0)))
+        # Aim the next batch at the target lock time: shrink at once, grow by at most 1.5x a step,
+        # so one slow moment (a checkpoint) does not make the next batch hold its locks too long.
+        factor = max(0.25, min(1.5, batching.target_ms / max(elapsed_ms, 1.0)))
         size = int(max(batching.min_rows, min(batching.max_rows, size * factor)))
         result.seconds = time.monotonic() - started
         if progress:
