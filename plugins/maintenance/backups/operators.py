@@ -84,9 +84,11 @@ class BackupVerificationOperator(_BackupOperator):
         for check in report.checks:
             self.log.info("%-18s %-8s %s", check.name, {True: "ok", False: "FAILED", None: "not run"}[check.ok],
                           check.detail)
-            if check.ok is False:
-                ledger.record_finding(f"backup_{check.name}", report.backup or self.conn_id, "critical",
-                                      check.detail, {"backup": report.backup})
+            if check.ok is not True:  # failures page; checks that could not run show in the reports
+                ledger.record_finding(f"backup_{check.name}", report.backup or self.conn_id,
+                                      "critical" if check.ok is False else "info",
+                                      check.detail if check.ok is False else f"not run: {check.detail}",
+                                      {"backup": report.backup})
         if report.failed:
             raise RuntimeError(f"backup verification of {self.conn_id} failed: {report.message()}")
         return report.as_dict()
@@ -169,6 +171,8 @@ class RestoreTestOperator(_BackupOperator):
         ledger.record_metrics("backup", self.conn_id, metrics)
         for line in result.not_run:
             self.log.warning("Not run: %s", line)
+            ledger.record_finding(f"{kind}_{line.split(':')[0]}", newest.url, "info", f"not run: {line}",
+                                  {"scratch": scratch})
         self.log.info("Restored %s in %.1fs (download %.1fs), %d tables and %d indexes checked, backup %.1f h old",
                       newest.url, result.restore_seconds, result.timings.get("download", 0),
                       result.tables_checked, result.indexes_checked, result.backup_age_hours)
