@@ -7,8 +7,7 @@ INSERT INTO learning_sessions (student_id, career_id, created_at, ended_at, dura
 SELECT (random() * 20000)::bigint, 1 + (g % 40),
        ts, ts + make_interval(secs => 300 + g % 3000), 300 + g % 3000,
        jsonb_build_object('device', (ARRAY['web','ios','android'])[1 + g % 3], 'lesson', g % 500)
-FROM generate_series(1, :scale) g,
-     LATERAL (SELECT now() - (random() * interval '365 days') AS ts) t;
+FROM (SELECT g, now() - random() * interval '365 days' AS ts FROM generate_series(1, :scale) g) t;
 
 -- Students in a session right now: what the gate's load probe counts.
 INSERT INTO learning_sessions (student_id, career_id, created_at, ended_at)

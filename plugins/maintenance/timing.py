@@ -31,7 +31,15 @@ class WaitUntilLocalTime(DateTimeSensorAsync):
         if not str(context["dag_run"].run_type).lower().endswith("scheduled"):
             self.log.info("Not a scheduled run: going on without waiting for %s", self.at)
             return
+        from maintenance import clock
+
         tz = ZoneInfo(self.timezone)
-        self.target_time = local_instant(logical.astimezone(tz).date(), self.at, tz).isoformat()
+        target = local_instant(logical.astimezone(tz).date(), self.at, tz)
+        if clock.now() >= target:
+            # Deferring for a moment already past makes the trigger fire at once, and on a busy
+            # scheduler that race can mark the task up for retry: go on instead.
+            self.log.info("%s %s (%s) has passed: going on", self.at, self.timezone, target.isoformat())
+            return
+        self.target_time = target.isoformat()
         self.log.info("Waiting until %s (%s %s)", self.target_time, self.at, self.timezone)
         super().execute(context)
