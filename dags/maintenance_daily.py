@@ -1,16 +1,19 @@
 """Daily maintenance (procedures 2.1): logs 00:00, cache 02:00, statistics 03:00,
 backup verification 04:00 (critical), security scan 05:00 (critical).
 
-Built so far: 01:00 backup (pg_dump with a manifest, when the policy's `backups.produce`
-is on; critical); 02:00 cache optimization (Redis memory health, TTL audit, persistence
-and replication checks, metrics, pre-warm); 03:00 database statistics (ANALYZE every
-table, VACUUM (ANALYZE) where dead tuples pass the policy's threshold and for the daily
-vacuum list, refresh materialized views), behind the gate; 04:00 backup verification
-(critical, not gated: it runs in a blackout too)."""
+Built so far: 00:00 log rotation (rotate, compress, archive to S3 verified, clean up
+local copies past retention, check), behind the gate; 01:00 backup (pg_dump with a
+manifest, when the policy's `backups.produce` is on; critical); 02:00 cache
+optimization (Redis memory health, TTL audit, persistence and replication checks,
+metrics, pre-warm); 03:00 database statistics (ANALYZE every table, VACUUM (ANALYZE)
+where dead tuples pass the policy's threshold and for the daily vacuum list, refresh
+materialized views), behind the gate; 04:00 backup verification (critical, not gated:
+it runs in a blackout too)."""
 
 from airflow.sdk import chain
 from maintenance import dagkit
 from maintenance.backups.operators import BackupOperator, BackupVerificationOperator
+from maintenance.logs.operators import LogRotationOperator
 from maintenance.postgres.operators import PostgresStatisticsOperator
 from maintenance.redis.operators import RedisCacheOptimizationOperator
 
@@ -24,6 +27,9 @@ with dagkit.maintenance_dag(
     tables=dagkit.tables_param(),
 ) as dag:
     summary = dagkit.run_summary()
+
+    # 00:00 log rotation: the run starts at midnight, so no wait.
+    chain(dagkit.gate("gate_logs"), LogRotationOperator(task_id="log_rotation"), summary)
 
     # 01:00 backup, then 04:00 verification of the newest backup (both critical, never gated).
     at_0400 = dagkit.wait_until("at_0400", 4)

@@ -6,6 +6,7 @@ test, monthly DR drill, monitoring thresholds; Friday system health report, post
 from airflow.sdk import TaskGroup, chain
 from maintenance import dagkit
 from maintenance.backups.operators import RestoreTestOperator
+from maintenance.logs.operators import S3LifecycleOperator
 from maintenance.postgres.operators import BloatAnalysisOperator, PostgresReviewOperator, ReindexOperator
 from maintenance.redis.operators import RedisBigKeysOperator
 from maintenance.reports.operator import ReportOperator
@@ -24,8 +25,10 @@ with dagkit.maintenance_dag(
     summary = dagkit.run_summary()
 
     with TaskGroup("monday") as monday:
-        # Performance and capacity: where the cache's memory goes, per namespace.
-        chain(dagkit.gate("gate"), RedisBigKeysOperator(task_id="redis_big_keys", pool="redis_platform"))
+        # Performance, cost and capacity: where the cache's memory goes, per namespace; S3 lifecycle rules.
+        gate_monday = dagkit.gate("gate")
+        chain(gate_monday, RedisBigKeysOperator(task_id="redis_big_keys", pool="redis_platform"))
+        chain(gate_monday, S3LifecycleOperator(task_id="s3_lifecycle"))
 
     with TaskGroup("wednesday") as wednesday:
         # Deep database maintenance, index optimization, query review.

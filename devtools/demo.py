@@ -125,7 +125,24 @@ def create_pools(env: dict[str, str]) -> None:
     say(f"pools: {', '.join(required_pools())}")
 
 
-def airflow_env(connections: dict[str, str]) -> dict[str, str]:
+def demo_policy() -> Path:
+    """The project's policy plus a log folder of the demo's own, with a few logs to rotate."""
+    import yaml
+
+    logs = DEMO / "logs" / "api"
+    logs.mkdir(parents=True, exist_ok=True)
+    for name in ("api.log", "worker.log"):
+        with open(logs / name, "a") as handle:
+            handle.writelines(f"2026-11-27T00:{n % 60:02d}:00Z GET /api/careers/pool 200 {n % 90}ms\n"
+                              for n in range(5000))
+    policy = yaml.safe_load((ROOT / "include/maintenance_policy.yaml").read_text())
+    policy["logs"]["folders"] = [{"name": "api", "path": str(logs), "retention_days": 1}]
+    path = DEMO / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path
+
+
+def airflow_env(connections: dict[str, str], policy: Path | None = None) -> dict[str, str]:
     home = DEMO / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     return os.environ | connections | {
@@ -137,7 +154,7 @@ def airflow_env(connections: dict[str, str]) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
         "AIRFLOW__API__PORT": str(UI_PORT),
-        "MAINTENANCE_POLICY_FILE": str(ROOT / "include/maintenance_policy.yaml"),
+        "MAINTENANCE_POLICY_FILE": str(policy or ROOT / "include/maintenance_policy.yaml"),
         # standalone starts its components as `airflow ...` subprocesses
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"), os.environ.get("PYTHONPATH")])),
@@ -174,9 +191,12 @@ def up() -> int:
     if target:
         say("using the configured target (AIRFLOW_CONN_* from the environment or .env); starting no servers")
         connections = target
+        policy = None
     else:
         connections = start_embedded_target(state)
-    env = airflow_env(connections)
+        policy = demo_policy()
+        say(f"policy: {policy.relative_to(ROOT)} (the project's, plus the demo's log folder .demo/logs/api)")
+    env = airflow_env(connections, policy)
     sys.path.insert(0, str(ROOT / "plugins"))
     create_pools(env)
     log = (DEMO / "airflow-standalone.log").open("ab")

@@ -1,0 +1,91 @@
+"""LogRotationOperator (daily 00:00) and S3LifecycleOperator (weekly): thin wiring to S3Hook."""
+
+from __future__ import annotations
+
+from maintenance.operator import MaintenanceOperator
+
+
+def _s3(policy):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=policy.connections.aws).get_conn()
+
+
+class LogRotationOperator(MaintenanceOperator):
+    """Rotate, compress, archive to S3 (verified) and clean up every log folder of the policy."""
+
+    def run(self, context, ledger, dry_run):
+        import socket
+
+        from maintenance import clock
+        from maintenance.logs import ship
+        from maintenance.logs.engine import process_folder
+        from maintenance.policy import load_policy
+
+        policy = load_policy()
+        settings = policy.logs
+        host = settings.host or socket.gethostname()
+        if not settings.folders:
+            self.log.info("No log folder in the policy (logs.folders): nothing to rotate")
+            return {"host": host, "folders": []}
+        s3 = _s3(policy)
+        if not dry_run:
+            ship.check_reachable(s3, settings.bucket)
+        reports = []
+        for folder in settings.folders:
+            with ledger.action("logs", f"{host}:{folder.path}", "rotate_and_archive") as act:
+                report = process_folder(folder, s3, bucket=settings.bucket, prefix=settings.prefix, host=host,
+                                        now=clock.now(), settle_seconds=settings.settle_seconds, dry_run=dry_run)
+                act.bytes_affected = report.uploaded_bytes
+                act.plan = report.as_dict()
+                if report.problems:
+                    act.outcome, act.error = "failed", "; ".join(report.problems)[:2000]
+            self.log.info("%s (%s): rotated %d, compressed %d, uploaded %d (%d bytes), deleted %d (%d bytes), "
+                          "on disk %d (%d bytes)%s", folder.name, folder.path, len(report.rotated),
+                          len(report.compressed), len(report.uploaded), report.uploaded_bytes, len(report.deleted),
+                          report.deleted_bytes, len(report.kept), report.kept_bytes,
+                          f"; still being written: {', '.join(report.still_written)}" if report.still_written else "")
+            ledger.record_metrics("logs", folder.name, {"uploaded_bytes": report.uploaded_bytes,
+                                                        "local_bytes": report.kept_bytes})
+            reports.append(report.as_dict())
+        problems = [p for r in reports for p in r["problems"]]
+        if problems:
+            raise RuntimeError(f"log rotation: {len(problems)} problem(s): " + "; ".join(problems))
+        return {"host": host, "folders": reports}
+
+    def describe(self, summary):
+        folders = summary["folders"]
+        return (f"{sum(len(f['rotated']) for f in folders)} logs rotated, "
+                f"{sum(len(f['uploaded']) for f in folders)} archived to S3, "
+                f"{sum(len(f['deleted']) for f in folders)} local copies removed")
+
+
+class S3LifecycleOperator(MaintenanceOperator):
+    """Ensure the procedures' lifecycle rules on the policy's buckets, merged with their own rules."""
+
+    def run(self, context, ledger, dry_run):
+        from maintenance.logs import lifecycle
+        from maintenance.policy import load_policy
+
+        policy = load_policy()
+        plans = []
+        s3 = _s3(policy) if policy.s3_lifecycle.buckets else None
+        for bucket_cfg in policy.s3_lifecycle.buckets:
+            try:
+                found = lifecycle.plan(s3, bucket_cfg, policy.s3_lifecycle)
+            except s3.exceptions.NoSuchBucket:
+                self.log.warning("s3://%s does not exist (s3_lifecycle.buckets): skipped", bucket_cfg.name)
+                plans.append({"bucket": bucket_cfg.name, "missing": True, "added": [], "changed": [], "removed": []})
+                continue
+            self.log.info("s3://%s: add %s, change %s, remove %s; its own rules kept: %s", found.bucket,
+                          found.added or "-", found.changed or "-", found.removed or "-", found.kept_foreign or "-")
+            if found.changes:
+                with ledger.action("s3", f"s3://{found.bucket}", "lifecycle_rules", plan=found.as_dict()):
+                    if not dry_run:
+                        lifecycle.apply(s3, found)
+            plans.append(found.as_dict())
+        return {"buckets": plans}
+
+    def describe(self, summary):
+        changed = [b["bucket"] for b in summary["buckets"] if b["added"] or b["changed"] or b["removed"]]
+        return f"lifecycle rules changed on {len(changed)} of {len(summary['buckets'])} buckets"
