@@ -8,7 +8,8 @@ optimization (Redis memory health, TTL audit, persistence and replication checks
 metrics, pre-warm); 03:00 database statistics (ANALYZE every table, VACUUM (ANALYZE)
 where dead tuples pass the policy's threshold and for the daily vacuum list, refresh
 materialized views), behind the gate; 04:00 backup verification (critical, not gated:
-it runs in a blackout too)."""
+it runs in a blackout too); 05:00 security scan (vulnerable packages of the lock files
+from the OSV database, certificates close to expiry; critical, not gated)."""
 
 from airflow.sdk import chain
 from maintenance import dagkit
@@ -16,6 +17,7 @@ from maintenance.backups.operators import BackupOperator, BackupVerificationOper
 from maintenance.logs.operators import LogRotationOperator
 from maintenance.postgres.operators import PostgresStatisticsOperator
 from maintenance.redis.operators import RedisCacheOptimizationOperator
+from maintenance.security.operators import SecurityScanOperator
 
 with dagkit.maintenance_dag(
     "maintenance_daily",
@@ -50,3 +52,6 @@ with dagkit.maintenance_dag(
     gate_statistics = dagkit.gate("gate_statistics")
     statistics = dagkit.per_database(PostgresStatisticsOperator, "db_statistics")
     chain(at_0300, gate_statistics, statistics, summary)
+
+    # 05:00 security scan (critical, never gated)
+    chain(dagkit.wait_until("at_0500", 5), SecurityScanOperator(task_id="security_scan"), summary)

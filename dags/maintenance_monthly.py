@@ -1,7 +1,8 @@
 """Monthly maintenance (procedures 2.3) in the planned window: update review,
 security audit, database reorganization, compliance verification, monthly report.
 
-Built so far: archiving of rows older than six months into archive tables (online, in
+Built so far: the security posture audit (PostgreSQL, Redis, S3) and compliance
+evidence from the ledger (read-only, not gated); archiving of rows older than six months into archive tables (online, in
 batches, behind a zero-downtime gate: it runs whenever the calendar and the load allow);
 table de-bloat (pg_repack, or VACUUM FULL for allowed tables) inside the window; the
 monthly report."""
@@ -11,6 +12,7 @@ from maintenance import dagkit
 from maintenance.archive.operators import ArchiveOperator
 from maintenance.postgres.operators import DebloatOperator
 from maintenance.reports.operator import ReportOperator
+from maintenance.security.operators import ComplianceOperator, PostureAuditOperator
 
 with dagkit.maintenance_dag(
     "maintenance_monthly",
@@ -34,5 +36,8 @@ with dagkit.maintenance_dag(
     gate_window = dagkit.gate("gate_window", zero_downtime=False, affected_users=1_000_000)
     chain(gate_window, dagkit.per_database(DebloatOperator, "debloat"), summary)
 
+    # Read-only reviews: not gated.
+    chain(PostureAuditOperator(task_id="security_audit"), summary)
+    chain(ComplianceOperator(task_id="compliance"), summary)
     monthly_report = ReportOperator(task_id="monthly_report", kind="monthly")
     monthly_report >> summary

@@ -10,6 +10,7 @@ from maintenance.logs.operators import S3LifecycleOperator
 from maintenance.postgres.operators import BloatAnalysisOperator, PostgresReviewOperator, ReindexOperator
 from maintenance.redis.operators import RedisBigKeysOperator
 from maintenance.reports.operator import ReportOperator
+from maintenance.security.operators import CertificateReviewOperator, DependencyReviewOperator
 
 with dagkit.maintenance_dag(
     "maintenance_weekly",
@@ -30,6 +31,11 @@ with dagkit.maintenance_dag(
         chain(gate_monday, RedisBigKeysOperator(task_id="redis_big_keys", pool="redis_platform"))
         chain(gate_monday, S3LifecycleOperator(task_id="s3_lifecycle"))
 
+    with TaskGroup("tuesday") as tuesday:
+        # Dependency updates and certificates: read-only reviews, not gated.
+        dependency_review = DependencyReviewOperator(task_id="dependency_review")
+        certificate_review = CertificateReviewOperator(task_id="certificate_review")
+
     with TaskGroup("wednesday") as wednesday:
         # Deep database maintenance, index optimization, query review.
         gate_db = dagkit.gate("gate")
@@ -46,7 +52,9 @@ with dagkit.maintenance_dag(
         # Reports are read-only and still run in a blackout: not behind the gate.
         health_report = ReportOperator(task_id="health_report", kind="weekly")
 
-    choose = dagkit.weekly_theme_branch({"monday": ["monday.gate"], "wednesday": ["wednesday.gate"],
+    choose = dagkit.weekly_theme_branch({"monday": ["monday.gate"],
+                                         "tuesday": [dependency_review.task_id, certificate_review.task_id],
+                                         "wednesday": ["wednesday.gate"],
                                          "thursday": [t.task_id for t in restore_tests],
                                          "friday": ["friday.health_report"]})
-    choose >> [monday, wednesday, thursday, friday] >> summary
+    choose >> [monday, tuesday, wednesday, thursday, friday] >> summary

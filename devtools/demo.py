@@ -126,7 +126,7 @@ def create_pools(env: dict[str, str]) -> None:
 
 
 def demo_policy() -> Path:
-    """The project's policy plus a log folder of the demo's own, with a few logs to rotate."""
+    """The project's policy plus the demo's own log folder (with logs to rotate) and lock files."""
     import yaml
 
     logs = DEMO / "logs" / "api"
@@ -137,6 +137,13 @@ def demo_policy() -> Path:
                               for n in range(5000))
     policy = yaml.safe_load((ROOT / "include/maintenance_policy.yaml").read_text())
     policy["logs"]["folders"] = [{"name": "api", "path": str(logs), "retention_days": 1}]
+    # The security scan and reviews ask a local server speaking the OSV and registry APIs,
+    # with a few advisories (include/demo/advisories.json), about the demo's lock files.
+    from devtools.osv_server import start_osv_server
+
+    osv_url, _ = start_osv_server(ROOT / "include/demo/advisories.json")
+    policy["security"] |= {"osv_url": osv_url, "pypi_url": osv_url, "npm_url": osv_url, "lock_files": [
+        str(ROOT / "include/demo/package-lock.json"), str(ROOT / "include/demo/requirements-platform.lock")]}
     path = DEMO / "policy.yaml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path
@@ -195,7 +202,7 @@ def up() -> int:
     else:
         connections = start_embedded_target(state)
         policy = demo_policy()
-        say(f"policy: {policy.relative_to(ROOT)} (the project's, plus the demo's log folder .demo/logs/api)")
+        say(f"policy: {policy.relative_to(ROOT)} (the project's, plus the demo's log folder and lock files)")
     env = airflow_env(connections, policy)
     sys.path.insert(0, str(ROOT / "plugins"))
     create_pools(env)

@@ -235,7 +235,7 @@ def monthly(db, airflow_db, slack, monkeypatch):
     return window
 
 
-ONLY_ARCHIVE = r"^(debloat|monthly_report)$"
+ONLY_ARCHIVE = r"^(debloat|monthly_report|security_audit|compliance)$"
 
 
 def test_monthly_dry_run_reports_the_plan_and_moves_nothing(db, monthly):

@@ -405,6 +405,42 @@ class S3Lifecycle(_Strict):
     noncurrent_version_expire_days: int = Field(30, gt=0, description="versioned buckets: old versions")
 
 
+class Control(_Strict):
+    """A compliance control evaluated from the ledger."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["task_succeeded", "findings_closed", "log_retention"]
+    task_pattern: str | None = Field(None, description="task_succeeded: a SQL LIKE pattern of task ids")
+    within_days: float = Field(8, gt=0)
+    days: int = Field(90, gt=0, description="log_retention: logs kept at least this long")
+
+    @model_validator(mode="after")
+    def _task(self) -> Control:
+        if self.kind == "task_succeeded" and not self.task_pattern:
+            raise ValueError("kind task_succeeded needs task_pattern (e.g. '%verify_backup%')")
+        return self
+
+
+class Certificates(_Strict):
+    endpoints: list[str] = Field([], description="host:port of TLS endpoints")
+    warn_days: float = Field(30, gt=0)
+    critical_days: float = Field(7, gt=0)
+    timeout_s: float = Field(10, gt=0)
+
+
+class Security(_Strict):
+    lock_files: list[str] = Field([], description="npm package-lock.json and Python requirement/lock files")
+    osv_url: str = "https://api.osv.dev"
+    pypi_url: str = "https://pypi.org"
+    npm_url: str = "https://registry.npmjs.org"
+    http_timeout_s: float = Field(30, gt=0)
+    page_severities: list[Literal["critical", "high", "medium", "low"]] = ["critical"]
+    certificates: Certificates = Certificates()
+    s3_buckets: list[str] = Field([], description="buckets the monthly posture audit checks")
+    backup_buckets: list[str] = Field(["pathfinity-backups"], description="...which must also keep versions")
+    controls: list[Control] = []
+
+
 class Policy(_Strict):
     version: Literal[1] = 1
     timezone: str = "America/New_York"
@@ -422,6 +458,7 @@ class Policy(_Strict):
     archive: Archive = Archive()
     logs: Logs = Logs()
     s3_lifecycle: S3Lifecycle = S3Lifecycle()
+    security: Security = Security()
 
     @field_validator("timezone")
     @classmethod

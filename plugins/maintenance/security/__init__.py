@@ -1,0 +1,2 @@
+"""Security and compliance: vulnerability scan, dependency and certificate reviews, posture
+audit, compliance evidence."""
