@@ -53,7 +53,7 @@ def start_osv_server(data: dict | Path, port: int = 0):
             self.end_headers()
             self.wfile.write(payload)
 
-        def do_POST(self):  # noqa: N802 - http.server's naming
+        def do_POST(self):
             if self.path != "/v1/querybatch":
                 return self._send(404, {"message": "not found"})
             queries = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["queries"]
@@ -64,7 +64,7 @@ def start_osv_server(data: dict | Path, port: int = 0):
                 results.append({"vulns": hits} if hits else {})
             return self._send(200, {"results": results})
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             path = unquote(self.path)
             if path.startswith("/v1/vulns/"):
                 found = next((a for a in db["advisories"] if a["id"] == path.rsplit("/", 1)[1]), None)

@@ -22,7 +22,7 @@ def get_json(url: str, *, timeout: float, body: dict | None = None) -> dict | No
                                      headers={"Content-Type": "application/json", "Accept": "application/json",
                                               "User-Agent": "pathfinity-maintenance"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - policy's URL
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
