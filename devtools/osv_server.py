@@ -10,10 +10,10 @@ osv.dev publishes them, and the newest version of each package:
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
+
+from devtools.jsonhttp import JSONHandler, serve
 
 
 def _affects(advisory: dict, ecosystem: str, name: str, version: str) -> bool:
@@ -41,18 +41,7 @@ def start_osv_server(data: dict | Path, port: int = 0):
     """Start the server in a thread; returns (base URL, server). ``data`` may be changed live."""
     db = json.loads(Path(data).read_text()) if isinstance(data, Path) else data
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def _send(self, status: int, body: dict) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
+    class Handler(JSONHandler):
         def do_POST(self):
             if self.path != "/v1/querybatch":
                 return self._send(404, {"message": "not found"})
@@ -78,6 +67,5 @@ def start_osv_server(data: dict | Path, port: int = 0):
             return self._send(200, {"name": path.lstrip("/"), "dist-tags": {"latest": version}}) if version else \
                 self._send(404, {"error": "not found"})
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}", server
+    url, server = serve(Handler, port)
+    return url, server

@@ -197,11 +197,14 @@ def tables_param():
 
 
 def required_pools() -> dict[str, dict]:
-    """The Airflow pools the DAGs use: one per PostgreSQL database, one for Redis (one slot each,
-    so heavy work never overlaps on one system). Create them with `airflow pools import`."""
+    """The Airflow pools the DAGs use: one per PostgreSQL database, one for Redis, one for
+    Kubernetes node work (one slot each, so heavy work never overlaps on one system).
+    Create them with `airflow pools import`."""
     pools = {db.pool_name: {"slots": 1, "description": f"maintenance load on {db.conn_id}",
                             "include_deferred": False} for db in policy().postgres.databases}
     pools["redis_platform"] = {"slots": 1, "description": "maintenance load on the cache", "include_deferred": False}
+    pools["kubernetes_nodes"] = {"slots": 1, "description": "node maintenance: one node at a time",
+                                 "include_deferred": False}
     return pools
 
 

@@ -441,6 +441,44 @@ class Security(_Strict):
     controls: list[Control] = []
 
 
+class PodCleanup(_Strict):
+    min_age_minutes: float = Field(60, ge=0)
+    max_per_namespace: int = Field(200, gt=0)
+    max_per_run: int = Field(1000, gt=0)
+
+
+class MemoryRestarts(_Strict):
+    threshold: float = Field(0.9, gt=0, le=1, description="memory use over this share of the limit")
+    max_per_run: int = Field(3, ge=0)
+
+
+class NodeMaintenance(_Strict):
+    """Which nodes need maintenance, and how one is taken out, maintained and brought back."""
+
+    reboot_marker: str = Field("pathfinity.com/reboot-required",
+                               description="a node label or annotation with this key marks it")
+    conditions: list[str] = Field([], description="node condition types that, when True, mark it")
+    min_kubelet_version: str | None = Field(None, description="older kubelets mark the node, e.g. v1.29.0")
+    drain_timeout_minutes: float = Field(15, gt=0)
+    eviction_retry_seconds: float = Field(5, gt=0)
+    action_timeout_minutes: float = Field(30, gt=0, description="wait for the external agent's reboot")
+    ready_timeout_minutes: float = Field(15, gt=0)
+    uncordon_on_failure: bool = True
+    max_nodes_per_run: int = Field(1, gt=0)
+    max_pending_pods: int = Field(0, ge=0, description="cluster health: pods Pending longer than...")
+    pending_grace_minutes: float = Field(5, ge=0)
+
+
+class Kubernetes(_Strict):
+    conn_id: str = "kubernetes_default"
+    namespaces: list[str] = Field([], description="empty: every namespace but the excluded ones")
+    excluded_namespaces: list[str] = ["kube-system"]
+    pod_cleanup: PodCleanup = PodCleanup()
+    memory_restarts: MemoryRestarts = MemoryRestarts()
+    nodes: NodeMaintenance = NodeMaintenance()
+    request_use_ratio: float = Field(0.3, gt=0, le=1, description="hygiene: use below this share of requests")
+
+
 class Policy(_Strict):
     version: Literal[1] = 1
     timezone: str = "America/New_York"
@@ -459,6 +497,7 @@ class Policy(_Strict):
     logs: Logs = Logs()
     s3_lifecycle: S3Lifecycle = S3Lifecycle()
     security: Security = Security()
+    kubernetes: Kubernetes = Kubernetes()
 
     @field_validator("timezone")
     @classmethod

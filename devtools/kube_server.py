@@ -1,0 +1,188 @@
+"""A local HTTP server that answers the Kubernetes API's paths and shapes for what the
+maintenance uses, so the official ``kubernetes`` client builds and parses real requests.
+
+No cluster can run on the development machines; this stands in for the API server in the
+tests and records every request (method and path), so a test can prove that a dry run
+sent only reads. It holds objects as the API returns them (JSON, camelCase) and applies
+what the real server would: deletes, evictions refused with 429 while a
+PodDisruptionBudget allows no disruption, merge patches of nodes and workloads.
+
+A node "agent" can be simulated: ``reboot_after_drain`` makes a cordoned node without
+evictable pods reboot (new boot id, marker removed) after a delay, as an external
+reboot daemon would.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlparse
+
+from devtools.jsonhttp import JSONHandler, serve
+
+LISTS = {"pods": ("v1", "PodList"), "nodes": ("v1", "NodeList"), "persistentvolumes": ("v1", "PersistentVolumeList"),
+         "namespaces": ("v1", "NamespaceList"), "poddisruptionbudgets": ("policy/v1", "PodDisruptionBudgetList"),
+         "networkpolicies": ("networking.k8s.io/v1", "NetworkPolicyList"), "deployments": ("apps/v1", "DeploymentList"),
+         "statefulsets": ("apps/v1", "StatefulSetList"), "replicasets": ("apps/v1", "ReplicaSetList"),
+         "jobs": ("batch/v1", "JobList"), "metrics": ("metrics.k8s.io/v1beta1", "PodMetricsList")}
+
+_PATH = re.compile(r"^/(?:api/v1|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
+                   r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<kind>[a-z]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>[a-z]+))?$")
+
+
+@dataclass
+class Cluster:
+    pods: list[dict] = field(default_factory=list)
+    nodes: list[dict] = field(default_factory=list)
+    persistentvolumes: list[dict] = field(default_factory=list)
+    namespaces: list[dict] = field(default_factory=list)
+    poddisruptionbudgets: list[dict] = field(default_factory=list)
+    networkpolicies: list[dict] = field(default_factory=list)
+    deployments: list[dict] = field(default_factory=list)
+    statefulsets: list[dict] = field(default_factory=list)
+    replicasets: list[dict] = field(default_factory=list)
+    jobs: list[dict] = field(default_factory=list)
+    metrics: list[dict] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    reboot_after_drain: float | None = None  # seconds; None: no agent reboots nodes
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def mutations(self) -> list[tuple[str, str]]:
+        return [r for r in self.requests if r[0] != "GET"]
+
+    def find(self, kind: str, namespace: str | None, name: str) -> dict | None:
+        return next((o for o in getattr(self, kind) if o["metadata"]["name"] == name
+                     and o["metadata"].get("namespace") in (namespace, None)), None)
+
+    def _agent(self) -> None:
+        """An external reboot daemon: reboots cordoned, drained nodes that carry the marker."""
+        while self.reboot_after_drain is not None:
+            time.sleep(0.05)
+            with self.lock:
+                for node in self.nodes:
+                    meta, spec = node["metadata"], node.setdefault("spec", {})
+                    marked = any("reboot-required" in k for k in {**meta.get("labels", {}),
+                                                                  **meta.get("annotations", {})})
+                    drained = not any(p["spec"].get("nodeName") == meta["name"] and not _daemon(p)
+                                      and p["status"].get("phase") not in ("Succeeded", "Failed") for p in self.pods)
+                    if spec.get("unschedulable") and marked and drained and not node.get("_rebooting"):
+                        node["_rebooting"] = time.monotonic() + self.reboot_after_drain
+                    if node.get("_rebooting") and time.monotonic() >= node["_rebooting"]:
+                        node.pop("_rebooting")
+                        info = node["status"].setdefault("nodeInfo", {})
+                        info["bootID"] = info.get("bootID", "boot") + "-rebooted"
+                        for where in ("labels", "annotations"):
+                            meta[where] = {k: v for k, v in meta.get(where, {}).items() if "reboot-required" not in k}
+
+
+def _daemon(pod: dict) -> bool:
+    return any(o.get("kind") == "DaemonSet" for o in pod["metadata"].get("ownerReferences", []))
+
+
+def _merge(target: dict, patch: dict) -> None:
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def _status(code: int, reason: str, message: str) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure" if code >= 400 else "Success",
+            "message": message, "reason": reason, "code": code}
+
+
+def _selected(obj: dict, selector: str) -> bool:
+    for term in filter(None, selector.split(",")):
+        key, _, want = term.partition("=")
+        want = want.lstrip("=")
+        value: object = obj
+        for part in key.split("."):
+            value = value.get(part, {}) if isinstance(value, dict) else {}
+        if (value if value != {} else "") != want:
+            return False
+    return True
+
+
+def start_kube_server(cluster: Cluster):
+    """Serve ``cluster`` on a free port; returns (base URL, server)."""
+
+    class Handler(JSONHandler):
+        def _route(self):
+            url = urlparse(self.path)
+            match = _PATH.match(url.path)
+            return match, {k: v[0] for k, v in parse_qs(url.query).items()}
+
+        def _body(self) -> dict:
+            length = int(self.headers.get("Content-Length") or 0)
+            return json.loads(self.rfile.read(length)) if length else {}
+
+        def _handle(self, method: str) -> None:
+            cluster.requests.append((method, urlparse(self.path).path))
+            match, query = self._route()
+            if not match or (match["kind"] not in LISTS and match["group"] != "metrics.k8s.io"):
+                return self._send(404, _status(404, "NotFound", f"the server could not find {self.path}"))
+            kind, ns, name, sub = match["kind"], match["ns"], match["name"], match["sub"]
+            if match["group"] == "metrics.k8s.io":
+                kind = "metrics"
+            with cluster.lock:
+                if method == "GET" and not name:
+                    items = [o for o in getattr(cluster, kind) if ns is None or o["metadata"].get("namespace") == ns]
+                    if "fieldSelector" in query:
+                        items = [o for o in items if _selected(o, query["fieldSelector"])]
+                    api, list_kind = LISTS[kind]
+                    return self._send(200, {"kind": list_kind, "apiVersion": api,
+                                            "metadata": {"resourceVersion": "1"},
+                                            "items": [{k: v for k, v in o.items() if not k.startswith("_")}
+                                                      for o in items]})
+                obj = cluster.find(kind, ns, name)
+                if obj is None:
+                    return self._send(404, _status(404, "NotFound", f'{kind} "{name}" not found'))
+                if method == "GET":
+                    return self._send(200, {k: v for k, v in obj.items() if not k.startswith("_")})
+                if method == "DELETE":
+                    getattr(cluster, kind).remove(obj)
+                    return self._send(200, obj)
+                if method == "POST" and sub == "eviction":
+                    return self._evict(obj)
+                if method == "PATCH":
+                    _merge(obj, self._body())
+                    return self._send(200, obj)
+            return self._send(405, _status(405, "MethodNotAllowed", f"{method} {self.path}"))
+
+        def _evict(self, pod: dict):
+            labels = pod["metadata"].get("labels", {})
+            for pdb in cluster.poddisruptionbudgets:
+                wanted = pdb["spec"].get("selector", {}).get("matchLabels", {})
+                if pdb["metadata"].get("namespace") == pod["metadata"].get("namespace") and wanted and all(
+                        labels.get(k) == v for k, v in wanted.items()):
+                    if pdb.get("status", {}).get("disruptionsAllowed", 0) < 1:
+                        return self._send(429, _status(429, "TooManyRequests", "Cannot evict pod as it would "
+                                                       "violate the pod's disruption budget."))
+            cluster.pods.remove(pod)
+            return self._send(201, _status(201, "Created", "evicted"))
+
+        def do_GET(self):
+            self._handle("GET")
+
+        def do_DELETE(self):
+            self._handle("DELETE")
+
+        def do_POST(self):
+            self._body() if self.headers.get("Content-Length") else None
+            self._handle("POST")
+
+        def do_PATCH(self):
+            self._handle("PATCH")
+
+    url, server = serve(Handler)
+    if cluster.reboot_after_drain is not None:
+        threading.Thread(target=cluster._agent, daemon=True).start()
+    return url, server

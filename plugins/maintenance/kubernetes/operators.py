@@ -1,0 +1,123 @@
+"""Kubernetes operators: thin wiring of the engines to KubernetesHook's API client."""
+
+from __future__ import annotations
+
+from maintenance.operator import MaintenanceOperator
+
+
+class _KubernetesOperator(MaintenanceOperator):
+    def clients(self):
+        from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+        from kubernetes import client
+
+        from maintenance.policy import load_policy
+
+        policy = load_policy()
+        api = KubernetesHook(conn_id=policy.kubernetes.conn_id).get_conn()
+        return policy, {"core": client.CoreV1Api(api), "apps": client.AppsV1Api(api),
+                        "batch": client.BatchV1Api(api), "policy": client.PolicyV1Api(api),
+                        "custom": client.CustomObjectsApi(api), "networking": client.NetworkingV1Api(api)}
+
+
+class PodCleanupOperator(_KubernetesOperator):
+    """Delete Evicted, Failed and Succeeded pods older than the policy's age, in its namespaces."""
+
+    def run(self, context, ledger, dry_run):
+        from maintenance import clock
+        from maintenance.kubernetes.pods import finished_pods
+
+        policy, k = self.clients()
+        chosen, kept = finished_pods(k["core"], k["batch"], policy.kubernetes, clock.now())
+        deleted = []
+        for pod in chosen:
+            with ledger.action("kubernetes", f"pod {pod.namespace}/{pod.name}", "delete_pod", plan=pod.as_dict()):
+                if not dry_run:
+                    k["core"].delete_namespaced_pod(pod.name, pod.namespace)
+                    deleted.append(f"{pod.namespace}/{pod.name}")
+        return {"chosen": [p.as_dict() for p in chosen], "kept": [p.as_dict() for p in kept], "deleted": deleted}
+
+    def describe(self, summary):
+        return (f"{len(summary['deleted'])} of {len(summary['chosen'])} finished pods deleted, "
+                f"{len(summary['kept'])} kept")
+
+
+class MemoryRestartOperator(_KubernetesOperator):
+    """Rollout-restart the Deployments and StatefulSets whose pods pass 90% of their memory limit."""
+
+    def run(self, context, ledger, dry_run):
+        from maintenance import clock
+        from maintenance.kubernetes.pods import memory_pressure, rollout_restart
+
+        policy, k = self.clients()
+        found = memory_pressure(k["core"], k["apps"], k["custom"], k["policy"], policy.kubernetes)
+        cap = policy.kubernetes.memory_restarts.max_per_run
+        restarted = []
+        for item in found:
+            self.log.info("%s %s/%s: %s %s", item.kind or "bare pod", item.namespace, item.name, item.why, item.pods)
+            if not item.restart:
+                ledger.record_finding("memory_pressure", f"{item.namespace}/{item.name}", "warning", item.why,
+                                      item.as_dict())
+                continue
+            if len(restarted) >= cap:
+                item.why += f"; not restarted: the cap of {cap} per run was reached"
+                continue
+            with ledger.action("kubernetes", f"{item.kind} {item.namespace}/{item.name}", "rollout_restart",
+                               plan=item.as_dict()):
+                if not dry_run:
+                    rollout_restart(k["apps"], item, clock.now())
+                    restarted.append(f"{item.kind} {item.namespace}/{item.name}")
+        return {"found": [i.as_dict() for i in found], "restarted": restarted}
+
+    def describe(self, summary):
+        return f"{len(summary['restarted'])} workloads restarted, {len(summary['found'])} under memory pressure"
+
+
+class NodeMaintenanceOperator(_KubernetesOperator):
+    """Nodes that need maintenance, strictly one at a time; the run stops at the first failure."""
+
+    def run(self, context, ledger, dry_run):
+        from maintenance import clock
+        from maintenance.kubernetes import nodes
+
+        policy, k = self.clients()
+        settings = policy.kubernetes.nodes
+        due = [(n, nodes.reasons(n, settings)) for n in k["core"].list_node().items]
+        due = [(n, why) for n, why in due if why]
+        self.log.info("Nodes needing maintenance: %s", [(n.metadata.name, why) for n, why in due] or "none")
+        if dry_run:
+            return {"due": [{"node": n.metadata.name, "reasons": why} for n, why in due], "runs": []}
+        runs = []
+        for node, _ in due[:settings.max_nodes_per_run]:
+            with ledger.action("kubernetes", f"node {node.metadata.name}", "node_maintenance") as act:
+                run = nodes.maintain(k["core"], node, settings, now_fn=clock.now)
+                act.plan = run.as_dict()
+                if not run.ok:
+                    act.outcome, act.error = "failed", run.error
+            runs.append(run.as_dict())
+            self.log.info("%s: %s", run.node, " -> ".join(run.steps))
+            if not run.ok:
+                raise RuntimeError(f"node {run.node}: stopped at {run.stopped_at}: {run.error}"
+                                   + ("; the node is schedulable again" if run.uncordoned else
+                                      "; the node is left cordoned (kubernetes.nodes.uncordon_on_failure)"))
+        return {"due": [{"node": n.metadata.name, "reasons": why} for n, why in due], "runs": runs}
+
+    def describe(self, summary):
+        return f"{len(summary['runs'])} node(s) maintained of {len(summary['due'])} due"
+
+
+class KubernetesHygieneOperator(_KubernetesOperator):
+    """Weekly report: volumes, network policies, requests and limits, requests far above use."""
+
+    def run(self, context, ledger, dry_run):
+        from maintenance.kubernetes.hygiene import report
+
+        policy, k = self.clients()
+        found = report(k["core"], k["apps"], k["networking"], k["custom"], policy.kubernetes)
+        for key, items in found.items():
+            self.log.info("%s: %s", key.replace("_", " "), items or "none")
+            if items:
+                ledger.record_finding(f"k8s_{key}", "cluster", "info", f"{len(items)} item(s)", {"items": items})
+        return found
+
+    def describe(self, summary):
+        return ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in summary.items() if isinstance(v, list))

@@ -1,0 +1,322 @@
+"""Kubernetes maintenance through the real ``kubernetes`` client against a local HTTP server
+answering the API's paths and shapes (devtools/kube_server.py): no cluster runs here."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from kubernetes import client
+from maintenance import clock
+from maintenance.kubernetes import hygiene, nodes, pods
+from maintenance.policy.model import Kubernetes, NodeMaintenance
+
+from devtools.kube_server import Cluster, start_kube_server
+from tests.conftest import set_conn
+from tests.support.airflow_runs import run_dag
+
+NOW = datetime(2026, 12, 6, 7, 0, tzinfo=UTC)  # the first Sunday of December, 02:00 EST: the window
+
+
+def ts(minutes_ago: float) -> str:
+    return (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pod(name, ns="web", *, phase="Running", reason=None, age=600, owner=None, node="node-a", labels=None,
+        memory_limit="512Mi"):
+    meta = {"name": name, "namespace": ns, "creationTimestamp": ts(age), "labels": labels or {}}
+    if owner:
+        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": owner[0], "name": owner[1], "uid": "u",
+                                    "controller": True}]
+    status = {"phase": phase, "startTime": ts(age)}
+    if reason:
+        status["reason"] = reason
+    resources = {"limits": {"memory": memory_limit}, "requests": {"memory": "256Mi"}} if memory_limit else {}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": {"nodeName": node, "containers": [{"name": "main", "image": "app", "resources": resources}]},
+            "status": status}
+
+
+def node(name, *, marked=False, kubelet="v1.30.2", ready=True):
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"pathfinity.com/reboot-required": "true"} if marked else {},
+                         "annotations": {}},
+            "spec": {},
+            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                       "nodeInfo": {"kubeletVersion": kubelet, "bootID": f"boot-{name}", "architecture": "amd64",
+                                    "containerRuntimeVersion": "containerd://1.7.20", "kernelVersion": "6.1.0",
+                                    "kubeProxyVersion": kubelet, "machineID": name, "operatingSystem": "linux",
+                                    "osImage": "Debian GNU/Linux 12", "systemUUID": name}}}
+
+
+def deployment(name, ns="web", labels=None):
+    labels = labels or {"app": name}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+            "spec": {"selector": {"matchLabels": labels}, "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "main", "image": "app",
+                                         "resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "2Gi"}}}]}}}}
+
+
+def replicaset(name, deployment_name, ns="web"):
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {
+        "name": name, "namespace": ns, "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name, "uid": "d", "controller": True}]}}
+
+
+def metrics(name, ns, memory, app=None):
+    return {"metadata": {"name": name, "namespace": ns, "labels": {"app": app} if app else {}},
+            "containers": [{"name": "main", "usage": {"memory": memory, "cpu": "10m"}}]}
+
+
+def pdb(name, ns, labels, allowed):
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name, "namespace": ns},
+            "spec": {"selector": {"matchLabels": labels}},
+            "status": {"disruptionsAllowed": allowed, "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}}
+
+
+def apis(url: str) -> dict:
+    configuration = client.Configuration(host=url)
+    api = client.ApiClient(configuration)
+    return {"core": client.CoreV1Api(api), "apps": client.AppsV1Api(api), "batch": client.BatchV1Api(api),
+            "policy": client.PolicyV1Api(api), "custom": client.CustomObjectsApi(api),
+            "networking": client.NetworkingV1Api(api)}
+
+
+@pytest.fixture
+def cluster():
+    state = Cluster()
+    url, server = start_kube_server(state)
+    state.url = url
+    yield state
+    server.shutdown()
+
+
+SETTINGS = Kubernetes()
+
+
+# --- pod clean-up -----------------------------------------------------------------------------------
+
+def test_cleanup_picks_exactly_the_eligible_pods(cluster):
+    cluster.pods = [
+        pod("evicted", phase="Failed", reason="Evicted"),
+        pod("crashed", phase="Failed"),
+        pod("done", phase="Succeeded"),
+        pod("running", phase="Running"),
+        pod("just-failed", phase="Failed", age=10),                      # younger than 60 min
+        pod("system", ns="kube-system", phase="Failed", reason="Evicted"),  # excluded namespace
+        pod("job-pod", phase="Succeeded", owner=("Job", "nightly-42")),     # its Job still exists
+        pod("orphan-job-pod", phase="Succeeded", owner=("Job", "gone-1")),  # its Job was deleted
+    ]
+    cluster.jobs = [{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "nightly-42", "namespace": "web"}}]
+    k = apis(cluster.url)
+    chosen, kept = pods.finished_pods(k["core"], k["batch"], SETTINGS, NOW)
+    assert sorted(p.name for p in chosen) == ["crashed", "done", "evicted", "orphan-job-pod"]
+    assert {p.name: p.why for p in kept} == {
+        "just-failed": "kept: younger than 60 min",
+        "job-pod": "kept: its Job nightly-42 still exists (its history limit decides)"}
+    assert cluster.mutations == []
+
+
+def test_cleanup_caps_per_namespace():
+    settings = Kubernetes(pod_cleanup={"max_per_namespace": 2})
+    state = Cluster(pods=[pod(f"p{n}", phase="Failed") for n in range(5)])
+    url, server = start_kube_server(state)
+    try:
+        k = apis(url)
+        chosen, kept = pods.finished_pods(k["core"], k["batch"], settings, NOW)
+    finally:
+        server.shutdown()
+    assert len(chosen) == 2 and len(kept) == 3
+
+
+# --- memory pressure --------------------------------------------------------------------------------------
+
+def test_restart_patches_the_owner_and_never_a_bare_pod(cluster):
+    cluster.deployments = [deployment("api"), deployment("search")]
+    cluster.replicasets = [replicaset("api-7d9f", "api"), replicaset("search-5c4b", "search")]
+    cluster.pods = [pod("api-7d9f-a", owner=("ReplicaSet", "api-7d9f"), labels={"app": "api"}),
+                    pod("api-7d9f-b", owner=("ReplicaSet", "api-7d9f"), labels={"app": "api"}),
+                    pod("search-5c4b-a", owner=("ReplicaSet", "search-5c4b"), labels={"app": "search"}),
+                    pod("debug-shell"),
+                    pod("calm", owner=("ReplicaSet", "api-7d9f"), labels={"app": "api"})]
+    cluster.metrics = [metrics("api-7d9f-a", "web", "490Mi"), metrics("api-7d9f-b", "web", "500Mi"),
+                       metrics("search-5c4b-a", "web", "480Mi"), metrics("debug-shell", "web", "500Mi"),
+                       metrics("calm", "web", "100Mi")]
+    cluster.poddisruptionbudgets = [pdb("search-pdb", "web", {"app": "search"}, 0)]
+    k = apis(cluster.url)
+    found = {r.name: r for r in pods.memory_pressure(k["core"], k["apps"], k["custom"], k["policy"], SETTINGS)}
+    assert found["api"].kind == "Deployment" and found["api"].restart and len(found["api"].pods) == 2
+    assert found["api"].pods[0]["share"] > 0.9
+    assert not found["search"].restart and "PodDisruptionBudget search-pdb" in found["search"].why
+    assert found["debug-shell"].kind == "" and not found["debug-shell"].restart
+    assert "calm" not in found
+    assert cluster.mutations == []  # selecting sends only reads
+    pods.rollout_restart(k["apps"], found["api"], NOW)
+    assert cluster.mutations == [("PATCH", "/apis/apps/v1/namespaces/web/deployments/api")]
+    annotations = cluster.find("deployments", "web", "api")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["kubectl.kubernetes.io/restartedAt"] == NOW.isoformat()
+
+
+# --- nodes ------------------------------------------------------------------------------------------------
+
+FAST = NodeMaintenance(drain_timeout_minutes=0.02, eviction_retry_seconds=0.05, action_timeout_minutes=0.2,
+                       ready_timeout_minutes=0.1)
+
+
+def test_node_selection_follows_the_policy():
+    settings = NodeMaintenance(conditions=["KernelDeadlock"], min_kubelet_version="v1.30.0")
+    k8s = client.ApiClient()
+
+    def as_node(data):
+        return k8s.deserialize(type("R", (), {"data": json.dumps(data)})(), "V1Node")
+
+    stale = node("old", kubelet="v1.29.9")
+    stuck = node("stuck")
+    stuck["status"]["conditions"].append({"type": "KernelDeadlock", "status": "True"})
+    assert nodes.reasons(as_node(node("fine")), settings) == []
+    assert nodes.reasons(as_node(node("marked", marked=True)), settings) == ["marked pathfinity.com/reboot-required"]
+    assert nodes.reasons(as_node(stale), settings) == ["kubelet v1.29.9 older than v1.30.0"]
+    assert nodes.reasons(as_node(stuck), settings) == ["condition KernelDeadlock"]
+
+
+def test_a_node_goes_through_cordon_drain_reboot_ready_uncordon(cluster):
+    cluster.reboot_after_drain = 0.1
+    cluster.nodes = [node("node-a", marked=True), node("node-b")]
+    cluster.pods = [pod("api-1", owner=("ReplicaSet", "api-1"), labels={"app": "api"}),
+                    pod("fluentd", owner=("DaemonSet", "fluentd"))]
+    url, server = start_kube_server(cluster)  # a second server on the same state, with the reboot agent
+    try:
+        k = apis(url)
+        run = nodes.maintain(k["core"], k["core"].read_node("node-a"), FAST, now_fn=lambda: NOW)
+    finally:
+        server.shutdown()
+    assert run.ok, run.error
+    assert run.steps == ["cordoned", "drained (1 pods evicted)", "maintained (rebooted)", "Ready", "uncordoned",
+                         "cluster healthy"]
+    assert [p["metadata"]["name"] for p in cluster.pods] == ["fluentd"]  # DaemonSet pods stay
+    assert cluster.find("nodes", None, "node-a")["spec"]["unschedulable"] is False
+
+
+def test_a_drain_blocked_by_a_budget_retries_then_times_out_and_leaves_the_node_schedulable(cluster):
+    cluster.nodes = [node("node-a", marked=True)]
+    cluster.pods = [pod("db-0", owner=("StatefulSet", "db"), labels={"app": "db"})]
+    cluster.poddisruptionbudgets = [pdb("db-pdb", "web", {"app": "db"}, 0)]
+    k = apis(cluster.url)
+    run = nodes.maintain(k["core"], k["core"].read_node("node-a"), FAST, now_fn=lambda: NOW)
+    assert run.stopped_at == "drain"
+    assert "PodDisruptionBudget still refuses evicting web/db-0" in run.error
+    assert run.uncordoned and cluster.find("nodes", None, "node-a")["spec"]["unschedulable"] is False
+    evictions = [r for r in cluster.requests if r[1].endswith("/eviction")]
+    assert len(evictions) >= 2  # retried before giving up
+    assert [p["metadata"]["name"] for p in cluster.pods] == ["db-0"]
+
+
+def test_an_agent_that_never_reboots_stops_the_run_at_the_maintenance_step(cluster):
+    cluster.nodes = [node("node-a", marked=True)]
+    k = apis(cluster.url)
+    run = nodes.maintain(k["core"], k["core"].read_node("node-a"), FAST, now_fn=lambda: NOW)
+    assert run.stopped_at == "maintenance" and "did not reboot or replace the node" in run.error
+    assert cluster.find("nodes", None, "node-a")["spec"]["unschedulable"] is False
+
+
+# --- hygiene ------------------------------------------------------------------------------------------
+
+def test_hygiene_report(cluster):
+    cluster.persistentvolumes = [
+        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-old"},
+         "spec": {"claimRef": {"namespace": "web", "name": "data"}}, "status": {"phase": "Released"}},
+        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-used"}, "spec": {},
+         "status": {"phase": "Bound"}}]
+    cluster.namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
+                          for n in ("web", "batch", "kube-system")]
+    cluster.networkpolicies = [{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                                "metadata": {"name": "default-deny", "namespace": "web"},
+                                "spec": {"podSelector": {}}}]
+    bare = deployment("worker", ns="batch")
+    bare["spec"]["template"]["spec"]["containers"][0]["resources"] = {}
+    cluster.deployments = [deployment("api"), bare]
+    cluster.metrics = [metrics("api-1", "web", "100Mi", app="api"), metrics("api-2", "web", "120Mi", app="api")]
+    k = apis(cluster.url)
+    found = hygiene.report(k["core"], k["apps"], k["networking"], k["custom"], SETTINGS)
+    assert found["released_volumes"] == [{"volume": "pv-old", "phase": "Released", "claim": "web/data"}]
+    assert found["namespaces_without_network_policy"] == ["batch"]
+    assert found["workloads_without_requests_or_limits"] == [
+        {"workload": "Deployment batch/worker", "container": "main", "missing": ["requests", "limits"]}]
+    assert found["requests_far_above_use"] == [{"workload": "web/api", "memory_request_mb": 1024,
+                                                "memory_used_mb": 110, "share": 0.11}]
+
+
+# --- through the DAG ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def k8s_conn(cluster, tmp_path, monkeypatch):
+    """The kubernetes_default connection to the test server; node waits short enough for a test."""
+    import yaml
+
+    from tests.conftest import ROOT
+
+    policy = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
+    policy["kubernetes"] = {"nodes": {"drain_timeout_minutes": 0.05, "eviction_retry_seconds": 0.05,
+                                      "action_timeout_minutes": 0.3, "ready_timeout_minutes": 0.2}}
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
+    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(tmp_path / "policy.yaml"))
+    kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "test",
+                  "clusters": [{"name": "test", "cluster": {"server": cluster.url}}],
+                  "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+                  "users": [{"name": "test", "user": {"token": "test-token"}}]}
+    set_conn("kubernetes_default", {"conn_type": "kubernetes", "extra": {"kube_config": json.dumps(kubeconfig)}})
+    return cluster
+
+
+def test_dry_run_sends_no_mutating_request(k8s_conn, platform_db, airflow_db, slack, monkeypatch):
+    cluster = k8s_conn
+    cluster.nodes = [node("node-a", marked=True)]
+    cluster.deployments = [deployment("api")]
+    cluster.replicasets = [replicaset("api-1", "api")]
+    cluster.pods = [pod("evicted", phase="Failed", reason="Evicted"),
+                    pod("api-1-a", owner=("ReplicaSet", "api-1"), labels={"app": "api"})]
+    cluster.metrics = [metrics("api-1-a", "web", "500Mi")]
+    monkeypatch.setattr(clock, "now", lambda: NOW)
+    window = datetime(2026, 12, 6, 7, 0, tzinfo=UTC)  # the first Sunday 02:00 EST: the planned window
+    result = run_dag("maintenance_kubernetes", window, {"dry_run": True, "force": False})
+    assert {t: result.states[t] for t in ("pod_cleanup", "memory_restarts", "node_maintenance", "hygiene")} == {
+        "pod_cleanup": "success", "memory_restarts": "success", "node_maintenance": "success",
+        "hygiene": "success"}, result.states
+    assert cluster.mutations == []
+    assert result.xcom("node_maintenance")["due"] == [{"node": "node-a",
+                                                        "reasons": ["marked pathfinity.com/reboot-required"]}]
+    assert [p["name"] for p in result.xcom("pod_cleanup")["chosen"]] == ["evicted"]
+
+
+def test_scheduled_run_cleans_restarts_and_maintains_one_node_at_a_time(k8s_conn, platform_db, airflow_db, slack,
+                                                                         monkeypatch):
+    cluster = k8s_conn
+    cluster.reboot_after_drain = 0.1
+    cluster.nodes = [node("node-a", marked=True), node("node-b", marked=True)]
+    cluster.deployments = [deployment("api")]
+    cluster.replicasets = [replicaset("api-1", "api")]
+    cluster.pods = [pod("evicted", phase="Failed", reason="Evicted"),
+                    pod("api-1-a", owner=("ReplicaSet", "api-1"), labels={"app": "api"}, node="node-b")]
+    cluster.metrics = [metrics("api-1-a", "web", "500Mi")]
+    url, server = start_kube_server(cluster)  # the reboot agent runs with this one
+    cluster.url = url
+    try:
+        k8s_conn_fixture = {"apiVersion": "v1", "kind": "Config", "current-context": "t",
+                            "clusters": [{"name": "t", "cluster": {"server": url}}],
+                            "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
+                            "users": [{"name": "t", "user": {"token": "t"}}]}
+        set_conn("kubernetes_default", {"conn_type": "kubernetes",
+                                        "extra": {"kube_config": json.dumps(k8s_conn_fixture)}})
+        monkeypatch.setattr(clock, "now", lambda: NOW)
+        result = run_dag("maintenance_kubernetes", datetime(2026, 12, 6, 7, 0, tzinfo=UTC), {"dry_run": False})
+    finally:
+        server.shutdown()
+    assert result.states["node_maintenance"] == "success", result.states
+    runs = result.xcom("node_maintenance")["runs"]
+    assert [r["node"] for r in runs] == ["node-a"]  # one node per run (policy: max_nodes_per_run 1)
+    cordons = [r for r in cluster.requests if r == ("PATCH", "/api/v1/nodes/node-b")]
+    assert cordons == []  # node-b was never touched while node-a was in maintenance
+    assert ("DELETE", "/api/v1/namespaces/web/pods/evicted") in cluster.requests
+    assert ("PATCH", "/apis/apps/v1/namespaces/web/deployments/api") in cluster.requests
