@@ -26,6 +26,9 @@ with dagkit.maintenance_dag(
     doc=__doc__,
     destructive=False,
     tags=["daily"],
+    # The critical work (backup verification 04:00, security scan 05:00) done by 07:00.
+    deadline_hours=7,
+    deadline_promise="backups verified and the security scan done by 07:00",
     tables=dagkit.tables_param(),
 ) as dag:
     summary = dagkit.run_summary()

@@ -21,6 +21,8 @@ with dagkit.maintenance_dag(
     doc=__doc__,
     destructive=True,
     tags=["monthly"],
+    deadline_hours=4,  # the planned window is four hours
+    deadline_promise="the monthly maintenance has overrun the planned window",
     tables=dagkit.tables_param(),
     archive_as_of=Param("", type="string", title="Archive as of (YYYY-MM-DD)",
                         description="Archive rows older than each table's age counted back from this date. "

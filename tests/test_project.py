@@ -44,6 +44,33 @@ def test_dag_follows_house_rules(dagbag, dag_file):
         assert task.retries >= 2 or task.task_id == "run_summary", task.task_id
 
 
+def test_critical_work_carries_a_deadline_counted_from_the_queue_time(dagbag):
+    from datetime import timedelta
+
+    expected = {"maintenance_daily": timedelta(hours=7), "maintenance_monthly": timedelta(hours=4)}
+    for dag_id, interval in expected.items():
+        (alert,) = dagbag.dags[dag_id].deadline
+        assert alert.interval == interval
+        assert type(alert.reference).__name__ == "DagRunQueuedAtDeadline"  # backfills of old dates do not page
+        assert alert.callback.path == "maintenance.notify.deadline.deadline_missed"
+    critical = [t for d in dagbag.dags.values() for t in d.tasks if getattr(t, "critical", False)]
+    assert {t.task_id for t in critical} >= {"backup", "verify_backup", "security_scan", "thursday.restore_test"}
+    assert all(t.priority_weight == 100 and t.on_failure_callback for t in critical)
+
+
+def test_a_missed_deadline_pages_oncall(slack):
+    import asyncio
+
+    from maintenance.notify.deadline import deadline_missed
+
+    delivered = asyncio.run(deadline_missed(dag_id="maintenance_daily", promise="backups verified by 07:00",
+                                            context={"dag_run": {"run_id": "scheduled__2026-11-27"}}))
+    assert delivered is True
+    (page,) = slack.messages("#ops-oncall")
+    assert "Maintenance deadline missed" in page["text"] and "scheduled__2026-11-27" in page["text"]
+    assert "backups verified by 07:00" in page["text"]
+
+
 def test_dags_touch_nothing_heavy_at_parse_time():
     """Parsing a DAG file must not import hooks or clients (they cost seconds each)."""
     import subprocess

@@ -208,16 +208,33 @@ def required_pools() -> dict[str, dict]:
     return pools
 
 
+def deadline(dag_id: str, hours: float, promise: str):
+    """A deadline alert: the run not finished ``hours`` after it was queued pages on-call.
+
+    Counted from the queue time, not the logical date, so a backfill of past dates does not
+    page for deadlines long gone."""
+    from datetime import timedelta
+
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(hours=hours),
+                         callback=AsyncCallback("maintenance.notify.deadline.deadline_missed",
+                                                kwargs={"dag_id": dag_id, "promise": promise}),
+                         name=f"{dag_id} within {hours:g} h")
+
+
 def maintenance_dag(dag_id: str, *, cron: str, title: str, doc: str, destructive: bool, tags: list[str],
-                    **form: Param):
+                    deadline_hours: float | None = None, deadline_promise: str = "", **form: Param):
     """A maintenance DAG with the house rules: explicit timetable in the policy's zone, no catchup,
-    one run at a time, owner and retries, the trigger form, and the policy in its docs."""
+    one run at a time, owner and retries, the trigger form, the policy in its docs, and a
+    deadline alert when the DAG promises to finish within ``deadline_hours``."""
     from datetime import datetime
 
     from airflow.sdk import DAG
 
     return DAG(
         dag_id=dag_id,
+        deadline=deadline(dag_id, deadline_hours, deadline_promise) if deadline_hours else None,
         schedule=timetable(cron),
         start_date=datetime(2026, 1, 1),
         catchup=False,

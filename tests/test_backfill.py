@@ -1,0 +1,85 @@
+"""Backfills: three past days run twice; the second pass changes nothing.
+
+Each task keys its work to the run's logical date (backups by date, archive cutoffs by date,
+log objects by file), so re-running dates, as ``airflow backfill create`` does, is safe.
+The runs here go through ``dag.test`` one date at a time, with dry run off as a backfill's
+runs have it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+import yaml
+from maintenance import clock
+
+from tests.conftest import ROOT
+from tests.support.airflow_runs import run_dag
+
+
+@pytest.fixture
+def backfill_env(platform_db, redis_server, s3_server, airflow_db, slack, tmp_path, monkeypatch):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "api.log").write_text("GET / 200\n" * 100)
+    policy = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
+    policy["logs"]["folders"] = [{"name": "api", "path": str(logs), "retention_days": 0}]
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
+    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(tmp_path / "policy.yaml"))
+    monkeypatch.setattr(clock, "now", lambda: datetime.now(UTC))
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", aws_access_key_id="testing",
+                      aws_secret_access_key="testing")
+    for bucket in ("pathfinity-backups", "pathfinity-logs"):
+        try:
+            for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=item["Key"])
+        except s3.exceptions.NoSuchBucket:
+            pass
+    return platform_db, s3
+
+
+def stored(s3) -> dict[str, str]:
+    found = {}
+    for bucket in ("pathfinity-backups", "pathfinity-logs"):
+        for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            found[f"{bucket}/{item['Key']}"] = item["ETag"]
+    return found
+
+
+def test_three_days_backfilled_twice_change_nothing_the_second_time(backfill_env):
+    db, s3 = backfill_env
+    days = [datetime(2026, 11, 2, 5, tzinfo=UTC) + timedelta(days=n) for n in range(3)]
+    first = [run_dag("maintenance_daily", day) for day in days]
+    assert all(r.state == "success" for r in first), [r.states for r in first if r.state != "success"]
+    after_first = stored(s3)
+    backups = sorted(k for k in after_first if k.endswith(".dump"))
+    assert [k.split("/")[3] for k in backups] == ["2026-11-02", "2026-11-03", "2026-11-04"]
+    rows_before = db.execute("SELECT count(*) FROM learning_sessions")
+
+    second = [run_dag("maintenance_daily", day) for day in days]
+    assert all(r.state == "success" for r in second)
+    assert stored(s3) == after_first  # not one object added or rewritten
+    assert all(r.xcom("backup")["existing"] for r in second)
+    assert all(r.xcom("log_rotation")["folders"][0]["uploaded"] == [] for r in second)
+    assert db.execute("SELECT count(*) FROM learning_sessions") == rows_before
+
+
+def test_monthly_archive_backfilled_twice_moves_rows_once(backfill_env):
+    db, _ = backfill_env
+    db.execute("TRUNCATE learning_sessions, pathiq_metrics RESTART IDENTITY")
+    db.execute("""INSERT INTO learning_sessions (student_id, career_id, created_at)
+                  SELECT g, 1, timestamptz '2026-01-01' + g * interval '1 hour' FROM generate_series(1, 8000) g""")
+    others = r"^(debloat|monthly_report|security_audit|compliance)$"
+    windows = [datetime(2026, 10, 4, 6, tzinfo=UTC), datetime(2026, 11, 1, 7, tzinfo=UTC),
+               datetime(2026, 12, 6, 7, tzinfo=UTC)]
+    moved = [run_dag("maintenance_monthly", w, {"dry_run": False}, mark_success_pattern=others).xcom("archive")
+             for w in windows]
+    per_date = [{m["source"]: m["rows"] for m in x["moved"]}["public.learning_sessions"] for x in moved]
+    assert per_date[0] > 0 and sum(per_date) == db.execute(
+        "SELECT count(*) FROM learning_sessions_archive")[0][0]
+    again = [run_dag("maintenance_monthly", w, {"dry_run": False}, mark_success_pattern=others).xcom("archive")
+             for w in windows]
+    assert [{m["source"]: m["rows"] for m in x["moved"]} for x in again] == [
+        {"public.learning_sessions": 0, "public.pathiq_metrics": 0}] * 3
