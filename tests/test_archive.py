@@ -296,3 +296,85 @@ def test_rows_with_types_that_have_no_hash_function_are_checked_as_text(db):
     fill(db, "public.learning_sessions", 10)
     with db.connect() as conn:
         assert hashable_by_type(conn, sessions)
+
+
+# --- partitioned tables ---------------------------------------------------------------------------
+
+@pytest.fixture
+def partitioned(platform_db, airflow_db, slack, tmp_path, monkeypatch):
+    """events: monthly range partitions from 2025-11 to 2026-12 plus a default one, 100 rows a day."""
+    import yaml
+
+    from tests.conftest import ROOT
+
+    db = platform_db
+    db.script("""
+        DROP TABLE IF EXISTS events, events_archive CASCADE;
+        CREATE TABLE events (id bigint, at timestamptz NOT NULL, kind text, PRIMARY KEY (id, at))
+            PARTITION BY RANGE (at);
+        CREATE TABLE events_default PARTITION OF events DEFAULT""")
+    month = date(2025, 11, 1)
+    while month <= date(2026, 12, 1):
+        following = months_before(month, -1)
+        db.execute(sql.SQL("CREATE TABLE {} PARTITION OF events FOR VALUES FROM (%s) TO (%s)").format(
+            sql.Identifier(f"events_{month:%Y_%m}")).as_string(None).replace("%s", "'{}'").format(month, following))
+        month = following
+    db.execute("""INSERT INTO events SELECT g, timestamptz '2025-11-01 00:00+00' + g * interval '864 seconds', 'x'
+                  FROM generate_series(0, 100 * 420) g""")
+    db.execute("INSERT INTO events VALUES (-1, '2020-01-01', 'ancient'), (-2, '2031-01-01', 'future')")
+    db.execute("CREATE TABLE IF NOT EXISTS events_original AS SELECT * FROM events")
+    policy = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
+    policy["archive"]["tables"] = [{"source": "public.events", "time_column": "at", "age_months": 6}]
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
+    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(tmp_path / "policy.yaml"))
+    monkeypatch.setattr(clock, "now", lambda: datetime(2026, 12, 6, 8, tzinfo=UTC))
+    return db
+
+
+def children(db, parent) -> list[str]:
+    return [r[0] for r in db.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                                     "WHERE i.inhparent = %s::regclass ORDER BY 1", (parent,))]
+
+
+def events_union_is_original(db) -> None:
+    diff = db.execute("""
+        SELECT (SELECT count(*) FROM ((SELECT * FROM events UNION ALL SELECT * FROM events_archive)
+                                      EXCEPT ALL SELECT * FROM events_original) a),
+               (SELECT count(*) FROM (SELECT * FROM events_original EXCEPT ALL
+                                      (SELECT * FROM events UNION ALL SELECT * FROM events_archive)) b)""")
+    assert diff == [(0, 0)]
+
+
+def test_old_partitions_change_tables_whole_and_the_straddling_one_moves_in_batches(partitioned):
+    db = partitioned
+    others = r"^(debloat|monthly_report|security_audit|compliance)$"
+    first = run_dag("maintenance_monthly", datetime(2026, 12, 6, 7, tzinfo=UTC), {"dry_run": False},
+                    mark_success_pattern=others)
+    assert first.states["archive"] == "success", first.states
+    (moved,) = first.xcom("archive")["moved"]
+    attached = [p["partition"] for p in moved["partitions"]["attached"]]
+    # Cutoff 2026-06-06: November 2025 to May 2026 are wholly older, so they change tables whole.
+    assert attached == [f"public.events_{m}" for m in ("2025_11", "2025_12", "2026_01", "2026_02", "2026_03",
+                                                       "2026_04", "2026_05")]
+    assert all(p["detach"] == "plain" for p in moved["partitions"]["attached"])  # a default partition exists
+    assert set(attached) <= {f"public.{c}" for c in children(db, "events_archive")}
+    # June straddles the cutoff: its first five days, and the ancient row of the default, moved in batches.
+    straddling = db.execute("SELECT count(*) FROM events_original WHERE at >= '2026-06-01' AND at < %s",
+                            (datetime(2026, 6, 6, 4, tzinfo=UTC),))[0][0]  # local midnight, EDT
+    assert moved["rows"] == straddling + 1
+    assert "events_2026_06_archive" in children(db, "events_archive")
+    assert db.execute("SELECT min(at) FROM events WHERE kind = 'x'")[0][0] >= datetime(2026, 6, 6, 4, tzinfo=UTC)
+    events_union_is_original(db)
+
+    # A month later, June is wholly old but its range is already in the archive: batches, then
+    # the emptied partition is dropped.
+    second = run_dag("maintenance_monthly", datetime(2027, 1, 3, 7, tzinfo=UTC), {"dry_run": False},
+                     mark_success_pattern=others)
+    (moved,) = second.xcom("archive")["moved"]
+    assert moved["partitions"]["dropped"] == ["public.events_2026_06"]
+    assert "events_2026_06" not in children(db, "events")
+    events_union_is_original(db)
+    again = run_dag("maintenance_monthly", datetime(2027, 1, 3, 7, tzinfo=UTC), {"dry_run": False},
+                    mark_success_pattern=others)
+    (moved,) = again.xcom("archive")["moved"]
+    assert moved["rows"] == 0 and moved["partitions"]["attached"] == []

@@ -39,73 +39,95 @@ class ArchiveOperator(MaintenanceOperator):
 
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-        from maintenance.archive import tables
-        from maintenance.archive.mover import log_progress, move_rows
-        from maintenance.archive.plan import TablePlan, cutoff_for
-        from maintenance.errors import InputError
         from maintenance.policy import load_policy
         from maintenance.postgres.safety import apply_session_limits
 
         policy = load_policy()
         settings = policy.archive
-        wanted = {t.strip() for t in (context.get("params") or {}).get("tables") or [] if t.strip()}
-        configured = [(i, t) for i, t in enumerate(settings.tables) if t.conn_id == self.conn_id
-                      and (not wanted or t.source in wanted)]
         as_of = self.as_of(context, policy)
         conn = PostgresHook(postgres_conn_id=self.conn_id).get_conn()
         conn.autocommit = True
         try:
             apply_session_limits(conn, policy.postgres.safety)
-            plans, infos = [], []
-            for index, table in configured:
-                field = f"archive.tables[{index}]"
-                source = tables.describe(conn, table.source, field=f"{field}.source")
-                if source is None:
-                    raise InputError(f"{field}.source: table {table.source} does not exist")
-                if table.time_column not in source.columns:
-                    raise InputError(f"{field}.time_column: {table.source} has no column {table.time_column!r}")
-                cutoff = cutoff_for(as_of, table.age_months, policy.tz)
-                rows, size = tables.eligible(conn, source, table.time_column, cutoff)
-                plans.append(TablePlan(table.source, table.archive_name, table.time_column, cutoff.isoformat(),
-                                       rows, size, -(-rows // settings.batching.initial_rows),
-                                       round(rows / settings.expected_rows_per_second, 1),
-                                       tables.exists(conn, table.archive_name)))
-                infos.append((index, table, source, cutoff))
-            for plan in plans:
-                self.log.info("%s -> %s: %s rows (%.1f MB) older than %s, ~%d batches, ~%.0fs", plan.source,
-                              plan.archive, f"{plan.rows:,}", plan.bytes / 2**20, plan.cutoff, plan.batches,
-                              plan.estimated_seconds)
-            summary = {"as_of": as_of.isoformat(), "plan": [p.as_dict() for p in plans]}
+            plans = self.plan(conn, context, policy, as_of)
+            summary = {"as_of": as_of.isoformat(), "plan": [p.as_dict() for p, *_ in plans]}
             if dry_run:
                 return summary
-            budget = settings.max_rows_per_run
-            deadline = time.monotonic() + settings.time_budget_minutes * 60
-            should_pause = _load_check(policy, settings.load_check_seconds)
+            budget = {"rows": settings.max_rows_per_run,
+                      "deadline": time.monotonic() + settings.time_budget_minutes * 60,
+                      "should_pause": _load_check(policy, settings.load_check_seconds)}
             moved = []
-            for (index, table, source, cutoff), plan in zip(infos, plans, strict=True):
-                archive = tables.ensure_archive(conn, source, table.archive_name,
-                                                field=f"archive.tables[{index}].archive")
-                with ledger.action("archive", f"{self.conn_id}:{table.source}", "move_rows",
-                                   plan=plan.as_dict()) as act:
-                    result = move_rows(conn, source, archive, table.time_column, cutoff, batching=settings.batching,
-                                       max_rows=budget, deadline=deadline, should_pause=should_pause,
-                                       pause_seconds=settings.load_check_seconds, progress=log_progress,
-                                       total_hint=plan.rows)
-                    act.rows_affected = result.rows
-                    act.plan = act.plan | result.as_dict()
-                budget -= result.rows
-                ledger.record_metrics("archive", table.source, {
-                    "rows_moved": result.rows, "rows_per_second": result.as_dict()["rows_per_second"],
-                    "longest_batch_ms": result.longest_batch_ms})
-                self.log.info("%s: moved %s rows in %d batches, %.1fs, longest batch %.0f ms%s", table.source,
-                              f"{result.rows:,}", result.batches, result.seconds, result.longest_batch_ms,
-                              f" ({result.stopped})" if result.stopped else "")
-                moved.append({"source": table.source, **result.as_dict()})
-                if budget <= 0 or result.stopped:
+            for plan, index, table, source, cutoff in plans:
+                moved.append(self.move_table(conn, ledger, settings, plan, index, table, source, cutoff, budget))
+                if budget["rows"] <= 0 or moved[-1]["stopped"]:
                     break
             return summary | {"moved": moved}
         finally:
             conn.close()
+
+    def plan(self, conn, context, policy, as_of) -> list[tuple]:
+        """Per table of this database (narrowed by the form's ``tables``): what would move."""
+        from maintenance.archive import tables
+        from maintenance.archive.plan import TablePlan, cutoff_for
+        from maintenance.errors import InputError
+
+        settings = policy.archive
+        wanted = {t.strip() for t in (context.get("params") or {}).get("tables") or [] if t.strip()}
+        plans = []
+        for index, table in enumerate(settings.tables):
+            if table.conn_id != self.conn_id or (wanted and table.source not in wanted):
+                continue
+            field = f"archive.tables[{index}]"
+            source = tables.describe(conn, table.source, field=f"{field}.source")
+            if source is None:
+                raise InputError(f"{field}.source: table {table.source} does not exist")
+            if table.time_column not in source.columns:
+                raise InputError(f"{field}.time_column: {table.source} has no column {table.time_column!r}")
+            cutoff = cutoff_for(as_of, table.age_months, policy.tz)
+            rows, size = tables.eligible(conn, source, table.time_column, cutoff)
+            plan = TablePlan(table.source, table.archive_name, table.time_column, cutoff.isoformat(), rows, size,
+                             -(-rows // settings.batching.initial_rows),
+                             round(rows / settings.expected_rows_per_second, 1),
+                             tables.exists(conn, table.archive_name))
+            self.log.info("%s -> %s: %s rows (%.1f MB) older than %s, ~%d batches, ~%.0fs", plan.source,
+                          plan.archive, f"{plan.rows:,}", plan.bytes / 2**20, plan.cutoff, plan.batches,
+                          plan.estimated_seconds)
+            plans.append((plan, index, table, source, cutoff))
+        return plans
+
+    def move_table(self, conn, ledger, settings, plan, index, table, source, cutoff, budget) -> dict:
+        from maintenance.archive import partitions, tables
+        from maintenance.archive.mover import log_progress, move_rows
+
+        field = f"archive.tables[{index}].archive"
+        target = f"{self.conn_id}:{table.source}"
+        whole, left = None, []
+        if source.partitioned:
+            # Whole old partitions change tables in constant time; the rest goes in batches.
+            with ledger.action("archive", target, "attach_partitions") as act:
+                _, whole, left = partitions.archive_whole_partitions(conn, source, table.archive_name, cutoff)
+                act.plan = whole.as_dict()
+                act.bytes_affected = sum(p["bytes"] for p in whole.attached)
+            archive = tables.describe(conn, table.archive_name, field=field)
+        else:
+            archive = tables.ensure_archive(conn, source, table.archive_name, field=field)
+        with ledger.action("archive", target, "move_rows", plan=plan.as_dict()) as act:
+            result = move_rows(conn, source, archive, table.time_column, cutoff, batching=settings.batching,
+                               max_rows=budget["rows"], deadline=budget["deadline"],
+                               should_pause=budget["should_pause"], pause_seconds=settings.load_check_seconds,
+                               progress=log_progress, total_hint=plan.rows)
+            act.rows_affected = result.rows
+            act.plan = act.plan | result.as_dict()
+        budget["rows"] -= result.rows
+        ledger.record_metrics("archive", table.source, {
+            "rows_moved": result.rows, "rows_per_second": result.as_dict()["rows_per_second"],
+            "longest_batch_ms": result.longest_batch_ms})
+        self.log.info("%s: moved %s rows in %d batches, %.1fs, longest batch %.0f ms%s", table.source,
+                      f"{result.rows:,}", result.batches, result.seconds, result.longest_batch_ms,
+                      f" ({result.stopped})" if result.stopped else "")
+        dropped = [p.qualified for p in left if partitions.drop_if_empty(conn, source, p)]
+        return {"source": table.source, **result.as_dict(),
+                **({"partitions": whole.as_dict() | {"dropped": dropped}} if whole else {})}
 
     def describe(self, summary):
         if "moved" not in summary:
