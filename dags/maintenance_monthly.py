@@ -2,14 +2,16 @@
 security audit, database reorganization, compliance verification, monthly report.
 
 Built so far: the security posture audit (PostgreSQL, Redis, S3) and compliance
-evidence from the ledger (read-only, not gated); archiving of rows older than six months into archive tables (online, in
-batches, behind a zero-downtime gate: it runs whenever the calendar and the load allow);
-table de-bloat (pg_repack, or VACUUM FULL for allowed tables) inside the window; the
-monthly report."""
+evidence from the ledger (read-only, not gated); archiving of rows older than six months
+into archive tables (online, in batches, whole partitions for partitioned tables), then
+partition planning (next months' partitions created ahead, proposals for large
+unpartitioned tables), behind a zero-downtime gate: they run whenever the calendar and the
+load allow; table de-bloat (pg_repack, or VACUUM FULL for allowed tables) inside the
+window; the monthly report."""
 
 from airflow.sdk import Param, chain
 from maintenance import dagkit
-from maintenance.archive.operators import ArchiveOperator
+from maintenance.archive.operators import ArchiveOperator, PartitionPlanningOperator
 from maintenance.postgres.operators import DebloatOperator
 from maintenance.reports.operator import ReportOperator
 from maintenance.security.operators import ComplianceOperator, PostureAuditOperator
@@ -32,7 +34,8 @@ with dagkit.maintenance_dag(
 
     # Archiving moves rows in small transactions and never blocks the platform: zero-downtime.
     gate_archive = dagkit.gate("gate_archive")
-    chain(gate_archive, dagkit.per_database(ArchiveOperator, "archive"), summary)
+    chain(gate_archive, dagkit.per_database(ArchiveOperator, "archive"),
+          dagkit.per_database(PartitionPlanningOperator, "partition_planning"), summary)
 
     # Reorganization takes locks that are not zero-downtime: only inside the window.
     gate_window = dagkit.gate("gate_window", zero_downtime=False, affected_users=1_000_000)

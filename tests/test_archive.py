@@ -378,3 +378,31 @@ def test_old_partitions_change_tables_whole_and_the_straddling_one_moves_in_batc
                     mark_success_pattern=others)
     (moved,) = again.xcom("archive")["moved"]
     assert moved["rows"] == 0 and moved["partitions"]["attached"] == []
+
+
+def test_partition_planning_creates_the_next_months_and_proposes_for_large_tables(partitioned, tmp_path,
+                                                                                  monkeypatch):
+    import yaml
+
+    db = partitioned
+    policy = yaml.safe_load(open(os.environ["MAINTENANCE_POLICY_FILE"]).read())
+    policy["archive"]["partitioning"] = {"min_table_bytes": 1, "create_ahead_months": 3}
+    (tmp_path / "planning.yaml").write_text(yaml.safe_dump(policy))
+    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(tmp_path / "planning.yaml"))
+    db.execute("DELETE FROM events WHERE at >= '2031-01-01'")  # the default partition must not hold 2027 rows
+    others = r"^(debloat|monthly_report|security_audit|compliance|archive)$"
+    dry = run_dag("maintenance_monthly", datetime(2026, 12, 6, 7, tzinfo=UTC), {"dry_run": True},
+                  mark_success_pattern=others)
+    assert dry.xcom("partition_planning")["planned"] == ["public.events 2027-01", "public.events 2027-02",
+                                                         "public.events 2027-03"]
+    assert "events_2027_01" not in children(db, "events")
+    result = run_dag("maintenance_monthly", datetime(2026, 12, 6, 7, tzinfo=UTC), {"dry_run": False},
+                     mark_success_pattern=others)
+    summary = result.xcom("partition_planning")
+    assert summary["created"] == ["public.events_2027_01", "public.events_2027_02", "public.events_2027_03"]
+    assert {"events_2027_01", "events_2027_02", "events_2027_03"} <= set(children(db, "events"))
+    proposals = {p["table"]: p for p in summary["proposals"]}
+    assert proposals["public.learning_sessions"]["time_column"] == "created_at"  # the indexed time column
+    again = run_dag("maintenance_monthly", datetime(2026, 12, 6, 7, tzinfo=UTC), {"dry_run": False},
+                    mark_success_pattern=others)
+    assert again.xcom("partition_planning")["created"] == []

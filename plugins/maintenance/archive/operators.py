@@ -153,3 +153,58 @@ def _load_check(policy, every_seconds: float):
         return state["reason"]
 
     return should_pause
+
+
+class PartitionPlanningOperator(MaintenanceOperator):
+    """Monthly: the next months' partitions of tables partitioned by month, created ahead so no
+    insert falls into a default partition; a proposal (and its cost) for large unpartitioned tables."""
+
+    template_fields = ("conn_id",)
+
+    def __init__(self, *, conn_id: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+
+    def run(self, context, ledger, dry_run):
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from maintenance.archive import planning
+        from maintenance.archive.partitions import partitions
+        from maintenance.clock import run_date
+        from maintenance.policy import load_policy
+        from maintenance.postgres.safety import apply_session_limits
+
+        policy = load_policy()
+        settings = policy.archive.partitioning
+        db = next((d for d in policy.postgres.databases if d.conn_id == self.conn_id), None)
+        schemas = db.schemas if db else ["public"]
+        today = run_date(context).astimezone(policy.tz).date()
+        conn = PostgresHook(postgres_conn_id=self.conn_id).get_conn()
+        conn.autocommit = True
+        try:
+            apply_session_limits(conn, policy.postgres.safety)
+            created, planned = [], []
+            for table in planning.partitioned_by_time(conn, schemas):
+                for start, end in planning.missing_months(conn, partitions(conn, table), today,
+                                                          settings.create_ahead_months):
+                    planned.append(f"{table.qualified} {start:%Y-%m}")
+                    if dry_run:
+                        continue
+                    with ledger.action("postgres", f"{self.conn_id}:{table.qualified}", "create_partition",
+                                       plan={"from": str(start), "to": str(end)}):
+                        created.append(planning.create_month(conn, table, start, end, policy.postgres.safety))
+            found = planning.proposals(conn, schemas, settings)
+        finally:
+            conn.close()
+        for item in found:
+            self.log.info("Proposal: partition %s (%.1f GB, %s rows) by month on %s: %d months, ~%.0f min; %s",
+                          item.table, item.bytes / 2**30, f"{item.rows:,}", item.time_column, item.months,
+                          item.estimated_minutes, "; ".join(item.notes))
+            ledger.record_finding("partitioning_proposal", item.table, "info",
+                                  f"partition by month on {item.time_column}: {item.months} partitions, "
+                                  f"~{item.estimated_minutes:.0f} min to rewrite", item.as_dict())
+        return {"planned": planned, "created": created, "proposals": [p.as_dict() for p in found]}
+
+    def describe(self, summary):
+        return (f"{len(summary['created'])} partitions created ahead ({len(summary['planned'])} due), "
+                f"{len(summary['proposals'])} tables proposed for partitioning")

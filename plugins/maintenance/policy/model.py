@@ -350,7 +350,16 @@ class ArchiveBatching(_Strict):
         return self
 
 
+class Partitioning(_Strict):
+    """The monthly "partition large tables" task."""
+
+    min_table_bytes: int = Field(10 * 2**30, ge=0, description="unpartitioned tables above this get a proposal")
+    create_ahead_months: int = Field(3, ge=0, le=24, description="monthly partitions created this far ahead")
+    rewrite_mb_per_second: float = Field(100, gt=0, description="for the proposal's cost estimate")
+
+
 class Archive(_Strict):
+    partitioning: Partitioning = Partitioning()
     tables: list[ArchiveTable] = [
         ArchiveTable(source="public.learning_sessions", time_column="created_at"),
         ArchiveTable(source="public.pathiq_metrics", time_column="timestamp"),
