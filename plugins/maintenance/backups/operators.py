@@ -29,6 +29,7 @@ class BackupOperator(_BackupOperator):
     """
 
     def run(self, context, ledger, dry_run):
+        from maintenance import clock
         from maintenance.backups import store
         from maintenance.backups.produce import produce
         from maintenance.clock import run_date
@@ -51,7 +52,7 @@ class BackupOperator(_BackupOperator):
                            plan={"key": f"s3://{settings.bucket}/{key}"}) as act:
             manifest = produce(source, s3, bucket=settings.bucket, key=key, conn_id=self.conn_id,
                                compression=settings.compression, jobs=settings.restore_jobs,
-                               pg_bin_dir=settings.pg_bin_dir)
+                               pg_bin_dir=settings.pg_bin_dir, now=clock.now)
             act.bytes_affected = manifest["dump"]["bytes"]
         ledger.record_metrics("backup", self.conn_id, {"backup_bytes": manifest["dump"]["bytes"],
                                                        "dump_seconds": manifest["dump_seconds"]})

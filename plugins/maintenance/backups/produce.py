@@ -33,9 +33,11 @@ def _snapshot_session(conninfo: dict, snapshot: str):
 
 
 def produce(conninfo: dict, s3, *, bucket: str, key: str, conn_id: str, compression: int, jobs: int,
-            pg_bin_dir: str | None = None, workdir: Path | None = None) -> dict:
-    """Dump ``conninfo``'s database to ``s3://bucket/key`` with its manifest; return the manifest."""
-    started = datetime.now(UTC)
+            pg_bin_dir: str | None = None, workdir: Path | None = None, now=lambda: datetime.now(UTC)) -> dict:
+    """Dump ``conninfo``'s database to ``s3://bucket/key`` with its manifest; return the manifest.
+
+    ``now`` tells the time the manifest records (the maintenance clock, in operators)."""
+    started = now()
     holder = connect(conninfo)
     try:
         holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -63,7 +65,7 @@ def produce(conninfo: dict, s3, *, bucket: str, key: str, conn_id: str, compress
             manifest = {
                 "format": 1, "conn_id": conn_id, "database": conninfo["dbname"], "server_version": server_version,
                 "snapshot": snapshot, "started_at": started.isoformat(),
-                "finished_at": datetime.now(UTC).isoformat(), "dump_seconds": round(dump_seconds, 3),
+                "finished_at": now().isoformat(), "dump_seconds": round(dump_seconds, 3),
                 "dump": {"key": key, "format": "custom", "compression": compression,
                          "bytes": path.stat().st_size, "sha256": store.sha256_of(path)},
                 "checksum_method": content.METHOD, "tables": content.to_manifest(fingerprints),
