@@ -10,6 +10,7 @@ from maintenance.logs.operators import S3LifecycleOperator
 from maintenance.postgres.operators import BloatAnalysisOperator, PostgresReviewOperator, ReindexOperator
 from maintenance.redis.operators import RedisBigKeysOperator
 from maintenance.reports.operator import ReportOperator
+from maintenance.reports.postmortems import PostMortemSummaryOperator
 from maintenance.security.operators import CertificateReviewOperator, DependencyReviewOperator
 
 with dagkit.maintenance_dag(
@@ -51,10 +52,11 @@ with dagkit.maintenance_dag(
     with TaskGroup("friday") as friday:
         # Reports are read-only and still run in a blackout: not behind the gate.
         health_report = ReportOperator(task_id="health_report", kind="weekly")
+        post_mortems = PostMortemSummaryOperator(task_id="post_mortems")
 
     choose = dagkit.weekly_theme_branch({"monday": ["monday.gate"],
                                          "tuesday": [dependency_review.task_id, certificate_review.task_id],
                                          "wednesday": ["wednesday.gate"],
                                          "thursday": [t.task_id for t in restore_tests],
-                                         "friday": ["friday.health_report"]})
+                                         "friday": [health_report.task_id, post_mortems.task_id]})
     choose >> [monday, tuesday, wednesday, thursday, friday] >> summary

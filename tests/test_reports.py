@@ -78,7 +78,7 @@ def test_weekly_health_report_arrives_in_s3_and_slack(ledger_data, s3_server, sl
     assert recommendations[0].startswith("KPI uptime pct is")
     assert "backup_age on pathfinity" in html and html.index("backup_age") < html.index("unused_index")
 
-    text = slack.messages("#ops-maintenance")[0]["text"]
+    text = next(m["text"] for m in slack.messages("#ops-maintenance") if "maintenance report" in m["text"])
     assert "weekly maintenance report, 2026-11-20" in text and "Full report: http" in text
     assert "1 incident(s)" in text
     uploads = [c for c in slack.calls if c.method == "files.completeUploadExternal"]
@@ -92,8 +92,24 @@ def test_weekly_health_report_arrives_in_s3_and_slack(ledger_data, s3_server, sl
     assert len(keys) == 9 and all(k.startswith(prefix) for k in keys)
 
 
+def test_friday_post_mortem_summary_lists_the_weeks_incidents(ledger_data, s3_server, slack, airflow_db):
+    from maintenance.ledger.store import open_incident
+
+    with ledger_data.connect() as conn:
+        open_incident(conn, "maintenance", severity="sev3", summary="slow dashboards",
+                      opened_at=FRIDAY - timedelta(days=1), external_key="pm-open")
+    result = run_dag("maintenance_weekly", FRIDAY, {"theme": "friday"})
+    assert result.states["friday.post_mortems"] == "success", result.states
+    incidents = {i["summary"]: i for i in result.xcom("friday.post_mortems")["incidents"]}
+    assert incidents["api errors"]["minutes"] == 42 and incidents["api errors"]["outage"]
+    assert incidents["slow dashboards"]["resolved_at"] is None and incidents["slow dashboards"]["post_mortem_due"]
+    text = next(m["text"] for m in slack.messages("#ops-maintenance") if "Post-mortem summary" in m["text"])
+    assert "2 incident(s), 2 post-mortem(s) due" in text and "still open" in text
+
+
 def test_other_weekdays_run_their_theme_only(ledger_data, s3_server, slack, airflow_db):
-    result = run_dag("maintenance_weekly", FRIDAY - timedelta(days=1), {"theme": "auto"})  # a Thursday
+    result = run_dag("maintenance_weekly", FRIDAY - timedelta(days=1), {"theme": "auto"},  # a Thursday
+                     mark_success_pattern=r"^thursday\.restore_test$")  # its own tests: test_backups.py
     assert result.states["friday.health_report"] == "skipped"
     assert result.states["run_summary"] == "success"
 
