@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from psycopg import sql
-
 from maintenance.operator import MaintenanceOperator
 
 
 def collect(conn, schema: str, start: datetime, end: datetime, *, now: datetime) -> list[dict]:
+    from psycopg import sql
+
     rows = conn.execute(sql.SQL("""
         SELECT i.id, i.severity, i.summary, i.outage, i.planned, i.opened_at, i.resolved_at, i.cause,
                a.dag_id, a.task_id, a.target, a.action
