@@ -16,26 +16,16 @@ from datetime import datetime
 
 from psycopg import sql
 
-from maintenance.archive.tables import TableInfo
+from maintenance.archive.tables import Relation, TableInfo
 
 _RANGE = re.compile(r"FROM \((.+)\) TO \((.+)\)\s*$")
 
 
-@dataclass
-class Partition:
-    schema: str
-    name: str
+@dataclass(frozen=True)
+class Partition(Relation):
     bound: str  # the server's own text: FOR VALUES FROM (...) TO (...), or DEFAULT
     upper: datetime | None  # None: MAXVALUE or DEFAULT
     lower: datetime | None = None  # None: MINVALUE or DEFAULT
-
-    @property
-    def ident(self) -> sql.Identifier:
-        return sql.Identifier(self.schema, self.name)
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
 
 
 def partitions(conn, table: TableInfo) -> list[Partition]:

@@ -10,12 +10,11 @@ from maintenance.errors import InputError
 
 
 @dataclass(frozen=True)
-class TableInfo:
+class Relation:
+    """A table by schema and name, composed as an identifier, never formatted into SQL."""
+
     schema: str
     name: str
-    columns: tuple[str, ...]
-    key: tuple[str, ...]
-    partitioned: bool
 
     @property
     def ident(self) -> sql.Identifier:
@@ -24,6 +23,13 @@ class TableInfo:
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class TableInfo(Relation):
+    columns: tuple[str, ...]
+    key: tuple[str, ...]
+    partitioned: bool
 
 
 def split(qualified: str) -> tuple[str, str]:
