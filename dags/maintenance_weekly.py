@@ -7,6 +7,7 @@ from airflow.sdk import TaskGroup, chain
 from maintenance import dagkit
 from maintenance.backups.operators import RestoreTestOperator
 from maintenance.logs.operators import S3LifecycleOperator
+from maintenance.monitoring.operators import ThresholdReviewOperator
 from maintenance.postgres.operators import BloatAnalysisOperator, PostgresReviewOperator, ReindexOperator
 from maintenance.redis.operators import RedisBigKeysOperator
 from maintenance.reports.operator import ReportOperator
@@ -48,6 +49,7 @@ with dagkit.maintenance_dag(
         # Backups are critical work: not gated, so a long blackout never leaves them untested.
         restore_server = dagkit.pool_for(dagkit.policy().backups.restore_conn_id)
         restore_tests = dagkit.per_database(RestoreTestOperator, "restore_test", pooled=False, **restore_server)
+        thresholds = ThresholdReviewOperator(task_id="threshold_review")  # read-only
 
     with TaskGroup("friday") as friday:
         # Reports are read-only and still run in a blackout: not behind the gate.
@@ -57,6 +59,6 @@ with dagkit.maintenance_dag(
     choose = dagkit.weekly_theme_branch({"monday": ["monday.gate"],
                                          "tuesday": [dependency_review.task_id, certificate_review.task_id],
                                          "wednesday": ["wednesday.gate"],
-                                         "thursday": [t.task_id for t in restore_tests],
+                                         "thursday": [t.task_id for t in restore_tests] + [thresholds.task_id],
                                          "friday": [health_report.task_id, post_mortems.task_id]})
     choose >> [monday, tuesday, wednesday, thursday, friday] >> summary

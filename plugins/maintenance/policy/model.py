@@ -488,6 +488,15 @@ class Kubernetes(_Strict):
     request_use_ratio: float = Field(0.3, gt=0, le=1, description="hygiene: use below this share of requests")
 
 
+class Monitoring(_Strict):
+    """Thursday's monitoring threshold review (procedures 2.2) over Prometheus's alerting rules."""
+
+    prometheus_url: str = Field("", description="empty: no review")
+    lookback_days: float = Field(7, gt=0)
+    noisy_firing_fraction: float = Field(0.05, gt=0, le=1, description="firing more of the time: too tight")
+    http_timeout_s: float = Field(30, gt=0)
+
+
 class Policy(_Strict):
     version: Literal[1] = 1
     timezone: str = "America/New_York"
@@ -507,6 +516,7 @@ class Policy(_Strict):
     s3_lifecycle: S3Lifecycle = S3Lifecycle()
     security: Security = Security()
     kubernetes: Kubernetes = Kubernetes()
+    monitoring: Monitoring = Monitoring()
 
     @field_validator("timezone")
     @classmethod

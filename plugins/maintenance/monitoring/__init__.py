@@ -1,0 +1,1 @@
+"""Monitoring: the weekly review of Prometheus's alerting rules."""

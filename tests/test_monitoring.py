@@ -1,0 +1,75 @@
+"""Thursday's threshold review against a local server answering Prometheus's HTTP API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import yaml
+from maintenance.monitoring.thresholds import review
+from maintenance.security.http import ServiceUnavailable
+
+from devtools import servers
+from devtools.jsonhttp import JSONHandler, serve
+from tests.conftest import ROOT
+from tests.support.airflow_runs import run_dag
+
+RULES = {"status": "success", "data": {"groups": [{"name": "platform", "file": "platform.yml", "rules": [
+    {"type": "alerting", "name": "HighErrorRate", "query": "rate(http_errors_total[5m]) > 0.01", "duration": 300,
+     "health": "ok", "state": "firing", "alerts": []},
+    {"type": "alerting", "name": "DiskFull", "query": "disk_free_ratio < 0.05", "duration": 600, "health": "ok",
+     "state": "inactive", "alerts": []},
+    {"type": "alerting", "name": "BrokenRule", "query": "rate(nope[5m]) >", "duration": 0, "health": "err",
+     "lastError": "parse error: unexpected end of input", "state": "inactive", "alerts": []},
+    {"type": "recording", "name": "job:errors:rate5m", "query": "sum(rate(http_errors_total[5m]))",
+     "health": "ok"}]}]}}
+
+
+@pytest.fixture(scope="module")
+def prometheus():
+    asked = []
+
+    class Handler(JSONHandler):
+        def do_GET(self):
+            url = urlparse(self.path)
+            if url.path == "/api/v1/rules":
+                return self._send(200, RULES)
+            if url.path == "/api/v1/query":
+                asked.append(parse_qs(url.query)["query"][0])
+                return self._send(200, {"status": "success", "data": {"resultType": "vector", "result": [
+                    {"metric": {"alertname": "HighErrorRate"}, "value": [1764000000, "0.31"]},
+                    {"metric": {"alertname": "Watchdog"}, "value": [1764000000, "1"]}]}})
+            return self._send(404, {"status": "error", "error": "not found"})
+
+    url, server = serve(Handler)
+    yield url, asked
+    server.shutdown()
+
+
+def test_rules_are_sorted_into_unhealthy_noisy_and_silent(prometheus):
+    url, asked = prometheus
+    found = review(url, lookback_days=7, noisy_fraction=0.05, timeout=5)
+    assert [r["rule"] for r in found["rules"]] == ["HighErrorRate", "DiskFull", "BrokenRule"]  # alerting only
+    assert [r["rule"] for r in found["noisy"]] == ["HighErrorRate"] and found["noisy"][0]["firing_share"] == 0.31
+    assert [r["rule"] for r in found["silent"]] == ["DiskFull"]
+    assert found["unhealthy"][0]["error"] == "parse error: unexpected end of input"
+    assert "[168h:5m]" in asked[-1] and 'ALERTS{alertstate="firing"}' in asked[-1]
+
+
+def test_an_unreachable_prometheus_fails_clearly():
+    with pytest.raises(ServiceUnavailable, match="/api/v1/rules"):
+        review(f"http://127.0.0.1:{servers.free_port()}", lookback_days=7, noisy_fraction=0.05, timeout=2)
+
+
+def test_thursday_review_through_the_dag(prometheus, platform_db, airflow_db, slack, tmp_path, monkeypatch):
+    policy = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
+    policy["monitoring"] = {"prometheus_url": prometheus[0]}
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
+    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(tmp_path / "policy.yaml"))
+    result = run_dag("maintenance_weekly", datetime(2026, 11, 26, 6, tzinfo=UTC), {"theme": "thursday"},
+                     mark_success_pattern=r"^thursday\.restore_test$")
+    assert result.states["thursday.threshold_review"] == "success", result.states
+    findings = platform_db.execute("SELECT check_name, target FROM maintenance.findings WHERE run_id = %s "
+                                   "ORDER BY 1", (result.run.run_id,))
+    assert findings == [("alert_rule_noisy", "HighErrorRate"), ("alert_rule_unhealthy", "BrokenRule")]
