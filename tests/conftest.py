@@ -169,3 +169,41 @@ def slack(slack_server):
     slack_server.failing = False
     yield slack_server
     slack_server.failing = False
+
+
+def use_policy(tmp_path: Path, monkeypatch, *, base: Path | None = None, **sections) -> Path:
+    """The project's policy (or ``base``) with ``sections`` merged in, as the policy file the DAGs read.
+
+    A dict updates the section of that name key by key; anything else replaces it.
+    """
+    import yaml
+
+    data = yaml.safe_load((base or ROOT / "include" / "maintenance_policy.yaml").read_text())
+    for name, value in sections.items():
+        if isinstance(value, dict) and isinstance(data.get(name), dict):
+            data[name] = data[name] | value
+        else:
+            data[name] = value
+    path = tmp_path / f"policy-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def s3(s3_server):
+    """A boto3 client of the suite's S3 server."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def empty_bucket(s3, bucket: str) -> None:
+    """Delete every object of ``bucket`` (if it exists), so a test sees only what it makes."""
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=item["Key"])
+    except s3.exceptions.NoSuchBucket:
+        pass

@@ -303,9 +303,7 @@ def test_rows_with_types_that_have_no_hash_function_are_checked_as_text(db):
 @pytest.fixture
 def partitioned(platform_db, airflow_db, slack, tmp_path, monkeypatch):
     """events: monthly range partitions from 2025-11 to 2026-12 plus a default one, 100 rows a day."""
-    import yaml
-
-    from tests.conftest import ROOT
+    from tests.conftest import use_policy
 
     db = platform_db
     db.script("""
@@ -323,10 +321,8 @@ def partitioned(platform_db, airflow_db, slack, tmp_path, monkeypatch):
                   FROM generate_series(0, 100 * 420) g""")
     db.execute("INSERT INTO events VALUES (-1, '2020-01-01', 'ancient'), (-2, '2031-01-01', 'future')")
     db.execute("CREATE TABLE IF NOT EXISTS events_original AS SELECT * FROM events")
-    policy = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
-    policy["archive"]["tables"] = [{"source": "public.events", "time_column": "at", "age_months": 6}]
-    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
-    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(tmp_path / "policy.yaml"))
+    use_policy(tmp_path, monkeypatch, archive={"tables": [{"source": "public.events", "time_column": "at",
+                                                           "age_months": 6}]})
     monkeypatch.setattr(clock, "now", lambda: datetime(2026, 12, 6, 8, tzinfo=UTC))
     return db
 
@@ -382,13 +378,11 @@ def test_old_partitions_change_tables_whole_and_the_straddling_one_moves_in_batc
 
 def test_partition_planning_creates_the_next_months_and_proposes_for_large_tables(partitioned, tmp_path,
                                                                                   monkeypatch):
-    import yaml
+    from tests.conftest import use_policy
 
     db = partitioned
-    policy = yaml.safe_load(open(os.environ["MAINTENANCE_POLICY_FILE"]).read())
-    policy["archive"]["partitioning"] = {"min_table_bytes": 1, "create_ahead_months": 3}
-    (tmp_path / "planning.yaml").write_text(yaml.safe_dump(policy))
-    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(tmp_path / "planning.yaml"))
+    use_policy(tmp_path, monkeypatch, base=Path(os.environ["MAINTENANCE_POLICY_FILE"]),
+               archive={"partitioning": {"min_table_bytes": 1, "create_ahead_months": 3}})
     db.execute("DELETE FROM events WHERE at >= '2031-01-01'")  # the default partition must not hold 2027 rows
     others = r"^(debloat|monthly_report|security_audit|compliance|archive)$"
     dry = run_dag("maintenance_monthly", datetime(2026, 12, 6, 7, tzinfo=UTC), {"dry_run": True},

@@ -10,33 +10,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import boto3
 import pytest
-import yaml
 from maintenance import clock
 
-from tests.conftest import ROOT
+from tests.conftest import empty_bucket, use_policy
 from tests.support.airflow_runs import run_dag
 
 
 @pytest.fixture
-def backfill_env(platform_db, redis_server, s3_server, airflow_db, slack, tmp_path, monkeypatch):
+def backfill_env(platform_db, redis_server, s3, airflow_db, slack, tmp_path, monkeypatch):
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "api.log").write_text("GET / 200\n" * 100)
-    policy = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
-    policy["logs"]["folders"] = [{"name": "api", "path": str(logs), "retention_days": 0}]
-    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
-    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(tmp_path / "policy.yaml"))
+    use_policy(tmp_path, monkeypatch, logs={"folders": [{"name": "api", "path": str(logs), "retention_days": 0}]})
     monkeypatch.setattr(clock, "now", lambda: datetime.now(UTC))
-    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", aws_access_key_id="testing",
-                      aws_secret_access_key="testing")
     for bucket in ("pathfinity-backups", "pathfinity-logs"):
-        try:
-            for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-                s3.delete_object(Bucket=bucket, Key=item["Key"])
-        except s3.exceptions.NoSuchBucket:
-            pass
+        empty_bucket(s3, bucket)
     return platform_db, s3
 
 

@@ -11,10 +11,9 @@ import subprocess
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-import boto3
 import psycopg
 import pytest
-from maintenance import clock
+from maintenance import clock, s3files
 from maintenance.backups import content, store, tools
 from maintenance.backups.produce import produce
 from maintenance.backups.restore import SCRATCH_PREFIX, restore_test
@@ -23,6 +22,7 @@ from maintenance.policy.model import SmokeQuery
 from maintenance.postgres.conninfo import libpq_env
 from psycopg import sql
 
+from tests.conftest import empty_bucket
 from tests.support.airflow_runs import run_dag
 
 ODD_SCHEMA, ODD_TABLE = 'Odd "Schema"', "Mixed Case table"
@@ -46,12 +46,6 @@ def source(platform_db):
                g * interval '90 minutes' FROM generate_series(1, 300) g;
         INSERT INTO {ident} VALUES (0, NULL, NULL, NULL, NULL)""")
     return platform_db
-
-
-@pytest.fixture(scope="module")
-def s3(s3_server):
-    return boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 def conninfo(db, dbname=None) -> dict:
@@ -97,7 +91,7 @@ def replace_dump(s3, bucket, backup, path, fix_manifest: bool) -> None:
     s3.upload_file(str(path), bucket, backup.key)
     if fix_manifest:
         manifest = store.load_manifest(s3, backup)
-        manifest["dump"] |= {"sha256": store.sha256_of(path), "bytes": path.stat().st_size}
+        manifest["dump"] |= {"sha256": s3files.sha256_of(path)[0], "bytes": path.stat().st_size}
         s3.put_object(Bucket=bucket, Key=backup.manifest_key, Body=json.dumps(manifest).encode())
 
 
@@ -300,14 +294,8 @@ def test_drill_smoke_queries_run_on_the_restored_copy(source, s3, bucket):
 @pytest.fixture
 def dag_env(source, s3, airflow_db, slack, monkeypatch):
     """The policy's backup bucket, emptied, so the DAGs see only this test's backups."""
-    bucket = "pathfinity-backups"
-    try:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for item in page.get("Contents", []):
-                s3.delete_object(Bucket=bucket, Key=item["Key"])
-    except s3.exceptions.NoSuchBucket:
-        pass
-    return bucket
+    empty_bucket(s3, "pathfinity-backups")
+    return "pathfinity-backups"
 
 
 def test_daily_backup_then_verification_and_a_rerun_makes_no_second_backup(source, s3, dag_env, monkeypatch):

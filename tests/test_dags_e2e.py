@@ -5,26 +5,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import boto3
 import pytest
 from maintenance import clock
 
+from tests.conftest import empty_bucket
 from tests.support.airflow_runs import run_dag
 
 CHRISTMAS_EVE = datetime(2026, 12, 24, 5, tzinfo=UTC)  # the holidays blackout (12-20 to 01-05)
 
 
 @pytest.fixture
-def services(platform_db, redis_server, s3_server, airflow_db, slack, monkeypatch):
+def services(platform_db, redis_server, s3, airflow_db, slack, monkeypatch):
     monkeypatch.setattr(clock, "now", lambda: CHRISTMAS_EVE)
-    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", aws_access_key_id="testing",
-                      aws_secret_access_key="testing")
-    # Only this module's backups: verification compares the newest with the one before.
-    try:
-        for item in s3.list_objects_v2(Bucket="pathfinity-backups").get("Contents", []):
-            s3.delete_object(Bucket="pathfinity-backups", Key=item["Key"])
-    except s3.exceptions.NoSuchBucket:
-        pass
+    empty_bucket(s3, "pathfinity-backups")  # verification compares the newest with the one before
     return platform_db, s3, slack
 
 

@@ -253,15 +253,11 @@ def test_hygiene_report(cluster):
 @pytest.fixture
 def k8s_conn(cluster, tmp_path, monkeypatch):
     """The kubernetes_default connection to the test server; node waits short enough for a test."""
-    import yaml
+    from tests.conftest import use_policy
 
-    from tests.conftest import ROOT
-
-    policy = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
-    policy["kubernetes"] = {"nodes": {"drain_timeout_minutes": 0.05, "eviction_retry_seconds": 0.05,
-                                      "action_timeout_minutes": 0.3, "ready_timeout_minutes": 0.2}}
-    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
-    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(tmp_path / "policy.yaml"))
+    use_policy(tmp_path, monkeypatch, kubernetes={"nodes": {
+        "drain_timeout_minutes": 0.05, "eviction_retry_seconds": 0.05, "action_timeout_minutes": 0.3,
+        "ready_timeout_minutes": 0.2}})
     kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "test",
                   "clusters": [{"name": "test", "cluster": {"server": cluster.url}}],
                   "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],

@@ -20,12 +20,6 @@ from maintenance.policy.model import LifecycleBucket, LogFolder, S3Lifecycle
 NOW = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def s3(s3_server):
-    return boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
 @pytest.fixture
 def bucket(s3):
     name = f"logs-{uuid.uuid4().hex[:8]}"
@@ -302,17 +296,11 @@ def test_rotated_names_are_never_taken_for_active_logs(tmp_path):
 @pytest.fixture
 def policy_with_logs(tmp_path, monkeypatch):
     """The project's policy plus one log folder, as the policy file the DAGs read."""
-    import yaml
-
-    from tests.conftest import ROOT
+    from tests.conftest import use_policy
 
     logs = tmp_path / "logs"
     logs.mkdir()
-    policy = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
-    policy["logs"]["folders"] = [{"name": "api", "path": str(logs), "retention_days": 0}]
-    path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump(policy))
-    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(path))
+    use_policy(tmp_path, monkeypatch, logs={"folders": [{"name": "api", "path": str(logs), "retention_days": 0}]})
     return logs
 
 

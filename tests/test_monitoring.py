@@ -6,13 +6,12 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import yaml
 from maintenance.monitoring.thresholds import review
 from maintenance.security.http import ServiceUnavailable
 
 from devtools import servers
 from devtools.jsonhttp import JSONHandler, serve
-from tests.conftest import ROOT
+from tests.conftest import use_policy
 from tests.support.airflow_runs import run_dag
 
 RULES = {"status": "success", "data": {"groups": [{"name": "platform", "file": "platform.yml", "rules": [
@@ -63,10 +62,7 @@ def test_an_unreachable_prometheus_fails_clearly():
 
 
 def test_thursday_review_through_the_dag(prometheus, platform_db, airflow_db, slack, tmp_path, monkeypatch):
-    policy = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
-    policy["monitoring"] = {"prometheus_url": prometheus[0]}
-    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
-    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(tmp_path / "policy.yaml"))
+    use_policy(tmp_path, monkeypatch, monitoring={"prometheus_url": prometheus[0]})
     result = run_dag("maintenance_weekly", datetime(2026, 11, 26, 6, tzinfo=UTC), {"theme": "thursday"},
                      mark_success_pattern=r"^thursday\.restore_test$")
     assert result.states["thursday.threshold_review"] == "success", result.states

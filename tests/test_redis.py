@@ -3,20 +3,17 @@
 import shutil
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import redis
-import yaml
 from maintenance import clock
 from maintenance.policy import load_policy
 from maintenance.redis import engine
 
 from devtools import servers
-from tests.conftest import set_conn
+from tests.conftest import set_conn, use_policy
 from tests.support.airflow_runs import BACKUP_TASKS, run_dag
 
-ROOT = Path(__file__).resolve().parents[1]
 CFG = load_policy().redis
 DAY = datetime(2026, 11, 24, 5, tzinfo=UTC)
 
@@ -142,11 +139,7 @@ def test_replica_link_down_is_a_finding(work_dir):
 # --- the daily cache optimization through its DAG ---------------------------------------------
 
 def policy_with(tmp_path, monkeypatch, **redis_overrides):
-    data = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
-    data["redis"].update(redis_overrides)
-    path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump(data))
-    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(path))
+    use_policy(tmp_path, monkeypatch, redis=redis_overrides)
 
 
 @pytest.fixture

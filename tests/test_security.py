@@ -13,7 +13,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import boto3
 import psycopg
 import pytest
 import redis
@@ -244,9 +243,7 @@ def test_a_hardened_redis_has_no_findings(work_dir):
     assert audit.not_run and "protected mode" in audit.not_run[0]  # CONFIG itself is disabled
 
 
-def test_s3_buckets_open_unencrypted_or_unversioned_are_found_and_fixed_ones_not(s3_server):
-    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", aws_access_key_id="testing",
-                      aws_secret_access_key="testing")
+def test_s3_buckets_open_unencrypted_or_unversioned_are_found_and_fixed_ones_not(s3):
     bucket = f"backups-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     try:
@@ -296,18 +293,11 @@ def test_controls_are_evaluated_from_the_ledger(platform_db, airflow_db):
 
 @pytest.fixture
 def security_policy(tmp_path, monkeypatch, lock_files, osv_server, tls_endpoints):
-    import yaml
+    from tests.conftest import use_policy
 
-    from tests.conftest import ROOT
-
-    policy = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
-    policy["security"] |= {"lock_files": [str(p) for p in lock_files], "osv_url": osv_server,
-                           "pypi_url": osv_server, "npm_url": osv_server,
-                           "certificates": {"endpoints": list(tls_endpoints.values())}}
-    path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump(policy))
-    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(path))
-    return path
+    return use_policy(tmp_path, monkeypatch, security={
+        "lock_files": [str(p) for p in lock_files], "osv_url": osv_server, "pypi_url": osv_server,
+        "npm_url": osv_server, "certificates": {"endpoints": list(tls_endpoints.values())}})
 
 
 OTHER_DAILY = r"^(log_rotation|backup|verify_backup|cache_optimization|db_statistics)$"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from psycopg import sql
 
+from maintenance import s3files
 from maintenance.backups import content, store, tools
 from maintenance.postgres.conninfo import connect, libpq_env
 
@@ -62,16 +63,17 @@ def produce(conninfo: dict, s3, *, bucket: str, key: str, conn_id: str, compress
                 raise tools.ToolError(f"pg_dump failed (exit {dump.returncode}): {stderr.strip()[-1500:]}")
             dump_seconds = time.perf_counter() - clock
             holder.execute("COMMIT")
+            digest, size = s3files.sha256_of(path)
             manifest = {
                 "format": 1, "conn_id": conn_id, "database": conninfo["dbname"], "server_version": server_version,
                 "snapshot": snapshot, "started_at": started.isoformat(),
                 "finished_at": now().isoformat(), "dump_seconds": round(dump_seconds, 3),
                 "dump": {"key": key, "format": "custom", "compression": compression,
-                         "bytes": path.stat().st_size, "sha256": store.sha256_of(path)},
+                         "bytes": size, "sha256": digest},
                 "checksum_method": content.METHOD, "tables": content.to_manifest(fingerprints),
             }
             store.ensure_bucket(s3, bucket)
-            store.upload(s3, path, bucket, key)
+            s3files.upload(s3, path, bucket, key)
         s3.put_object(Bucket=bucket, Key=key + store.MANIFEST_SUFFIX, Body=json.dumps(manifest, indent=1).encode(),
                       ContentType="application/json")
     finally:

@@ -8,14 +8,14 @@ backup with the checks that need no manifest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from maintenance import s3files
+
 MANIFEST_SUFFIX = ".manifest.json"
-_PART = 64 * 2**20
 
 
 @dataclass
@@ -63,27 +63,8 @@ def load_manifest(s3, backup: StoredBackup) -> dict | None:
     return json.loads(s3.get_object(Bucket=backup.bucket, Key=backup.manifest_key)["Body"].read())
 
 
-def upload(s3, path: Path, bucket: str, key: str) -> None:
-    """Upload a file, in parts when large (boto3's managed transfer)."""
-    from boto3.s3.transfer import TransferConfig
-
-    s3.upload_file(str(path), bucket, key, Config=TransferConfig(multipart_threshold=_PART, multipart_chunksize=_PART))
-
-
 def download(s3, backup: StoredBackup, path: Path) -> Path:
-    from boto3.s3.transfer import TransferConfig
-
-    s3.download_file(backup.bucket, backup.key, str(path),
-                     Config=TransferConfig(multipart_threshold=_PART, multipart_chunksize=_PART))
-    return path
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(4 * 2**20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return s3files.download(s3, backup.bucket, backup.key, path)
 
 
 def ensure_bucket(s3, bucket: str) -> None:

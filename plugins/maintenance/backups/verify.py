@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from maintenance import s3files
 from maintenance.backups import store, tools
 
 
@@ -75,7 +76,7 @@ def verify(s3, *, bucket: str, prefix: str, conn_id: str, now: datetime, max_age
         path = store.download(s3, newest, Path(tmp) / "dump")
         if manifest:
             want = manifest["dump"]
-            digest = store.sha256_of(path)
+            digest = s3files.sha256_of(path)[0]
             same = digest == want["sha256"] and newest.size == want["bytes"]
             checks.append(Check("sha256", same, "matches the manifest" if same else
                                 f"{newest.size:,} bytes with SHA-256 {digest[:16]}..., the manifest says "

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from maintenance.logs import rotate, ship
+from maintenance.s3files import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def _archive(s3, bucket: str, path: Path, key_of, report: FolderReport) -> set[s
     failed = set()
     for gz in [p for p in rotate.rotated_files(path) if p.name.endswith(".gz")]:
         key = key_of(gz)
-        if ship.already_uploaded(s3, bucket, key, ship.sha256_of(gz)):
+        if ship.already_uploaded(s3, bucket, key, sha256_of(gz)):
             continue
         shipped = ship.ship(s3, bucket, key, gz)
         if shipped.uploaded:

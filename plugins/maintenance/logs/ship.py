@@ -11,9 +11,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from maintenance import s3files
 from maintenance.logs.rotate import rotated_at
-
-_PART = 16 * 2**20
+from maintenance.s3files import sha256_of
 
 
 class StorageUnavailable(RuntimeError):
@@ -35,15 +35,6 @@ def key_for(prefix: str, host: str, log_name: str, path: Path) -> str:
     return f"{prefix}{host}/{log_name}/{when:%Y/%m/%d}/{path.name}"
 
 
-def sha256_of(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_PART):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def remote_sha256(s3, bucket: str, key: str) -> tuple[str, int] | None:
     """SHA-256 and size of the object as S3 gives it back; None when there is no such object."""
     from botocore.exceptions import ClientError
@@ -55,7 +46,7 @@ def remote_sha256(s3, bucket: str, key: str) -> tuple[str, int] | None:
             return None
         raise
     digest, size = hashlib.sha256(), 0
-    for chunk in body.iter_chunks(_PART):
+    for chunk in body.iter_chunks(s3files.PART):
         digest.update(chunk)
         size += len(chunk)
     return digest.hexdigest(), size
@@ -104,13 +95,10 @@ def verify(s3, bucket: str, key: str, path: Path, local: tuple[str, int] | None 
 
 def ship(s3, bucket: str, key: str, path: Path) -> Shipped:
     """Upload ``path`` unless S3 already holds it intact, then verify what S3 holds."""
-    from boto3.s3.transfer import TransferConfig
-
     local = sha256_of(path)
     uploaded = False
     if remote_sha256(s3, bucket, key) != local:
-        s3.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {"sha256": local[0]}},
-                       Config=TransferConfig(multipart_threshold=_PART, multipart_chunksize=_PART))
+        s3files.upload(s3, path, bucket, key, metadata={"sha256": local[0]})
         uploaded = True
     result = verify(s3, bucket, key, path, local)
     result.uploaded = uploaded

@@ -36,9 +36,10 @@ class SecurityScanOperator(MaintenanceOperator):
 
     def run(self, context, ledger, dry_run):
         from maintenance import clock
+        from maintenance.policy import load_policy
         from maintenance.security import osv
 
-        policy = _policy()
+        policy = load_policy()
         deps = _dependencies(policy)
         vulnerable = osv.scan(deps, base_url=policy.security.osv_url, timeout=policy.security.http_timeout_s)
         for item in vulnerable:
@@ -73,9 +74,10 @@ class DependencyReviewOperator(MaintenanceOperator):
     (manual review), as the procedures sort them (4.1)."""
 
     def run(self, context, ledger, dry_run):
+        from maintenance.policy import load_policy
         from maintenance.security import registry, versions
 
-        policy = _policy()
+        policy = load_policy()
         sec = policy.security
         rows, unknown = [], []
         for dep in _dependencies(policy):
@@ -109,8 +111,9 @@ class CertificateReviewOperator(MaintenanceOperator):
 
     def run(self, context, ledger, dry_run):
         from maintenance import clock
+        from maintenance.policy import load_policy
 
-        checked = _certificates(_policy(), clock.now())
+        checked = _certificates(load_policy(), clock.now())
         for cert in checked:
             self.log.info("%-11s %s: %s", cert.status, cert.endpoint, _cert_message(cert))
             if cert.status != "ok":
@@ -131,9 +134,10 @@ class PostureAuditOperator(MaintenanceOperator):
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.providers.redis.hooks.redis import RedisHook
 
+        from maintenance.policy import load_policy
         from maintenance.security import posture
 
-        policy = _policy()
+        policy = load_policy()
         audit = posture.Audit()
         for db in policy.postgres.databases:
             conn = PostgresHook(postgres_conn_id=db.conn_id).get_conn()
@@ -171,9 +175,10 @@ class ComplianceOperator(MaintenanceOperator):
 
     def run(self, context, ledger, dry_run):
         from maintenance import clock
+        from maintenance.policy import load_policy
         from maintenance.security.compliance import evaluate
 
-        policy = _policy()
+        policy = load_policy()
         results = [evaluate(ledger.conn, ledger.schema_name, c, now=clock.now(), policy=policy)
                    for c in policy.security.controls]
         for r in results:
@@ -184,12 +189,6 @@ class ComplianceOperator(MaintenanceOperator):
 
     def describe(self, summary):
         return f"{summary['passed']} of {summary['total']} compliance controls met"
-
-
-def _policy():
-    from maintenance.policy import load_policy
-
-    return load_policy()
 
 
 def _ledger_severity(severity: str) -> str:
