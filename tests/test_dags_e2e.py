@@ -1,55 +1,264 @@
-"""The DAGs end to end on a blackout day: non-critical work is skipped with its reason,
-critical work (backups, the security scan) runs, and the summary says which is which."""
+"""Every DAG end to end, as the scheduler would run it, against the real test services.
+
+One platform for the whole module: a PostgreSQL database seeded like the platform (a year of
+sessions and metrics, churned tables, 120 students in a session), Redis, moto S3, the local
+Slack, a Kubernetes API server (devtools/kube_server.py), an OSV-API server, a Prometheus
+API server, a TLS endpoint and a log folder. Each DAG runs on three kinds of date:
+
+- an ordinary date (for the monthly and Kubernetes DAGs, inside the planned window): all
+  of its work is done;
+- a date in a blackout: gated work is skipped with the blackout as its reason, critical work
+  (backups, security) and read-only reviews run;
+- a date under load (active students above the policy's threshold): gated work waits, then
+  is given up as skipped, never failed; the rest runs.
+
+Every task's outcome is asserted. The tests run in file order: the daily run makes the backup
+that Thursday's restore test restores.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
+import yaml
 from maintenance import clock
 
-from tests.conftest import empty_bucket
+from devtools.kube_server import Cluster, start_kube_server
+from devtools.osv_server import start_osv_server
+from tests.conftest import ROOT, empty_bucket, set_conn
 from tests.support.airflow_runs import run_dag
+from tests.support.kube import deployment, metrics, node, pod, replicaset
+from tests.support.prometheus import start_prometheus
+from tests.support.tls import make_cert, serve_tls
 
-CHRISTMAS_EVE = datetime(2026, 12, 24, 5, tzinfo=UTC)  # the holidays blackout (12-20 to 01-05)
+ORDINARY = datetime(2026, 11, 30, 6, tzinfo=UTC)  # Monday 01:00 EST, no blackout
+WINDOW = datetime(2026, 12, 6, 7, tzinfo=UTC)  # the first Sunday of December, 02:00 EST
+BLACKOUT = datetime(2026, 12, 21, 6, tzinfo=UTC)  # Monday in the holidays blackout (12-20 to 01-05)
+BLACKOUT_WINDOW = datetime(2027, 1, 3, 7, tzinfo=UTC)  # January's first Sunday: window, but blackout
+WEEK = {"monday": 30, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4}  # days of Nov 30-Dec 4
+
+WAITS = ("at_0100", "at_0200", "at_0300", "at_0400", "at_0500")
+DAILY_GATED = ("gate_logs", "log_rotation", "gate_cache", "cache_optimization", "gate_statistics", "db_statistics")
+DAILY_CRITICAL = ("backup", "verify_backup", "security_scan")
+WEEKLY_TASKS = {
+    "monday": ("monday.gate", "monday.redis_big_keys", "monday.s3_lifecycle"),
+    "tuesday": ("tuesday.dependency_review", "tuesday.certificate_review"),
+    "wednesday": ("wednesday.gate", "wednesday.bloat_analysis", "wednesday.reindex", "wednesday.review"),
+    "thursday": ("thursday.restore_test", "thursday.threshold_review"),
+    "friday": ("friday.health_report", "friday.post_mortems"),
+}
+MONTHLY_GATED = ("gate_archive", "archive", "partition_planning", "gate_window", "debloat")
+MONTHLY_READ_ONLY = ("security_audit", "compliance", "monthly_report")
+KUBERNETES_GATED = ("gate_pods", "pod_cleanup", "memory_restarts", "gate_window", "node_maintenance")
+
+
+def states(tasks, state: str) -> dict[str, str]:
+    return dict.fromkeys(tasks, state)
+
+
+# --- the platform -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def platform(platform_db, redis_server, s3, slack_server, airflow_db, tmp_path_factory):
+    seed = (ROOT / "include/demo/seed.sql").read_text().replace(":scale", "20000")
+    platform_db.script("CREATE EXTENSION IF NOT EXISTS pgstattuple;\n" + seed)
+    for bucket in ("pathfinity-backups", "pathfinity-logs", "pathfinity-maintenance"):
+        empty_bucket(s3, bucket)
+    folder = tmp_path_factory.mktemp("e2e")
+    logs = folder / "logs"
+    logs.mkdir()
+    osv_url, osv = start_osv_server(ROOT / "include/demo/advisories.json")
+    prometheus_url, _, prometheus = start_prometheus()
+    cluster = Cluster()
+    kube_url, kube = start_kube_server(cluster)
+    set_conn("kubernetes_default", {"conn_type": "kubernetes", "extra": {"kube_config": json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "e2e",
+        "clusters": [{"name": "e2e", "cluster": {"server": kube_url}}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "e2e"}}],
+        "users": [{"name": "e2e", "user": {"token": "e2e"}}]})}})
+    policy = yaml.safe_load((ROOT / "include/maintenance_policy.yaml").read_text())
+    policy["logs"]["folders"] = [{"name": "api", "path": str(logs), "retention_days": 0}]
+    policy["security"] |= {
+        "osv_url": osv_url, "pypi_url": osv_url, "npm_url": osv_url,
+        "lock_files": [str(ROOT / "include/demo/package-lock.json"),
+                       str(ROOT / "include/demo/requirements-platform.lock")],
+        "certificates": policy["security"]["certificates"] | {
+            "endpoints": [f"127.0.0.1:{serve_tls(*make_cert(folder, 200))}"]}}
+    policy["monitoring"]["prometheus_url"] = prometheus_url
+    policy["kubernetes"]["nodes"] |= {"drain_timeout_minutes": 0.05, "eviction_retry_seconds": 0.05,
+                                      "action_timeout_minutes": 0.3, "ready_timeout_minutes": 0.2}
+    path = folder / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    loaded = dict(policy, decision=policy["decision"] | {"load": policy["decision"]["load"] | {
+        "active_users_threshold": 5, "recheck_after_minutes": 1 / 60, "give_up_after_minutes": 3 / 60}})
+    (folder / "loaded.yaml").write_text(yaml.safe_dump(loaded))
+    yield {"db": platform_db, "s3": s3, "slack": slack_server, "logs": logs, "cluster": cluster,
+           "policy": path, "loaded": folder / "loaded.yaml"}
+    for server in (osv, prometheus, kube):
+        server.shutdown()
 
 
 @pytest.fixture
-def services(platform_db, redis_server, s3, airflow_db, slack, monkeypatch):
-    monkeypatch.setattr(clock, "now", lambda: CHRISTMAS_EVE)
-    empty_bucket(s3, "pathfinity-backups")  # verification compares the newest with the one before
-    return platform_db, s3, slack
+def at(platform, monkeypatch):
+    """Set the clock to an instant and the platform's load; returns the platform."""
+
+    def setter(instant: datetime, *, loaded: bool = False):
+        monkeypatch.setattr(clock, "now", lambda: instant)
+        monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(platform["loaded" if loaded else "policy"]))
+        monkeypatch.delenv("AIRFLOW_VAR_MAINTENANCE_FREEZE", raising=False)
+        db = platform["db"]
+        db.execute("UPDATE learning_sessions SET ended_at = now() WHERE ended_at IS NULL")
+        if loaded:  # 40 students in a session now: above the loaded policy's threshold of 5
+            db.execute("INSERT INTO learning_sessions (student_id, career_id, created_at) "
+                       "SELECT g, 1, now() FROM generate_series(1, 40) g")
+        (platform["logs"] / "api.log").write_text("GET /api/careers/pool 200 12ms\n" * 2000)
+        platform["slack"].calls.clear()
+        cluster = platform["cluster"]
+        cluster.requests.clear()
+        cluster.pods = [pod("evicted", phase="Failed", reason="Evicted", age=600),
+                        pod("api-1-a", owner=("ReplicaSet", "api-1"), labels={"app": "api"})]
+        cluster.nodes = [node("node-a")]
+        cluster.deployments = [deployment("api")]
+        cluster.replicasets = [replicaset("api-1", "api")]
+        cluster.metrics = [metrics("api-1-a", "web", "500Mi")]  # 98% of its 512Mi limit
+        return platform
+
+    yield setter
+    platform["db"].execute("UPDATE learning_sessions SET ended_at = now() WHERE ended_at IS NULL")
 
 
-def test_daily_in_a_blackout_runs_only_the_critical_work(services):
-    _, _, slack = services
-    result = run_dag("maintenance_daily", CHRISTMAS_EVE)
-    gated = {"gate_logs": "skipped", "log_rotation": "skipped", "gate_cache": "skipped",
-             "cache_optimization": "skipped", "gate_statistics": "skipped", "db_statistics": "skipped"}
-    critical = {"backup": "success", "verify_backup": "success", "security_scan": "success"}
-    waits = {t: "success" for t in ("at_0100", "at_0200", "at_0300", "at_0400", "at_0500")}
-    assert result.states == gated | critical | waits | {"run_summary": "success"}
-    (message,) = slack.messages("#ops-maintenance")
-    assert "3 done" not in message["text"] and "Skipped: `log_rotation`" in message["text"]
-    assert "Holiday season" in message["text"]
+def summary_text(platform) -> str:
+    (message,) = platform["slack"].messages("#ops-maintenance")
+    return message["text"]
 
 
-def test_monthly_in_a_blackout_skips_reorganization_but_audits(services):
-    result = run_dag("maintenance_monthly", CHRISTMAS_EVE, {"dry_run": False})
-    assert {t: result.states[t] for t in ("gate_archive", "archive", "partition_planning", "gate_window",
-                                          "debloat")} == {t: "skipped" for t in (
-        "gate_archive", "archive", "partition_planning", "gate_window", "debloat")}
-    assert {t: result.states[t] for t in ("security_audit", "compliance", "monthly_report", "run_summary")} == {
-        "security_audit": "success", "compliance": "success", "monthly_report": "success",
-        "run_summary": "success"}
+# --- an ordinary day, and the planned window ------------------------------------------------------------
+
+def test_daily_on_an_ordinary_day_does_all_its_work(at):
+    platform = at(ORDINARY)
+    result = run_dag("maintenance_daily", ORDINARY)
+    assert result.states == states(WAITS + DAILY_GATED + DAILY_CRITICAL + ("run_summary",), "success")
+    assert result.xcom("log_rotation")["folders"][0]["uploaded"]
+    assert result.xcom("backup")["key"].startswith("postgres/platform_db/2026-11-30/")
+    assert result.xcom("db_statistics")["counts"]["vacuum_analyze"] == 3  # the policy's daily list
+    assert "Done: " in summary_text(platform)
 
 
-def test_a_forced_run_with_a_reason_does_the_work_and_records_why(services):
-    db, _, _ = services
-    result = run_dag("maintenance_daily", CHRISTMAS_EVE,
-                     {"force": True, "force_reason": "disk filling up on web-1"},
-                     mark_success_pattern=r"^(backup|verify_backup|security_scan|cache_optimization)$")
-    assert result.states["log_rotation"] == "success" and result.states["db_statistics"] == "success"
-    reasons = db.execute("SELECT DISTINCT forced_reason FROM maintenance.task_runs WHERE run_id = %s "
-                         "AND task_id = 'db_statistics'", (result.run.run_id,))
+@pytest.mark.parametrize("theme", list(WEEKLY_TASKS))
+def test_weekly_on_each_weekday_does_that_days_work(at, theme):
+    day = datetime(2026, 11 if theme == "monday" else 12, WEEK[theme], 6, tzinfo=UTC)
+    at(day)
+    result = run_dag("maintenance_weekly", day)
+    others = [t for other, tasks in WEEKLY_TASKS.items() if other != theme for t in tasks]
+    assert result.states == (states(WEEKLY_TASKS[theme], "success") | states(others, "skipped")
+                             | {"choose_theme": "success", "run_summary": "success"})
+    if theme == "thursday":  # the month's first Thursday: the restore test is the DR drill
+        assert result.xcom("thursday.restore_test")["drill"] is True
+
+
+def test_monthly_in_the_window_reorganizes_audits_and_reports(at):
+    platform = at(WINDOW)
+    result = run_dag("maintenance_monthly", WINDOW, {"dry_run": False})
+    assert result.states == states(MONTHLY_GATED + MONTHLY_READ_ONLY + ("run_summary",), "success")
+    archived = result.xcom("archive")
+    planned = {p["source"]: p for p in archived["plan"]}
+    moved = {m["source"]: m["rows"] for m in archived["moved"]}
+    sessions = planned["public.learning_sessions"]
+    assert sessions["rows"] > 0 and moved["public.learning_sessions"] == sessions["rows"]
+    assert platform["db"].execute("SELECT count(*) FROM learning_sessions WHERE created_at < %s",
+                                  (datetime.fromisoformat(sessions["cutoff"]),)) == [(0,)]
+
+
+def test_kubernetes_in_the_window_cleans_up_and_reports(at):
+    platform = at(WINDOW)
+    result = run_dag("maintenance_kubernetes", WINDOW, {"dry_run": False})
+    assert result.states == states((*KUBERNETES_GATED, "hygiene", "run_summary"), "success")
+    assert platform["cluster"].mutations == [("DELETE", "/api/v1/namespaces/web/pods/evicted"),
+                                             ("PATCH", "/apis/apps/v1/namespaces/web/deployments/api")]
+
+
+# --- a blackout ----------------------------------------------------------------------------------------
+
+def test_daily_in_a_blackout_runs_only_the_critical_work(at):
+    platform = at(BLACKOUT)
+    result = run_dag("maintenance_daily", BLACKOUT)
+    assert result.states == (states(DAILY_GATED, "skipped") | states(DAILY_CRITICAL + WAITS, "success")
+                             | {"run_summary": "success"})
+    text = summary_text(platform)
+    assert "Skipped: `log_rotation`" in text and "Holiday season" in text
+
+
+@pytest.mark.parametrize(("theme", "gated"), [("monday", True), ("tuesday", False), ("wednesday", True),
+                                              ("thursday", False), ("friday", False)])
+def test_weekly_in_a_blackout_skips_gated_days_and_keeps_reviews_and_restore_tests(at, theme, gated):
+    at(BLACKOUT)
+    result = run_dag("maintenance_weekly", BLACKOUT, {"theme": theme})
+    others = [t for other, tasks in WEEKLY_TASKS.items() if other != theme for t in tasks]
+    assert result.states == (states(WEEKLY_TASKS[theme], "skipped" if gated else "success")
+                             | states(others, "skipped") | {"choose_theme": "success", "run_summary": "success"})
+    if gated:
+        assert result.xcom(f"{theme}.gate", "gate_decision")["blockers"][0]["kind"] == "blackout"
+
+
+def test_monthly_in_a_blackout_skips_reorganization_but_audits(at):
+    at(BLACKOUT_WINDOW)
+    result = run_dag("maintenance_monthly", BLACKOUT_WINDOW, {"dry_run": False})
+    assert result.states == (states(MONTHLY_GATED, "skipped") | states(MONTHLY_READ_ONLY, "success")
+                             | {"run_summary": "success"})
+
+
+def test_kubernetes_in_a_blackout_only_reports(at):
+    platform = at(datetime(2026, 12, 27, 7, tzinfo=UTC))
+    result = run_dag("maintenance_kubernetes", datetime(2026, 12, 27, 7, tzinfo=UTC), {"dry_run": False})
+    assert result.states == states(KUBERNETES_GATED, "skipped") | {"hygiene": "success", "run_summary": "success"}
+    assert platform["cluster"].mutations == []
+
+
+def test_a_forced_run_with_a_reason_does_the_work_and_records_why(at):
+    platform = at(BLACKOUT)
+    result = run_dag("maintenance_daily", BLACKOUT, {"force": True, "force_reason": "disk filling up on web-1"})
+    assert result.states == states(WAITS + DAILY_GATED + DAILY_CRITICAL + ("run_summary",), "success")
+    reasons = platform["db"].execute("SELECT DISTINCT forced_reason FROM maintenance.task_runs WHERE run_id = %s "
+                                     "AND task_id = 'db_statistics'", (result.run.run_id,))
     assert reasons == [("disk filling up on web-1",)]
+
+
+# --- under load ----------------------------------------------------------------------------------------
+
+def test_daily_under_load_gives_up_the_gated_work_and_runs_the_critical(at):
+    platform = at(datetime(2026, 12, 1, 5, tzinfo=UTC), loaded=True)
+    result = run_dag("maintenance_daily", datetime(2026, 12, 1, 5, tzinfo=UTC))
+    assert result.states == (states(DAILY_GATED, "skipped") | states(DAILY_CRITICAL + WAITS, "success")
+                             | {"run_summary": "success"})
+    assert result.reschedules("gate_statistics") >= 1  # it waited, holding no worker slot, then gave up
+    assert "active users (> 5)" in result.xcom("gate_statistics", "gate_decision")["blockers"][0]["reason"]
+    assert "Skipped: `db_statistics`" in summary_text(platform)
+
+
+@pytest.mark.parametrize("theme", ["monday", "wednesday", "thursday"])
+def test_weekly_under_load_defers_the_gated_days_only(at, theme):
+    at(datetime(2026, 12, 2, 6, tzinfo=UTC), loaded=True)
+    result = run_dag("maintenance_weekly", datetime(2026, 12, 2, 6, tzinfo=UTC), {"theme": theme})
+    gated = theme != "thursday"
+    others = [t for other, tasks in WEEKLY_TASKS.items() if other != theme for t in tasks]
+    assert result.states == (states(WEEKLY_TASKS[theme], "skipped" if gated else "success")
+                             | states(others, "skipped") | {"choose_theme": "success", "run_summary": "success"})
+
+
+def test_monthly_under_load_in_the_window_leaves_the_data_alone(at):
+    platform = at(WINDOW, loaded=True)
+    before = platform["db"].execute("SELECT count(*) FROM learning_sessions")
+    result = run_dag("maintenance_monthly", WINDOW, {"dry_run": False})
+    assert result.states == (states(MONTHLY_GATED, "skipped") | states(MONTHLY_READ_ONLY, "success")
+                             | {"run_summary": "success"})
+    assert platform["db"].execute("SELECT count(*) FROM learning_sessions") == before
+
+
+def test_kubernetes_under_load_in_the_window_only_reports(at):
+    platform = at(WINDOW, loaded=True)
+    result = run_dag("maintenance_kubernetes", WINDOW, {"dry_run": False})
+    assert result.states == states(KUBERNETES_GATED, "skipped") | {"hygiene": "success", "run_summary": "success"}
+    assert platform["cluster"].mutations == []
+
