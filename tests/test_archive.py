@@ -400,3 +400,124 @@ def test_partition_planning_creates_the_next_months_and_proposes_for_large_table
     again = run_dag("maintenance_monthly", datetime(2026, 12, 6, 7, tzinfo=UTC), {"dry_run": False},
                     mark_success_pattern=others)
     assert again.xcom("partition_planning")["created"] == []
+
+
+# --- the export to S3 -------------------------------------------------------------------------------
+
+EXPORT_BUCKET = "pathfinity-archive"
+
+
+@pytest.fixture
+def exporting(db, monthly, s3, tmp_path, monkeypatch):
+    """The monthly DAG with both tables exported to S3; sessions a year old, metrics hourly over a year."""
+    from tests.conftest import empty_bucket, use_policy
+
+    empty_bucket(s3, EXPORT_BUCKET)
+    db.execute("DROP TABLE IF EXISTS pathiq_metrics_archive")
+    export = {"bucket": EXPORT_BUCKET, "prefix": "archive/"}
+    use_policy(tmp_path, monkeypatch, archive={"tables": [
+        {"conn_id": "platform_db", "source": "public.learning_sessions", "time_column": "created_at", "export": export},
+        {"conn_id": "platform_db", "source": "public.pathiq_metrics", "time_column": "timestamp", "export": export}]})
+    return monthly
+
+
+def stored_objects(s3) -> dict[str, str]:
+    try:
+        listed = s3.list_objects_v2(Bucket=EXPORT_BUCKET).get("Contents", [])
+    except s3.exceptions.NoSuchBucket:
+        return {}
+    return {o["Key"]: o["ETag"] for o in listed}
+
+
+def exported_rows(s3, key: str) -> list[dict]:
+    import csv
+    import gzip
+    import io
+
+    body = s3.get_object(Bucket=EXPORT_BUCKET, Key=key)["Body"].read()
+    return list(csv.DictReader(io.StringIO(gzip.decompress(body).decode())))
+
+
+def test_full_months_of_the_archive_go_to_s3_checked_and_a_rerun_exports_nothing(db, s3, exporting):
+    import hashlib
+    import json
+
+    fill(db, "public.learning_sessions", 2000)  # 1,000 rows at 2025-11-01 00:00 UTC (October in New York)
+    db.execute("""INSERT INTO pathiq_metrics (student_id, metric, value, "timestamp")
+                  SELECT g, 'focus', g, timestamptz '2025-12-01 05:00+00' + g * interval '1 hour'
+                  FROM generate_series(0, 8999) g""")
+    dry = run_dag("maintenance_monthly", exporting, {"dry_run": True}, mark_success_pattern=ONLY_ARCHIVE)
+    assert [e["note"] for e in dry.xcom("archive")["exports"]] == [
+        "no archive table yet: its months are exported after the first move"] * 2
+    assert stored_objects(s3) == {}
+
+    first = run_dag("maintenance_monthly", exporting, {"dry_run": False}, mark_success_pattern=ONLY_ARCHIVE)
+    assert first.states["archive"] == "success", first.states
+    exports = {e["source"]: e["months"] for e in first.xcom("archive")["exports"]}
+    # The cutoff is 2026-06-06: June is not a full month before it, so metrics export December to May.
+    assert [m["month"] for m in exports["public.pathiq_metrics"]] == [
+        "2025-12", "2026-01", "2026-02", "2026-03", "2026-04", "2026-05"]
+    assert [(m["month"], m["rows"], m["status"]) for m in exports["public.learning_sessions"]] == [
+        ("2025-10", 1000, "exported")]
+    objects = stored_objects(s3)
+    assert len(objects) == 2 * 7  # each month's object and its manifest
+    for months in exports.values():
+        for month in months:
+            body = s3.get_object(Bucket=EXPORT_BUCKET, Key=month["key"])["Body"].read()
+            manifest = json.loads(s3.get_object(Bucket=EXPORT_BUCKET, Key=month["key"] + ".manifest.json")
+                                  ["Body"].read())
+            assert manifest["sha256"] == hashlib.sha256(body).hexdigest() == month["sha256"]
+            assert manifest["rows"] == month["rows"]
+    january = exported_rows(s3, "archive/public.pathiq_metrics_archive/2026-01.csv.gz")
+    in_archive = db.execute("""SELECT id FROM pathiq_metrics_archive WHERE "timestamp" >= '2026-01-01 00:00-05'
+                               AND "timestamp" < '2026-02-01 00:00-05' ORDER BY id""")
+    assert [int(r["id"]) for r in january] == [r[0] for r in in_archive] and len(january) == 31 * 24
+    assert set(january[0]) == {"id", "student_id", "metric", "value", "timestamp"}
+    recorded = db.execute("SELECT count(*), sum(rows_affected) FROM maintenance.actions WHERE run_id = %s "
+                          "AND action = 'export_month' AND outcome = 'applied'", (first.run.run_id,))
+    assert recorded == [(7, 1000 + sum(m["rows"] for m in exports["public.pathiq_metrics"]))]
+
+    again = run_dag("maintenance_monthly", exporting, {"dry_run": False}, mark_success_pattern=ONLY_ARCHIVE)
+    assert {m["status"] for e in again.xcom("archive")["exports"] for m in e["months"]} == {"unchanged"}
+    assert stored_objects(s3) == objects  # not one object rewritten
+
+
+def test_an_export_that_reads_back_wrong_fails_and_leaves_the_month_unexported(db, s3, monkeypatch):
+    from tests.conftest import empty_bucket
+
+    empty_bucket(s3, EXPORT_BUCKET)
+    from maintenance import s3files
+    from maintenance.archive import export
+
+    fill(db, "public.learning_sessions", 600)
+    move(db)
+    s3files.ensure_bucket(s3, EXPORT_BUCKET)
+    empty_bucket_keys = stored_objects(s3)
+    with db.connect() as conn:
+        archive = tables.describe(conn, "public.learning_sessions_archive", field="archive")
+        cutoff = datetime(2026, 6, 1, tzinfo=NY)
+        (month,) = export.plan(conn, s3, archive, "created_at", cutoff, NY, bucket=EXPORT_BUCKET, prefix="a/")
+        assert (month.month, month.rows, month.status) == ("2025-10", 300, "due")
+        real_upload = s3files.upload
+
+        def truncating_upload(client, path, bucket, key, **kwargs):  # what a torn upload would leave
+            path.write_bytes(path.read_bytes()[:-40])
+            real_upload(client, path, bucket, key, **kwargs)
+
+        monkeypatch.setattr(s3files, "upload", truncating_upload)
+        with pytest.raises(export.ExportMismatch, match="no manifest written"):
+            export.export_month(conn, s3, archive, "created_at", month, NY, bucket=EXPORT_BUCKET, run_id="r1")
+        assert f"{month.key}.manifest.json" not in stored_objects(s3)
+        monkeypatch.setattr(s3files, "upload", real_upload)
+        (again,) = export.plan(conn, s3, archive, "created_at", cutoff, NY, bucket=EXPORT_BUCKET, prefix="a/")
+        assert again.status == "due"  # the next run exports it again
+        done = export.export_month(conn, s3, archive, "created_at", again, NY, bucket=EXPORT_BUCKET, run_id="r2")
+        assert (done.status, done.rows) == ("exported", 300)
+        # A row archived late into an exported month: the month is exported again, whole.
+        conn.execute("INSERT INTO learning_sessions_archive (id, student_id, career_id, created_at) "
+                     "VALUES (999999, 1, 1, '2025-10-15')")
+        (late,) = export.plan(conn, s3, archive, "created_at", cutoff, NY, bucket=EXPORT_BUCKET, prefix="a/")
+        assert late.status == "changed"
+        redone = export.export_month(conn, s3, archive, "created_at", late, NY, bucket=EXPORT_BUCKET, run_id="r3")
+        assert (redone.status, redone.rows) == ("re-exported", 301)
+    assert empty_bucket_keys == {}

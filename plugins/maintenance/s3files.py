@@ -12,6 +12,13 @@ from pathlib import Path
 PART = 16 * 2**20
 
 
+def client(policy):
+    """The boto3 S3 client of the policy's AWS connection, through the provider's S3Hook."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=policy.connections.aws).get_conn()
+
+
 def _transfer():
     from boto3.s3.transfer import TransferConfig
 
@@ -36,3 +43,15 @@ def upload(s3, path: Path, bucket: str, key: str, *, metadata: dict[str, str] | 
 def download(s3, bucket: str, key: str, path: Path) -> Path:
     s3.download_file(bucket, key, str(path), Config=_transfer())
     return path
+
+
+def ensure_bucket(s3, bucket: str) -> None:
+    """Create the bucket when it does not exist; any other refusal is raised."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+            raise
+        s3.create_bucket(Bucket=bucket)

@@ -52,7 +52,7 @@ class ArchiveOperator(MaintenanceOperator):
             plans = self.plan(conn, context, policy, as_of)
             summary = {"as_of": as_of.isoformat(), "plan": [p.as_dict() for p, *_ in plans]}
             if dry_run:
-                return summary
+                return summary | {"exports": self.export(conn, ledger, policy, plans, dry_run=True)}
             budget = {"rows": settings.max_rows_per_run,
                       "deadline": time.monotonic() + settings.time_budget_minutes * 60,
                       "should_pause": _load_check(policy, settings.load_check_seconds)}
@@ -61,7 +61,9 @@ class ArchiveOperator(MaintenanceOperator):
                 moved.append(self.move_table(conn, ledger, settings, plan, index, table, source, cutoff, budget))
                 if budget["rows"] <= 0 or moved[-1]["stopped"]:
                     break
-            return summary | {"moved": moved}
+            # A table whose move stopped early still has old rows to come: its months wait.
+            finished = [p for p, m in zip(plans, moved, strict=False) if not m["stopped"]]
+            return summary | {"moved": moved, "exports": self.export(conn, ledger, policy, finished, dry_run=False)}
         finally:
             conn.close()
 
@@ -129,10 +131,44 @@ class ArchiveOperator(MaintenanceOperator):
         return {"source": table.source, **result.as_dict(),
                 **({"partitions": whole.as_dict() | {"dropped": dropped}} if whole else {})}
 
+    def export(self, conn, ledger, policy, plans, *, dry_run: bool) -> list[dict]:
+        """Each finished table's full months in S3, when its policy asks for an export (see archive/export.py)."""
+        from maintenance import s3files
+        from maintenance.archive import export, tables
+
+        results, s3 = [], None
+        for _plan, index, table, _source, cutoff in plans:
+            if table.export is None:
+                continue
+            bucket, prefix = table.export.bucket, table.export.prefix
+            if not tables.exists(conn, table.archive_name):
+                results.append({"source": table.source, "bucket": bucket, "months": [],
+                                "note": "no archive table yet: its months are exported after the first move"})
+                continue
+            s3 = s3 or s3files.client(policy)
+            if not dry_run:
+                s3files.ensure_bucket(s3, bucket)
+            archive = tables.describe(conn, table.archive_name, field=f"archive.tables[{index}].archive")
+            months = export.plan(conn, s3, archive, table.time_column, cutoff, policy.tz, bucket=bucket, prefix=prefix)
+            for i, month in enumerate(months):
+                if dry_run or month.status == "unchanged":
+                    continue
+                with ledger.action("archive", f"s3://{bucket}/{month.key}", "export_month",
+                                   plan=month.as_dict()) as act:
+                    months[i] = export.export_month(conn, s3, archive, table.time_column, month, policy.tz,
+                                                    bucket=bucket, run_id=ledger.key.run_id)
+                    act.rows_affected, act.bytes_affected = months[i].rows, months[i].bytes
+                self.log.info("%s %s: %s rows, %d bytes, SHA-256 %s, to s3://%s/%s", table.archive_name,
+                              month.month, f"{months[i].rows:,}", months[i].bytes, months[i].sha256, bucket, month.key)
+            results.append({"source": table.source, "bucket": bucket, "months": [m.as_dict() for m in months]})
+        return results
+
     def describe(self, summary):
         if "moved" not in summary:
             return "; ".join(f"{p['source']}: {p['rows']:,} rows to move" for p in summary["plan"]) or "no tables"
-        return "; ".join(f"{m['source']}: {m['rows']:,} rows archived" for m in summary["moved"]) or "no tables"
+        text = "; ".join(f"{m['source']}: {m['rows']:,} rows archived" for m in summary["moved"]) or "no tables"
+        exported = sum(1 for e in summary.get("exports", []) for m in e["months"] if m["status"].endswith("exported"))
+        return text + (f"; {exported} months exported to S3" if exported else "")
 
 
 def _load_check(policy, every_seconds: float):

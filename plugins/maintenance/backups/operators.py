@@ -16,9 +16,9 @@ class _BackupOperator(MaintenanceOperator):
 
     @staticmethod
     def s3(policy):
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from maintenance.s3files import client
 
-        return S3Hook(aws_conn_id=policy.connections.aws).get_conn()
+        return client(policy)
 
 
 class BackupOperator(_BackupOperator):

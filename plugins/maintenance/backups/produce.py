@@ -72,7 +72,7 @@ def produce(conninfo: dict, s3, *, bucket: str, key: str, conn_id: str, compress
                          "bytes": size, "sha256": digest},
                 "checksum_method": content.METHOD, "tables": content.to_manifest(fingerprints),
             }
-            store.ensure_bucket(s3, bucket)
+            s3files.ensure_bucket(s3, bucket)
             s3files.upload(s3, path, bucket, key)
         s3.put_object(Bucket=bucket, Key=key + store.MANIFEST_SUFFIX, Body=json.dumps(manifest, indent=1).encode(),
                       ContentType="application/json")

@@ -65,14 +65,3 @@ def load_manifest(s3, backup: StoredBackup) -> dict | None:
 
 def download(s3, backup: StoredBackup, path: Path) -> Path:
     return s3files.download(s3, backup.bucket, backup.key, path)
-
-
-def ensure_bucket(s3, bucket: str) -> None:
-    from botocore.exceptions import ClientError
-
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
-            raise
-        s3.create_bucket(Bucket=bucket)

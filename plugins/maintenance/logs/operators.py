@@ -6,9 +6,9 @@ from maintenance.operator import MaintenanceOperator
 
 
 def _s3(policy):
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from maintenance.s3files import client
 
-    return S3Hook(aws_conn_id=policy.connections.aws).get_conn()
+    return client(policy)
 
 
 class LogRotationOperator(MaintenanceOperator):

@@ -319,6 +319,15 @@ def _qualified_name(value: str) -> str:
 QualifiedName = Annotated[str, BeforeValidator(lambda v: _qualified_name(v) if isinstance(v, str) else v)]
 
 
+class ArchiveExport(_Strict):
+    """A copy of the archive in S3 (connections.aws), one object per calendar month: gzip'd CSV
+    with a header, and a manifest beside it (rows, SHA-256, bytes) written only once the object
+    has been read back and checked."""
+
+    bucket: str = Field(min_length=3)
+    prefix: str = Field("archive/", description="s3://bucket/prefix<schema.table>/<YYYY-MM>.csv.gz")
+
+
 class ArchiveTable(_Strict):
     """One table whose old rows move to an archive table (procedures 2.3, database reorganization)."""
 
@@ -327,6 +336,7 @@ class ArchiveTable(_Strict):
     archive: QualifiedName | None = Field(None, description="default: <source>_archive in the same schema")
     time_column: str = Field(min_length=1)
     age_months: int = Field(6, ge=1, le=120)
+    export: ArchiveExport | None = Field(None, description="also copy the archive's full months to S3")
 
     @property
     def archive_name(self) -> str:

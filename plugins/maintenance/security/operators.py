@@ -152,9 +152,9 @@ class PostureAuditOperator(MaintenanceOperator):
         finally:
             client.close()
         if policy.security.s3_buckets:
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+            from maintenance.s3files import client
 
-            s3 = S3Hook(aws_conn_id=policy.connections.aws).get_conn()
+            s3 = client(policy)
             for bucket in policy.security.s3_buckets:
                 audit.extend(posture.s3_bucket(s3, bucket, holds_backups=bucket in policy.security.backup_buckets))
         for f in audit.findings:
