@@ -28,8 +28,9 @@ from pathlib import Path
 
 import psycopg
 from maintenance.archive import tables
-from maintenance.archive.mover import move_rows
+from maintenance.archive.mover import choose_check, move_rows
 from maintenance.policy import load_policy
+from maintenance.postgres.safety import apply_session_limits
 
 from bench.pg_online import latencies
 from devtools import servers
@@ -86,7 +87,8 @@ def main(rows: int = 5_000_000) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-archive-"))
     root.chmod(0o755)
     server = servers.start_postgres(root / "pg")
-    batching = load_policy().archive.batching
+    policy = load_policy()
+    batching = policy.archive.batching
     try:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             started = time.perf_counter()
@@ -102,9 +104,11 @@ def main(rows: int = 5_000_000) -> None:
             _, _, ref_p99, ref_max = with_writers(server, root, "sessions_a", rows, "reference",
                                                   lambda: time.sleep(20), 26)
 
-            conn.execute("SET lock_timeout = '1s'")
+            apply_session_limits(conn, policy.postgres.safety)  # as the operator runs it
             src = tables.describe(conn, "public.sessions_a", field="source")
             arc = tables.ensure_archive(conn, src, "public.sessions_a_archive", field="archive")
+            print(f"each batch checks count and checksum of {', '.join(choose_check(conn, src, arc).columns)}",
+                  flush=True)
             seconds_guess = old / 40_000 + 10
             result, project_s, project_p99, project_max = with_writers(
                 server, root, "sessions_a", rows, "project",
@@ -120,7 +124,7 @@ def main(rows: int = 5_000_000) -> None:
                     conn.execute("DELETE FROM sessions_b WHERE created_at < %s", (CUTOFF,))
                 return moved
 
-            conn.execute("SET lock_timeout = 0")
+            conn.execute("RESET ALL")  # the baseline runs with the server's defaults
             moved_b, baseline_s, base_p99, base_max = with_writers(server, root, "sessions_b", rows, "baseline",
                                                                    one_transaction, old / 100_000 + 15)
         project_rate, baseline_rate = result.rows / project_s, moved_b / baseline_s
@@ -132,7 +136,7 @@ def main(rows: int = 5_000_000) -> None:
               f"{base_p99:7.1f} {base_max:7.1f} {base_p99 / ref_p99:6.2f}")
         print(f"throughput ratio project/baseline: {project_rate / baseline_rate:.2f} (goal >= 0.6); "
               f"{result.batches} batches, longest {result.longest_batch_ms:.0f} ms (goal <= 500), "
-              f"lock timeouts {result.lock_timeouts}")
+              f"lock timeouts {result.lock_timeouts}, batches cancelled at the limit {result.batch_timeouts}")
     finally:
         server.stop()
         subprocess.run(["rm", "-rf", str(root)], check=False)

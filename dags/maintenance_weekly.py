@@ -1,11 +1,13 @@
 """Weekly maintenance (procedures 2.2), one run each weekday at 01:00, doing that day's theme:
-Monday performance, cost and capacity; Tuesday patches, dependencies, certificates;
-Wednesday deep database maintenance, index optimization, query review; Thursday restore
-test, monthly DR drill, monitoring thresholds; Friday system health report, post-mortems."""
+Monday performance, cost (the week's AWS cost per student per day) and capacity; Tuesday
+patches, dependencies, certificates; Wednesday deep database maintenance, index
+optimization, query review; Thursday restore test, monthly DR drill, monitoring thresholds;
+Friday system health report, post-mortems."""
 
 from airflow.sdk import TaskGroup, chain
 from maintenance import dagkit
 from maintenance.backups.operators import RestoreTestOperator
+from maintenance.costs.operators import CostReviewOperator
 from maintenance.logs.operators import S3LifecycleOperator
 from maintenance.monitoring.operators import ThresholdReviewOperator
 from maintenance.postgres.operators import BloatAnalysisOperator, PostgresReviewOperator, ReindexOperator
@@ -32,6 +34,8 @@ with dagkit.maintenance_dag(
         gate_monday = dagkit.gate("gate")
         chain(gate_monday, RedisBigKeysOperator(task_id="redis_big_keys", pool="redis_platform"))
         chain(gate_monday, S3LifecycleOperator(task_id="s3_lifecycle"))
+        # The week's cost per student per day against the target: read-only, not gated.
+        cost_review = CostReviewOperator(task_id="cost_review")
 
     with TaskGroup("tuesday") as tuesday:
         # Dependency updates and certificates: read-only reviews, not gated.
@@ -56,7 +60,7 @@ with dagkit.maintenance_dag(
         health_report = ReportOperator(task_id="health_report", kind="weekly")
         post_mortems = PostMortemSummaryOperator(task_id="post_mortems")
 
-    choose = dagkit.weekly_theme_branch({"monday": ["monday.gate"],
+    choose = dagkit.weekly_theme_branch({"monday": ["monday.gate", cost_review.task_id],
                                          "tuesday": [dependency_review.task_id, certificate_review.task_id],
                                          "wednesday": ["wednesday.gate"],
                                          "thursday": [t.task_id for t in restore_tests] + [thresholds.task_id],

@@ -10,22 +10,22 @@ import sys
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
 from maintenance import clock
 from maintenance.archive import tables
-from maintenance.archive.mover import ArchiveMismatch, hashable_by_type, move_rows
+from maintenance.archive.mover import ArchiveMismatch, choose_check, hashable_by_type, move_rows
 from maintenance.archive.plan import cutoff_for, months_before
 from maintenance.errors import InputError
+from maintenance.policy.model import ArchiveBatching
 from psycopg import sql
 
 from tests.support.airflow_runs import run_dag
 
 ROOT = Path(__file__).resolve().parents[1]
 NY = ZoneInfo("America/New_York")
-BATCHING = SimpleNamespace(initial_rows=300, min_rows=50, max_rows=2000, target_ms=50)
+BATCHING = ArchiveBatching(initial_rows=300, min_rows=50, max_rows=2000, target_ms=50)
 
 
 @pytest.mark.parametrize(("day", "months", "expected"), [
@@ -69,7 +69,7 @@ def move(db, source="public.learning_sessions", archive="public.learning_session
         conn.execute("SET lock_timeout = '200ms'")
         src = tables.describe(conn, source, field="source")
         arc = tables.ensure_archive(conn, src, archive, field="archive")
-        return move_rows(conn, src, arc, "created_at", cutoff, batching=BATCHING,
+        return move_rows(conn, src, arc, "created_at", cutoff, batching=kwargs.pop("batching", BATCHING),
                          max_rows=kwargs.pop("max_rows", 10**9), **kwargs)
 
 
@@ -123,20 +123,47 @@ def test_a_unique_key_over_not_null_columns_serves_when_there_is_no_primary_key(
         assert tables.describe(conn, "public.uniq", field="f").key == ("a", "b")
 
 
-def test_a_mismatch_between_what_left_and_what_arrived_rolls_back_and_stops(db):
-    fill(db, "public.learning_sessions", 2000)
+def sessions_with_archive_trigger(db, rows: int, name: str, body: str) -> None:
+    """``rows`` sessions, their archive made, and a row trigger on the archive running ``body``."""
+    fill(db, "public.learning_sessions", rows)
     with db.connect() as conn:
         src = tables.describe(conn, "public.learning_sessions", field="s")
         tables.ensure_archive(conn, src, "public.learning_sessions_archive", field="a")
+    db.script(f"""
+        CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} END $$;
+        CREATE TRIGGER {name} BEFORE INSERT ON learning_sessions_archive FOR EACH ROW EXECUTE FUNCTION {name}()""")
+
+
+def test_a_mismatch_between_what_left_and_what_arrived_rolls_back_and_stops(db):
     # A trigger on the archive that changes rows as they arrive: what arrived is not what left.
-    db.script("""
-        CREATE OR REPLACE FUNCTION tamper() RETURNS trigger LANGUAGE plpgsql AS
-        $$ BEGIN NEW.duration_s := -1; RETURN NEW; END $$;
-        CREATE TRIGGER tamper BEFORE INSERT ON learning_sessions_archive FOR EACH ROW EXECUTE FUNCTION tamper()""")
+    sessions_with_archive_trigger(db, 2000, "tamper", "NEW.duration_s := -1; RETURN NEW;")
     with pytest.raises(ArchiveMismatch, match="the batch was rolled back"):
         move(db)
     assert count(db, "public.learning_sessions") == 2000
     assert count(db, "public.learning_sessions_archive") == 0
+
+
+def test_the_checksum_covers_keys_only_where_the_archive_cannot_change_a_row(db):
+    fill(db, "public.learning_sessions", 10)
+    with db.connect() as conn:
+        src = tables.describe(conn, "public.learning_sessions", field="s")
+        arc = tables.ensure_archive(conn, src, "public.learning_sessions_archive", field="a")
+        assert choose_check(conn, src, arc).columns == ("id",)  # made like the source: rows arrive as they left
+        conn.execute("ALTER TABLE learning_sessions_archive ALTER COLUMN duration_s TYPE numeric(6, 1)")
+        assert choose_check(conn, src, arc).columns == src.columns  # a conversion could change values
+        conn.execute("ALTER TABLE learning_sessions_archive ALTER COLUMN duration_s TYPE integer")
+        conn.execute("CREATE RULE noop AS ON INSERT TO learning_sessions_archive DO ALSO NOTIFY archive")
+        assert choose_check(conn, src, arc).columns == src.columns  # a rule could
+
+
+def test_a_batch_past_its_time_limit_is_cancelled_and_retried_smaller(db):
+    # A slow archive: every arriving row costs 2 ms, so 300 rows would hold their locks 600 ms.
+    sessions_with_archive_trigger(db, 400, "slow", "PERFORM pg_sleep(0.002); RETURN NEW;")
+    quick = ArchiveBatching(initial_rows=300, min_rows=10, max_rows=300, target_ms=40, max_batch_ms=150)
+    result = move(db, batching=quick)
+    assert result.rows == 200 and result.batch_timeouts >= 1
+    assert result.longest_batch_ms < 300  # the limit plus the commit; nothing held its locks 600 ms
+    assert count(db, "public.learning_sessions") == 200 and count(db, "public.learning_sessions_archive") == 200
 
 
 def test_rows_a_writer_holds_are_skipped_not_waited_for(db):

@@ -8,9 +8,9 @@ from __future__ import annotations
 import sys
 import time
 from datetime import datetime
-from types import SimpleNamespace
 
 import psycopg
+from maintenance.policy.model import ArchiveBatching
 
 
 def main(dsn: str, source: str, archive: str, time_column: str, cutoff: str) -> None:
@@ -23,7 +23,7 @@ def main(dsn: str, source: str, archive: str, time_column: str, cutoff: str) -> 
     src = tables.describe(conn, source, field="source")
     arc = tables.ensure_archive(conn, src, archive, field="archive")
     # Small batches and a breath between them, so a kill lands in the middle of the move.
-    batching = SimpleNamespace(initial_rows=200, min_rows=50, max_rows=200, target_ms=5)
+    batching = ArchiveBatching(initial_rows=200, min_rows=50, max_rows=200, target_ms=5)
     result = move_rows(conn, src, arc, time_column, datetime.fromisoformat(cutoff), batching=batching,
                        max_rows=10**9, progress=lambda *_: time.sleep(0.01))
     print(f"done {result.rows}", flush=True)

@@ -186,6 +186,9 @@ class PostgresDatabase(_Strict):
         return self.pool or f"pg_{self.conn_id}"
 
 
+MEMORY = r"^[1-9][0-9]*(kB|MB|GB)$"  # PostgreSQL's memory units
+
+
 class PostgresSafety(_Strict):
     """Limits every statement runs under."""
 
@@ -194,7 +197,8 @@ class PostgresSafety(_Strict):
     lock_retry_backoff_s: float = Field(2.0, ge=0)
     statement_timeout_s: int = Field(3600, gt=0)
     max_relations_per_run: int = Field(50, gt=0)
-    maintenance_work_mem: str = "256MB"
+    maintenance_work_mem: str = Field("256MB", pattern=MEMORY)
+    work_mem: str = Field("64MB", pattern=MEMORY, description="keeps a batch's moved rows in memory, not temp files")
     max_parallel_maintenance_workers: int = Field(0, ge=0)
 
 
@@ -351,12 +355,15 @@ class ArchiveBatching(_Strict):
     min_rows: int = Field(100, ge=1)
     max_rows: int = Field(50_000, ge=1)
     target_ms: float = Field(200, gt=0)
+    max_batch_ms: float = Field(500, gt=0, description="a batch still running then is cancelled and retried smaller")
 
     @model_validator(mode="after")
     def _ordered(self) -> ArchiveBatching:
         if not self.min_rows <= self.initial_rows <= self.max_rows:
             raise ValueError(f"need min_rows <= initial_rows <= max_rows, got {self.min_rows}, "
                              f"{self.initial_rows}, {self.max_rows}")
+        if self.target_ms >= self.max_batch_ms:
+            raise ValueError(f"need target_ms < max_batch_ms, got {self.target_ms} and {self.max_batch_ms}")
         return self
 
 
@@ -507,6 +514,29 @@ class Monitoring(_Strict):
     http_timeout_s: float = Field(30, gt=0)
 
 
+class StudentsQuery(_Strict):
+    """Distinct students per day on the platform's database: rows of (day, students), for the
+    period ``%(start)s`` to ``%(end)s`` (timestamps), days counted in ``%(timezone)s``."""
+
+    conn_id: str = Field("platform_db", min_length=1)
+    sql: str = Field(
+        "SELECT (created_at AT TIME ZONE %(timezone)s)::date AS day, count(DISTINCT student_id) "
+        "FROM learning_sessions WHERE created_at >= %(start)s AND created_at < %(end)s GROUP BY 1", min_length=1)
+
+
+class Costs(_Strict):
+    """Monday's cost review (procedures 2.2, 5.2): AWS Cost Explorer against students served."""
+
+    enabled: bool = Field(True, description="off: the review reports that it is off")
+    target_per_student_per_day: float = Field(0.05, gt=0, description="the procedures' goal, in the currency")
+    review_days: int = Field(7, ge=1, le=90, description="compared with the same number of days before")
+    growth_warning_fraction: float = Field(0.2, gt=0, description="a rise over the previous period above this")
+    metric: Literal["UnblendedCost", "BlendedCost", "AmortizedCost", "NetUnblendedCost", "NetAmortizedCost"] = (
+        "UnblendedCost")
+    top_services: int = Field(10, ge=1)
+    students: StudentsQuery = StudentsQuery()
+
+
 class Policy(_Strict):
     version: Literal[1] = 1
     timezone: str = "America/New_York"
@@ -527,6 +557,7 @@ class Policy(_Strict):
     security: Security = Security()
     kubernetes: Kubernetes = Kubernetes()
     monitoring: Monitoring = Monitoring()
+    costs: Costs = Costs()
 
     @field_validator("timezone")
     @classmethod

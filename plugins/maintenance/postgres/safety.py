@@ -35,6 +35,7 @@ def apply_session_limits(conn, safety) -> None:
     conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{safety.statement_timeout_s}s")))
     conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{safety.lock_timeout_ms}ms")))
     conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(safety.maintenance_work_mem)))
+    conn.execute(sql.SQL("SET work_mem = {}").format(sql.Literal(safety.work_mem)))
     conn.execute(sql.SQL("SET max_parallel_maintenance_workers = {}").format(
         sql.Literal(safety.max_parallel_maintenance_workers)))
     conn.execute("SET application_name = 'pathfinity-maintenance'")
