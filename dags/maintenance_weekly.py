@@ -2,12 +2,13 @@
 Monday performance, cost (the week's AWS cost per student per day) and capacity; Tuesday
 patches, dependencies, certificates; Wednesday deep database maintenance, index
 optimization, query review; Thursday restore test, monthly DR drill, monitoring thresholds;
-Friday system health report, post-mortems."""
+Friday system health report, post-mortems, documentation review."""
 
 from airflow.sdk import TaskGroup, chain
 from maintenance import dagkit
 from maintenance.backups.operators import RestoreTestOperator
 from maintenance.costs.operators import CostReviewOperator
+from maintenance.documentation.operators import DocumentationReviewOperator
 from maintenance.logs.operators import S3LifecycleOperator
 from maintenance.monitoring.operators import ThresholdReviewOperator
 from maintenance.postgres.operators import BloatAnalysisOperator, PostgresReviewOperator, ReindexOperator
@@ -59,10 +60,12 @@ with dagkit.maintenance_dag(
         # Reports are read-only and still run in a blackout: not behind the gate.
         health_report = ReportOperator(task_id="health_report", kind="weekly")
         post_mortems = PostMortemSummaryOperator(task_id="post_mortems")
+        documentation = DocumentationReviewOperator(task_id="documentation_review")
 
     choose = dagkit.weekly_theme_branch({"monday": ["monday.gate", cost_review.task_id],
                                          "tuesday": [dependency_review.task_id, certificate_review.task_id],
                                          "wednesday": ["wednesday.gate"],
                                          "thursday": [t.task_id for t in restore_tests] + [thresholds.task_id],
-                                         "friday": [health_report.task_id, post_mortems.task_id]})
+                                         "friday": [health_report.task_id, post_mortems.task_id,
+                                                    documentation.task_id]})
     choose >> [monday, tuesday, wednesday, thursday, friday] >> summary

@@ -144,6 +144,7 @@ def demo_policy() -> Path:
     osv_url, _ = start_osv_server(ROOT / "include/demo/advisories.json")
     policy["security"] |= {"osv_url": osv_url, "pypi_url": osv_url, "npm_url": osv_url, "lock_files": [
         str(ROOT / "include/demo/package-lock.json"), str(ROOT / "include/demo/requirements-platform.lock")]}
+    policy["documentation"]["folders"] = [{"path": str(ROOT / "docs")}]  # Friday reviews this project's docs
     for table in policy["archive"]["tables"]:  # the archive's full months also go to S3
         table["export"] = {"bucket": "pathfinity-archive", "prefix": "archive/"}
     path = DEMO / "policy.yaml"

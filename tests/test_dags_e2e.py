@@ -47,7 +47,7 @@ WEEKLY_TASKS = {
     "tuesday": ("tuesday.dependency_review", "tuesday.certificate_review"),
     "wednesday": ("wednesday.gate", "wednesday.bloat_analysis", "wednesday.reindex", "wednesday.review"),
     "thursday": ("thursday.restore_test", "thursday.threshold_review"),
-    "friday": ("friday.health_report", "friday.post_mortems"),
+    "friday": ("friday.health_report", "friday.post_mortems", "friday.documentation_review"),
 }
 UNGATED = {"monday.cost_review"}  # read-only: runs in a blackout and under load
 MONTHLY_GATED = ("gate_archive", "archive", "partition_planning", "gate_window", "debloat")

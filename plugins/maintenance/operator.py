@@ -49,6 +49,8 @@ class MaintenanceOperator(BaseOperator):
                 summary = self.run(context, ledger, dry_run) or {}
             except Exception as exc:
                 ledger.finish_task("failed", {"error": f"{type(exc).__name__}: {exc}"[:2000]})
+                # The run summary says why, not only that it failed.
+                context["ti"].xcom_push(key="outcome", value=f"{type(exc).__name__}: {exc}"[:300])
                 if isinstance(exc, InputError):
                     from airflow.sdk.exceptions import AirflowFailException
 

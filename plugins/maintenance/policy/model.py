@@ -514,6 +514,20 @@ class Monitoring(_Strict):
     http_timeout_s: float = Field(30, gt=0)
 
 
+class DocFolder(_Strict):
+    path: str = Field(min_length=1, description="a folder on the worker, e.g. a checkout of the docs repository")
+    patterns: list[str] = Field(["*.md"], min_length=1)
+
+
+class Documentation(_Strict):
+    """Friday's documentation review (procedures 2.2, 8.1)."""
+
+    folders: list[DocFolder] = []
+    runbooks: DocFolder | None = Field(None, description="recent incidents must be mentioned in one of these")
+    stale_after_days: float = Field(180, gt=0)
+    incident_lookback_days: float = Field(30, gt=0)
+
+
 class StudentsQuery(_Strict):
     """Distinct students per day on the platform's database: rows of (day, students), for the
     period ``%(start)s`` to ``%(end)s`` (timestamps), days counted in ``%(timezone)s``."""
@@ -558,6 +572,7 @@ class Policy(_Strict):
     kubernetes: Kubernetes = Kubernetes()
     monitoring: Monitoring = Monitoring()
     costs: Costs = Costs()
+    documentation: Documentation = Documentation()
 
     @field_validator("timezone")
     @classmethod
