@@ -1,10 +1,12 @@
 """Monthly maintenance (procedures 2.3) in the planned window: update review,
 security audit, database reorganization, compliance verification, monthly report.
 
-Built so far: the security posture audit (PostgreSQL, Redis, S3) and compliance
-evidence from the ledger (read-only, not gated); archiving of rows older than six months
-into archive tables (online, in batches, whole partitions for partitioned tables), then
-partition planning (next months' partitions created ahead, proposals for large
+Built so far: the update review (EC2 instances on old or vanished images or stopped for
+long, RDS behind its minimum engine version or without minor updates), the security
+posture audit (PostgreSQL, Redis, S3) and compliance evidence from the ledger (read-only,
+not gated); archiving of rows older than six months into archive tables (online, in
+batches, whole partitions for partitioned tables; full months optionally copied to S3),
+then partition planning (next months' partitions created ahead, proposals for large
 unpartitioned tables), behind a zero-downtime gate: they run whenever the calendar and the
 load allow; table de-bloat (pg_repack, or VACUUM FULL for allowed tables) inside the
 window; the monthly report."""
@@ -12,6 +14,7 @@ window; the monthly report."""
 from airflow.sdk import Param, chain
 from maintenance import dagkit
 from maintenance.archive.operators import ArchiveOperator, PartitionPlanningOperator
+from maintenance.aws.operators import UpdateReviewOperator
 from maintenance.postgres.operators import DebloatOperator
 from maintenance.reports.operator import ReportOperator
 from maintenance.security.operators import ComplianceOperator, PostureAuditOperator
@@ -42,6 +45,7 @@ with dagkit.maintenance_dag(
     chain(gate_window, dagkit.per_database(DebloatOperator, "debloat"), summary)
 
     # Read-only reviews: not gated.
+    chain(UpdateReviewOperator(task_id="update_review"), summary)
     chain(PostureAuditOperator(task_id="security_audit"), summary)
     chain(ComplianceOperator(task_id="compliance"), summary)
     monthly_report = ReportOperator(task_id="monthly_report", kind="monthly")

@@ -262,7 +262,7 @@ def monthly(db, airflow_db, slack, monkeypatch):
     return window
 
 
-ONLY_ARCHIVE = r"^(debloat|monthly_report|security_audit|compliance)$"
+ONLY_ARCHIVE = r"^(debloat|monthly_report|security_audit|compliance|update_review)$"
 
 
 def test_monthly_dry_run_reports_the_plan_and_moves_nothing(db, monthly):

@@ -51,7 +51,7 @@ WEEKLY_TASKS = {
 }
 UNGATED = {"monday.cost_review"}  # read-only: runs in a blackout and under load
 MONTHLY_GATED = ("gate_archive", "archive", "partition_planning", "gate_window", "debloat")
-MONTHLY_READ_ONLY = ("security_audit", "compliance", "monthly_report")
+MONTHLY_READ_ONLY = ("update_review", "security_audit", "compliance", "monthly_report")
 KUBERNETES_GATED = ("gate_pods", "pod_cleanup", "memory_restarts", "gate_window", "node_maintenance")
 
 

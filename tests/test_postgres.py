@@ -230,7 +230,7 @@ def test_monthly_debloat_in_the_window_shrinks_with_pg_repack(airflow_ready, mon
     window = datetime(2026, 12, 6, 3, 0, tzinfo=NY)
     monkeypatch.setattr(clock, "now", lambda: window.astimezone(UTC))
     result = run_dag("maintenance_monthly", window, {"dry_run": False, "tables": ["public.bloated"]},
-                     mark_success_pattern=r"^(security_audit|compliance|archive)$")
+                     mark_success_pattern=r"^(security_audit|compliance|archive|update_review)$")
     assert result.states["debloat"] == "success", result.states
     assert result.xcom("debloat")["pg_repack"] is True
     size_after = db.execute("SELECT pg_total_relation_size('bloated')")[0][0]

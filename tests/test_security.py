@@ -307,7 +307,7 @@ def test_monthly_audit_and_compliance_through_the_dag(platform_db, redis_server,
     window = datetime(2026, 12, 6, 8, tzinfo=UTC)
     monkeypatch.setattr(clock, "now", lambda: window)
     result = run_dag("maintenance_monthly", window, {"dry_run": False},
-                     mark_success_pattern=r"^(archive|debloat|monthly_report)$")
+                     mark_success_pattern=r"^(archive|debloat|monthly_report|update_review)$")
     assert result.states["security_audit"] == "success" and result.states["compliance"] == "success", result.states
     audit = result.xcom("security_audit")
     found = {(f["check"], f["target"]) for f in audit["findings"]}

@@ -514,6 +514,24 @@ class Monitoring(_Strict):
     http_timeout_s: float = Field(30, gt=0)
 
 
+class UpdateReview(_Strict):
+    """The monthly update review of EC2 and RDS (procedures 2.3, 5.2), through connections.aws."""
+
+    enabled: bool = Field(True, description="off: the review reports that it is off")
+    max_ami_age_days: float = Field(90, gt=0, description="an instance's image older than this: rebuild")
+    stopped_unused_days: float = Field(14, gt=0, description="an instance stopped longer looks unused")
+    rds_min_engine_versions: dict[str, str] = Field({}, description="engine -> oldest version allowed")
+
+    @field_validator("rds_min_engine_versions")
+    @classmethod
+    def _versions(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [f"{engine}: {version!r}" for engine, version in value.items()
+               if not re.fullmatch(r"\d+(\.\d+)*", version)]
+        if bad:
+            raise ValueError(f"versions must be numbers separated by dots, got {', '.join(bad)}")
+        return value
+
+
 class DocFolder(_Strict):
     path: str = Field(min_length=1, description="a folder on the worker, e.g. a checkout of the docs repository")
     patterns: list[str] = Field(["*.md"], min_length=1)
@@ -573,6 +591,7 @@ class Policy(_Strict):
     monitoring: Monitoring = Monitoring()
     costs: Costs = Costs()
     documentation: Documentation = Documentation()
+    update_review: UpdateReview = UpdateReview()
 
     @field_validator("timezone")
     @classmethod
