@@ -9,21 +9,11 @@ database needs its own change, planned in the window; the findings say which and
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from maintenance.findings import Finding
+
 STOPPED_AT = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)")
-
-
-@dataclass
-class Finding:
-    check: str
-    target: str
-    severity: str
-    message: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _name(tags: list[dict] | None, default: str) -> str:

@@ -8,18 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-@dataclass
-class Finding:
-    check: str
-    target: str
-    severity: str
-    message: str
-    evidence: dict
-    fix: str
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
+from maintenance.findings import Finding
 
 
 @dataclass
