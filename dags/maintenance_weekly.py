@@ -1,14 +1,16 @@
 """Weekly maintenance (procedures 2.2), one run each weekday at 01:00, doing that day's theme:
 Monday performance, cost (the week's AWS cost per student per day) and capacity; Tuesday
-patches, dependencies, certificates; Wednesday deep database maintenance, index
-optimization, query review; Thursday restore test, monthly DR drill, monitoring thresholds;
-Friday system health report, post-mortems, documentation review."""
+security patches (the Kubernetes nodes), dependencies, certificates; Wednesday deep
+database maintenance, index optimization, query review; Thursday restore test, monthly DR
+drill, monitoring thresholds; Friday system health report, post-mortems, documentation
+review."""
 
 from airflow.sdk import TaskGroup, chain
 from maintenance import dagkit
 from maintenance.backups.operators import RestoreTestOperator
 from maintenance.costs.operators import CostReviewOperator
 from maintenance.documentation.operators import DocumentationReviewOperator
+from maintenance.kubernetes.operators import PatchReviewOperator
 from maintenance.logs.operators import S3LifecycleOperator
 from maintenance.monitoring.operators import ThresholdReviewOperator
 from maintenance.postgres.operators import BloatAnalysisOperator, PostgresReviewOperator, ReindexOperator
@@ -39,7 +41,8 @@ with dagkit.maintenance_dag(
         cost_review = CostReviewOperator(task_id="cost_review")
 
     with TaskGroup("tuesday") as tuesday:
-        # Dependency updates and certificates: read-only reviews, not gated.
+        # Security patches, dependency updates and certificates: read-only reviews, not gated.
+        patch_review = PatchReviewOperator(task_id="patch_review")
         dependency_review = DependencyReviewOperator(task_id="dependency_review")
         certificate_review = CertificateReviewOperator(task_id="certificate_review")
 
@@ -63,7 +66,8 @@ with dagkit.maintenance_dag(
         documentation = DocumentationReviewOperator(task_id="documentation_review")
 
     choose = dagkit.weekly_theme_branch({"monday": ["monday.gate", cost_review.task_id],
-                                         "tuesday": [dependency_review.task_id, certificate_review.task_id],
+                                         "tuesday": [patch_review.task_id, dependency_review.task_id,
+                                                     certificate_review.task_id],
                                          "wednesday": ["wednesday.gate"],
                                          "thursday": [t.task_id for t in restore_tests] + [thresholds.task_id],
                                          "friday": [health_report.task_id, post_mortems.task_id,

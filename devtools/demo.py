@@ -113,6 +113,28 @@ def start_embedded_services() -> dict[str, str]:
     }
 
 
+def start_demo_cluster() -> dict[str, str]:
+    """A stand-in Kubernetes API (devtools/kube_server.py, the one the tests use; not a cluster):
+    three nodes, one marked for a reboot and one on an old kernel, a finished pod, a workload
+    near its memory limit, and a reboot agent that "reboots" a drained node after 5 seconds."""
+    from datetime import UTC, datetime
+
+    from devtools.kube_objects import deployment, metrics, node, pod, replicaset
+    from devtools.kube_server import Cluster, kubernetes_connection, start_kube_server
+
+    now = datetime.now(UTC)
+    old = node("node-c")
+    old["status"]["nodeInfo"] |= {"kernelVersion": "5.10.0-26-cloud-amd64", "osImage": "Debian GNU/Linux 11"}
+    cluster = Cluster(nodes=[node("node-a", marked=True), node("node-b"), old],
+                      pods=[pod("report-27", "jobs", phase="Succeeded", age=600, node="node-b", now=now),
+                            pod("api-7d9f-x", owner=("ReplicaSet", "api-7d9f"), labels={"app": "api"}, now=now)],
+                      deployments=[deployment("api")], replicasets=[replicaset("api-7d9f", "api")],
+                      metrics=[metrics("api-7d9f-x", "web", "490Mi")], reboot_after_drain=5)
+    url, _ = start_kube_server(cluster)
+    say(f"stand-in Kubernetes API on {url} (devtools/kube_server.py; not a cluster)")
+    return {"AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps(kubernetes_connection(url))}
+
+
 def create_pools(env: dict[str, str]) -> None:
     """The pools the DAGs run in (the scheduler holds tasks whose pool does not exist)."""
     from maintenance.dagkit import required_pools
@@ -203,7 +225,7 @@ def up() -> int:
         connections = target
         policy = None
     else:
-        connections = start_embedded_target(state)
+        connections = start_embedded_target(state) | start_demo_cluster()
         policy = demo_policy()
         say(f"policy: {policy.relative_to(ROOT)} (the project's, plus the demo's log folder and lock files)")
     env = airflow_env(connections, policy)

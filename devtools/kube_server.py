@@ -111,6 +111,15 @@ def _selected(obj: dict, selector: str) -> bool:
     return True
 
 
+def kubernetes_connection(url: str) -> dict:
+    """An Airflow ``kubernetes`` connection to the server at ``url`` (a kube_config in its extra)."""
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": "local",
+              "clusters": [{"name": "local", "cluster": {"server": url}}],
+              "contexts": [{"name": "local", "context": {"cluster": "local", "user": "local"}}],
+              "users": [{"name": "local", "user": {"token": "local"}}]}
+    return {"conn_type": "kubernetes", "extra": {"kube_config": json.dumps(config)}}
+
+
 def start_kube_server(cluster: Cluster):
     """Serve ``cluster`` on a free port; returns (base URL, server)."""
 

@@ -18,18 +18,17 @@ that Thursday's restore test restores.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import pytest
 import yaml
 from maintenance import clock
 
-from devtools.kube_server import Cluster, start_kube_server
+from devtools.kube_objects import deployment, metrics, node, pod, replicaset
+from devtools.kube_server import Cluster, kubernetes_connection, start_kube_server
 from devtools.osv_server import start_osv_server
 from tests.conftest import ROOT, empty_bucket, set_conn
 from tests.support.airflow_runs import run_dag
-from tests.support.kube import deployment, metrics, node, pod, replicaset
 from tests.support.prometheus import start_prometheus
 from tests.support.tls import make_cert, serve_tls
 
@@ -44,7 +43,7 @@ DAILY_GATED = ("gate_logs", "log_rotation", "gate_cache", "cache_optimization", 
 DAILY_CRITICAL = ("backup", "verify_backup", "security_scan")
 WEEKLY_TASKS = {
     "monday": ("monday.gate", "monday.redis_big_keys", "monday.s3_lifecycle", "monday.cost_review"),
-    "tuesday": ("tuesday.dependency_review", "tuesday.certificate_review"),
+    "tuesday": ("tuesday.patch_review", "tuesday.dependency_review", "tuesday.certificate_review"),
     "wednesday": ("wednesday.gate", "wednesday.bloat_analysis", "wednesday.reindex", "wednesday.review"),
     "thursday": ("thursday.restore_test", "thursday.threshold_review"),
     "friday": ("friday.health_report", "friday.post_mortems", "friday.documentation_review"),
@@ -79,11 +78,7 @@ def platform(platform_db, redis_server, s3, slack_server, airflow_db, tmp_path_f
     prometheus_url, _, prometheus = start_prometheus()
     cluster = Cluster()
     kube_url, kube = start_kube_server(cluster)
-    set_conn("kubernetes_default", {"conn_type": "kubernetes", "extra": {"kube_config": json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "e2e",
-        "clusters": [{"name": "e2e", "cluster": {"server": kube_url}}],
-        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "e2e"}}],
-        "users": [{"name": "e2e", "user": {"token": "e2e"}}]})}})
+    set_conn("kubernetes_default", kubernetes_connection(kube_url))
     policy = yaml.safe_load((ROOT / "include/maintenance_policy.yaml").read_text())
     policy["logs"]["folders"] = [{"name": "api", "path": str(logs), "retention_days": 0}]
     policy["security"] |= {

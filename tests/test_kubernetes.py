@@ -12,10 +12,10 @@ from maintenance import clock
 from maintenance.kubernetes import hygiene, nodes, pods
 from maintenance.policy.model import Kubernetes, NodeMaintenance
 
-from devtools.kube_server import Cluster, start_kube_server
+from devtools.kube_objects import NOW, deployment, metrics, node, pdb, pod, replicaset
+from devtools.kube_server import Cluster, kubernetes_connection, start_kube_server
 from tests.conftest import set_conn
 from tests.support.airflow_runs import run_dag
-from tests.support.kube import NOW, deployment, metrics, node, pdb, pod, replicaset
 
 
 def apis(url: str) -> dict:
@@ -200,11 +200,7 @@ def k8s_conn(cluster, tmp_path, monkeypatch):
     use_policy(tmp_path, monkeypatch, kubernetes={"nodes": {
         "drain_timeout_minutes": 0.05, "eviction_retry_seconds": 0.05, "action_timeout_minutes": 0.3,
         "ready_timeout_minutes": 0.2}})
-    kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "test",
-                  "clusters": [{"name": "test", "cluster": {"server": cluster.url}}],
-                  "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
-                  "users": [{"name": "test", "user": {"token": "test-token"}}]}
-    set_conn("kubernetes_default", {"conn_type": "kubernetes", "extra": {"kube_config": json.dumps(kubeconfig)}})
+    set_conn("kubernetes_default", kubernetes_connection(cluster.url))
     return cluster
 
 
@@ -241,12 +237,7 @@ def test_scheduled_run_cleans_restarts_and_maintains_one_node_at_a_time(k8s_conn
     url, server = start_kube_server(cluster)  # the reboot agent runs with this one
     cluster.url = url
     try:
-        k8s_conn_fixture = {"apiVersion": "v1", "kind": "Config", "current-context": "t",
-                            "clusters": [{"name": "t", "cluster": {"server": url}}],
-                            "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
-                            "users": [{"name": "t", "user": {"token": "t"}}]}
-        set_conn("kubernetes_default", {"conn_type": "kubernetes",
-                                        "extra": {"kube_config": json.dumps(k8s_conn_fixture)}})
+        set_conn("kubernetes_default", kubernetes_connection(url))
         monkeypatch.setattr(clock, "now", lambda: NOW)
         result = run_dag("maintenance_kubernetes", datetime(2026, 12, 6, 7, 0, tzinfo=UTC), {"dry_run": False})
     finally:
@@ -258,3 +249,25 @@ def test_scheduled_run_cleans_restarts_and_maintains_one_node_at_a_time(k8s_conn
     assert cordons == []  # node-b was never touched while node-a was in maintenance
     assert ("DELETE", "/api/v1/namespaces/web/pods/evicted") in cluster.requests
     assert ("PATCH", "/apis/apps/v1/namespaces/web/deployments/api") in cluster.requests
+
+
+def test_tuesday_patch_review_finds_pending_reboots_old_kernels_and_drift(k8s_conn, platform_db, airflow_db, slack,
+                                                                         tmp_path, monkeypatch):
+    from tests.conftest import use_policy
+
+    cluster = k8s_conn
+    patched, old = node("node-a", marked=True), node("node-b", kubelet="v1.28.4")
+    old["status"]["nodeInfo"] |= {"kernelVersion": "5.10.0-26-cloud-amd64", "osImage": "Debian GNU/Linux 11"}
+    patched["status"]["nodeInfo"]["kernelVersion"] = "6.1.0-28-cloud-amd64"
+    cluster.nodes = [patched, old]
+    use_policy(tmp_path, monkeypatch, kubernetes={"min_kernel_version": "6.1.0-25",
+                                                  "nodes": {"min_kubelet_version": "v1.29.0"}})
+    result = run_dag("maintenance_weekly", datetime(2026, 12, 1, 6, tzinfo=UTC), {"theme": "auto"},
+                     mark_success_pattern=r"^tuesday\.(dependency_review|certificate_review)$")
+    assert result.states["tuesday.patch_review"] == "success", result.states
+    found = result.xcom("tuesday.patch_review")
+    assert {(f["check"], f["target"]) for f in found["findings"]} == {
+        ("patch_reboot_pending", "node-a"), ("kernel_outdated", "node-b"), ("kubelet_outdated", "node-b"),
+        ("node_image_drift", "cluster")}
+    assert [n["kernel"] for n in found["nodes"]] == ["6.1.0-28-cloud-amd64", "5.10.0-26-cloud-amd64"]
+    assert cluster.mutations == []  # it only reads

@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 
 from maintenance.findings import Finding
+from maintenance.security.versions import numbers
 
 STOPPED_AT = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)")
 
@@ -37,10 +38,6 @@ def images(ec2, image_ids: set[str]) -> dict[str, dict]:
             Filters=[{"Name": "image-id", "Values": sorted(image_ids)}]):
         found.update({image["ImageId"]: image for image in page["Images"]})
     return found
-
-
-def version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version))
 
 
 def review_ec2(ec2, *, now: datetime, max_ami_age_days: float, unused_after_days: float) -> tuple[list, list]:
@@ -89,7 +86,7 @@ def review_rds(rds, *, min_engine_versions: dict[str, str]) -> tuple[list, list]
                              "auto_minor_version_upgrade": db.get("AutoMinorVersionUpgrade"),
                              "pending": db.get("PendingModifiedValues") or {}})
             minimum = min_engine_versions.get(engine)
-            if minimum and version_tuple(version) < version_tuple(minimum):
+            if minimum and numbers(version) < numbers(minimum):
                 findings.append(Finding("rds_engine_outdated", ident, "warning",
                                         f"{engine} {version} is older than the policy's minimum {minimum}: plan the "
                                         "upgrade in the window"))

@@ -7,15 +7,11 @@ and the report says exactly where it stopped.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 
 from maintenance.kubernetes.objects import is_daemon, is_mirror
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
+from maintenance.security.versions import numbers
 
 
 def reasons(node, settings) -> list[str]:
@@ -28,7 +24,7 @@ def reasons(node, settings) -> list[str]:
         if condition.type in settings.conditions and condition.status == "True":
             found.append(f"condition {condition.type}")
     kubelet = node.status.node_info.kubelet_version if node.status.node_info else None
-    if settings.min_kubelet_version and kubelet and _version(kubelet) < _version(settings.min_kubelet_version):
+    if settings.min_kubelet_version and kubelet and numbers(kubelet) < numbers(settings.min_kubelet_version):
         found.append(f"kubelet {kubelet} older than {settings.min_kubelet_version}")
     return found
 

@@ -121,3 +121,20 @@ class KubernetesHygieneOperator(_KubernetesOperator):
 
     def describe(self, summary):
         return ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in summary.items() if isinstance(v, list))
+
+
+class PatchReviewOperator(_KubernetesOperator):
+    """Tuesday: each node's patch state (reboot pending, kernel, kubelet, OS image), read-only."""
+
+    def run(self, context, ledger, dry_run):
+        from maintenance.kubernetes.patches import assess
+
+        policy, k = self.clients()
+        nodes, findings = assess(k["core"], policy.kubernetes)
+        for f in findings:
+            ledger.record_finding(f.check, f.target, f.severity, f.message)
+        return {"nodes": nodes, "findings": [f.as_dict() for f in findings]}
+
+    def describe(self, summary):
+        pending = sum(f["check"] == "patch_reboot_pending" for f in summary["findings"])
+        return f"{len(summary['nodes'])} nodes: {pending} waiting for a reboot, {len(summary['findings'])} findings"

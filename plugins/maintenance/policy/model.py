@@ -497,6 +497,7 @@ class NodeMaintenance(_Strict):
 
 class Kubernetes(_Strict):
     conn_id: str = "kubernetes_default"
+    min_kernel_version: str | None = Field(None, description="Tuesday's patch review: older node kernels")
     namespaces: list[str] = Field([], description="empty: every namespace but the excluded ones")
     excluded_namespaces: list[str] = ["kube-system"]
     pod_cleanup: PodCleanup = PodCleanup()

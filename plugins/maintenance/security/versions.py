@@ -12,6 +12,12 @@ import re
 _SEMVER = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-.+]?(.*))?$")
 
 
+def numbers(version: str) -> tuple[int, ...]:
+    """The numbers of a version string, in order, to compare loosely: ``v1.30.2`` is (1, 30, 2),
+    ``6.1.0-28-cloud-amd64`` is (6, 1, 0, 28)."""
+    return tuple(int(n) for n in re.findall(r"\d+", version))
+
+
 def _parts(version: str, ecosystem: str) -> tuple[int, int, int, bool]:
     if ecosystem == "PyPI":
         from packaging.version import InvalidVersion, Version

@@ -1,4 +1,5 @@
-"""Kubernetes objects as the API server returns them, for devtools/kube_server.py's Cluster."""
+"""Kubernetes objects as the API server returns them, for devtools/kube_server.py's Cluster
+(the tests' clusters and the demo's)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,17 @@ from datetime import UTC, datetime, timedelta
 NOW = datetime(2026, 12, 6, 7, 0, tzinfo=UTC)  # the first Sunday of December, 02:00 EST: the window
 
 
-def ts(minutes_ago: float) -> str:
-    return (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+def ts(minutes_ago: float, now: datetime = NOW) -> str:
+    return (now - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pod(name, ns="web", *, phase="Running", reason=None, age=600, owner=None, node="node-a", labels=None,
-        memory_limit="512Mi"):
-    meta = {"name": name, "namespace": ns, "creationTimestamp": ts(age), "labels": labels or {}}
+        memory_limit="512Mi", now: datetime = NOW):
+    meta = {"name": name, "namespace": ns, "creationTimestamp": ts(age, now), "labels": labels or {}}
     if owner:
         meta["ownerReferences"] = [{"apiVersion": "v1", "kind": owner[0], "name": owner[1], "uid": "u",
                                     "controller": True}]
-    status = {"phase": phase, "startTime": ts(age)}
+    status = {"phase": phase, "startTime": ts(age, now)}
     if reason:
         status["reason"] = reason
     resources = {"limits": {"memory": memory_limit}, "requests": {"memory": "256Mi"}} if memory_limit else {}
