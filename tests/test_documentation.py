@@ -33,7 +33,8 @@ def test_relative_links_to_nothing_are_broken_and_the_rest_are_not(tmp_path):
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "a.png").write_text("x")
     text = ("[ok](there.md) [anchor ok](there.md#part) ![img](img/a.png) [web](https://example.com/x) "
-            "[mail](mailto:ops@pathfinity.test) [here](#top) [gone](gone.md) [gone too](sub/missing.md#x)")
+            "[mail](mailto:ops@pathfinity.test) [here](#top) [gone](gone.md) [gone too](sub/missing.md#x)\n"
+            "An example, not a link: `[text](path)`.\n```markdown\n[also](an-example.md)\n```\n")
     assert broken_links(tmp_path / "page.md", text) == ["gone.md", "sub/missing.md#x"]
 
 

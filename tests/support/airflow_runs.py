@@ -42,6 +42,25 @@ class RunResult:
             ).scalar_one_or_none()
         return None if row is None else XComModel.deserialize_value(type("X", (), {"value": row})())
 
+    def check_xcoms_travel(self) -> None:
+        """Every XCom of the run must encode as a worker sends it (msgpack through the task SDK's
+        comms): dag.test() runs tasks in-process and would not notice, e.g., an integer wider than
+        64 bits, which fails the task on a real worker."""
+        import msgspec
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            rows = session.execute(select(XComModel.task_id, XComModel.key, XComModel.value).where(
+                XComModel.dag_id == self.run.dag_id, XComModel.run_id == self.run.run_id)).all()
+        for task_id, key, raw in rows:
+            value = XComModel.deserialize_value(type("X", (), {"value": raw})())
+            try:
+                msgspec.msgpack.encode(value)
+            except (OverflowError, TypeError) as exc:
+                raise AssertionError(f"XCom {key!r} of {task_id} cannot reach a real worker's XCom: {exc}") from exc
+
     def reschedules(self, task_id: str) -> int:
         from airflow.models.taskinstance import TaskInstance
         from airflow.models.taskreschedule import TaskReschedule
@@ -67,4 +86,6 @@ def run_dag(dag_id: str, logical_date: datetime, conf: dict | None = None, *,
     # dag.test() of Airflow 3.3 fails on the second run of a DAG with a deadline alert (it reads the
     # alert's stored form as an id); deadlines are the scheduler's, tested in test_project.py.
     dag.deadline = None
-    return RunResult(dag.test(logical_date=logical_date, run_conf=conf, mark_success_pattern=mark_success_pattern))
+    result = RunResult(dag.test(logical_date=logical_date, run_conf=conf, mark_success_pattern=mark_success_pattern))
+    result.check_xcoms_travel()
+    return result

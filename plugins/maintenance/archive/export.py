@@ -39,7 +39,9 @@ class MonthExport:
     status: str  # exported, re-exported, unchanged, due (dry run)
     bytes: int = 0
     sha256: str = ""
-    checksum: int | None = None
+    # The sum of the rows' 64-bit hashes: wider than 64 bits, so kept as text (XCom's wire
+    # format, msgpack, stops at 64-bit integers).
+    checksum: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -98,14 +100,14 @@ def plan(conn, s3, archive: TableInfo, time_column: str, cutoff: datetime, tz: Z
         manifest = read_manifest(s3, bucket, key)
         if manifest is not None and manifest["rows"] == rows:
             months.append(MonthExport(f"{start:%Y-%m}", key, rows, "unchanged", manifest["bytes"],
-                                      manifest["sha256"], manifest["checksum"]))
+                                      manifest["sha256"], str(manifest["checksum"])))
         else:
             months.append(MonthExport(f"{start:%Y-%m}", key, rows, "due" if manifest is None else "changed"))
     return months
 
 
 def _write_month(conn, archive: TableInfo, time_column: str, start: datetime, end: datetime,
-                 path: Path) -> tuple[int, int]:
+                 path: Path) -> tuple[int, str]:
     """The month's rows as gzip'd CSV in ``path``, with their count and checksum from the same snapshot."""
     where = sql.SQL("{c} >= %s AND {c} < %s").format(c=sql.Identifier(time_column))
     with conn.transaction():
@@ -119,7 +121,7 @@ def _write_month(conn, archive: TableInfo, time_column: str, start: datetime, en
         with gzip.open(path, "wb", compresslevel=6) as out, conn.cursor().copy(statement, (start, end)) as copy:
             for data in copy:
                 out.write(data)
-    return int(rows), int(checksum)
+    return int(rows), str(checksum)
 
 
 def _records(path: Path, columns: tuple[str, ...]) -> int:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 # [text](target) and ![alt](target); the target up to whitespace or ")"
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+# Code is not prose: links shown in fenced blocks or `inline code` are examples, not links.
+CODE = re.compile(r"^(```|~~~).*?^\1|`[^`\n]*`", re.MULTILINE | re.DOTALL)
 
 
 @dataclass
@@ -56,7 +58,7 @@ def git_last_changes(folder: Path) -> dict[Path, datetime]:
 
 def broken_links(path: Path, text: str) -> list[str]:
     broken = []
-    for target in LINK.findall(text):
+    for target in LINK.findall(CODE.sub("", text)):
         if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", target) or target.startswith(("#", "/")):
             continue  # a URL, a mailto:, an anchor in the page or a site-absolute path: not a file here
         relative = target.split("#", 1)[0].split("?", 1)[0]
