@@ -167,8 +167,10 @@ class ArchiveOperator(MaintenanceOperator):
         if "moved" not in summary:
             return "; ".join(f"{p['source']}: {p['rows']:,} rows to move" for p in summary["plan"]) or "no tables"
         text = "; ".join(f"{m['source']}: {m['rows']:,} rows archived" for m in summary["moved"]) or "no tables"
-        exported = sum(1 for e in summary.get("exports", []) for m in e["months"] if m["status"].endswith("exported"))
-        return text + (f"; {exported} months exported to S3" if exported else "")
+        months = [m["status"] for e in summary.get("exports", []) for m in e["months"]]
+        exported = sum(status.endswith("exported") for status in months)
+        return text + (f"; S3 export: {exported} months written, {len(months) - exported} already there"
+                       if months else "")
 
 
 def _load_check(policy, every_seconds: float):
