@@ -13,10 +13,10 @@ PART = 16 * 2**20
 
 
 def client(policy):
-    """The boto3 S3 client of the policy's AWS connection, through the provider's S3Hook."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    """The boto3 S3 client of the policy's AWS connection."""
+    from maintenance.aws.clients import client as aws_client
 
-    return S3Hook(aws_conn_id=policy.connections.aws).get_conn()
+    return aws_client(policy, "s3")
 
 
 def _transfer():

@@ -10,8 +10,7 @@ class UpdateReviewOperator(MaintenanceOperator):
     engine version or without minor updates; findings in the ledger."""
 
     def run(self, context, ledger, dry_run):
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
+        from maintenance.aws.clients import client
         from maintenance.aws.updates import review_ec2, review_rds
         from maintenance.clock import run_date
         from maintenance.policy import load_policy
@@ -22,13 +21,9 @@ class UpdateReviewOperator(MaintenanceOperator):
             self.log.info("The update review is off in the policy (update_review.enabled)")
             return {"enabled": False}
         now = run_date(context)  # ages as of the run's date: a re-run or backfill judges as that day did
-
-        def client(kind: str):
-            return AwsBaseHook(aws_conn_id=policy.connections.aws, client_type=kind).get_conn()
-
-        ec2, ec2_findings = review_ec2(client("ec2"), now=now, max_ami_age_days=settings.max_ami_age_days,
+        ec2, ec2_findings = review_ec2(client(policy, "ec2"), now=now, max_ami_age_days=settings.max_ami_age_days,
                                        unused_after_days=settings.stopped_unused_days)
-        rds, rds_findings = review_rds(client("rds"), min_engine_versions=settings.rds_min_engine_versions)
+        rds, rds_findings = review_rds(client(policy, "rds"), min_engine_versions=settings.rds_min_engine_versions)
         findings = ec2_findings + rds_findings
         for f in findings:
             ledger.record_finding(f.check, f.target, f.severity, f.message)

@@ -12,9 +12,9 @@ class CostReviewOperator(MaintenanceOperator):
     def run(self, context, ledger, dry_run):
         from datetime import datetime, time, timedelta
 
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+        from maintenance.aws.clients import client
         from maintenance.clock import run_date
         from maintenance.costs.review import daily_costs, review
         from maintenance.policy import load_policy
@@ -27,8 +27,7 @@ class CostReviewOperator(MaintenanceOperator):
         # The days before the run's date: a re-run or backfill of a date reviews the same days.
         end = run_date(context).astimezone(policy.tz).date()
         first = end - timedelta(days=2 * settings.review_days)
-        ce = AwsBaseHook(aws_conn_id=policy.connections.aws, client_type="ce").get_conn()
-        costs, currency = daily_costs(ce, first, end, settings.metric)
+        costs, currency = daily_costs(client(policy, "ce"), first, end, settings.metric)
         window = {"start": datetime.combine(first, time(0), policy.tz),
                   "end": datetime.combine(end, time(0), policy.tz), "timezone": policy.timezone}
         try:

@@ -1,4 +1,4 @@
-"""LogRotationOperator (daily 00:00) and S3LifecycleOperator (weekly): thin wiring to S3Hook."""
+"""LogRotationOperator (daily 00:00) and S3LifecycleOperator (weekly): thin wiring to S3."""
 
 from __future__ import annotations
 
