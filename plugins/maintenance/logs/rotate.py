@@ -26,6 +26,9 @@ class RotationError(RuntimeError):
     pass
 
 
+REOPEN_WAIT_S = 10  # at most, for a signalled writer to make its log anew
+
+
 def stamp(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -69,6 +72,11 @@ def rotate(path: Path, when: str, *, method: str, pidfile: str | None = None, re
         except ProcessLookupError as exc:
             raise RotationError(f"{path}: rotated to {target.name}, but the writer (pid {pid}) is gone; "
                                 "nothing was lost, the log is not reopened") from exc
+        # Give the writer time to reopen (it makes the log anew) before anyone judges whether the
+        # rotated file is still written: a busy machine may run its handler late.
+        deadline = time.monotonic() + REOPEN_WAIT_S
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         return target
     with open(path, "rb") as src, open(target, "wb") as dst:
         shutil.copyfileobj(src, dst, _CHUNK)
