@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from psycopg import sql
 
 from maintenance import s3files
-from maintenance.archive.tables import TableInfo
+from maintenance.archive.tables import TableInfo, column_types
 
 
 class ExportMismatch(RuntimeError):
@@ -53,13 +53,6 @@ def _month_start(column_type: str, time_column: str, tz: ZoneInfo) -> sql.Compos
     return sql.SQL("date_trunc('month', {})::timestamp").format(sql.Identifier(time_column))
 
 
-def column_type(conn, table: TableInfo, column: str) -> str:
-    row = conn.execute("""SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
-                          WHERE a.attrelid = (format('%%I.%%I', %s::text, %s::text))::regclass AND a.attname = %s""",
-                       (table.schema, table.name, column)).fetchone()
-    return row[0]
-
-
 def next_month(start: datetime, tz: ZoneInfo) -> datetime:
     year, month = divmod(start.year * 12 + start.month, 12)
     return datetime(year, month + 1, 1, tzinfo=tz)
@@ -67,7 +60,7 @@ def next_month(start: datetime, tz: ZoneInfo) -> datetime:
 
 def full_months(conn, archive: TableInfo, time_column: str, cutoff: datetime, tz: ZoneInfo) -> list[tuple]:
     """(start, end, rows) of each local calendar month of the archive lying entirely before ``cutoff``."""
-    month = _month_start(column_type(conn, archive, time_column), time_column, tz)
+    month = _month_start(column_types(conn, archive)[time_column], time_column, tz)
     rows = conn.execute(sql.SQL("SELECT {m} AS month, count(*) FROM {t} WHERE {c} < %s GROUP BY 1 ORDER BY 1").format(
         m=month, t=archive.ident, c=sql.Identifier(time_column)), (cutoff,)).fetchall()
     found = []

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from psycopg import errors, sql
 
-from maintenance.archive.tables import TableInfo
+from maintenance.archive.tables import TableInfo, column_types
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,8 @@ def hashable_by_type(conn, source: TableInfo, columns: tuple[str, ...] | None = 
 def arrives_unchanged(conn, source: TableInfo, archive: TableInfo) -> bool:
     """Can the archive change a row on its way in? Not when every column has the source's type
     and the archive has no trigger and no rule: then what arrives is exactly what left."""
-    def column_types(table: TableInfo) -> dict[str, str]:
-        return dict(conn.execute("""
-            SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
-            WHERE attrelid = (format('%%I.%%I', %s::text, %s::text))::regclass AND attnum > 0 AND NOT attisdropped""",
-            (table.schema, table.name)).fetchall())
-
-    of_archive = column_types(archive)
-    if any(of_archive.get(name) != kind for name, kind in column_types(source).items()):
+    of_archive = column_types(conn, archive)
+    if any(of_archive.get(name) != kind for name, kind in column_types(conn, source).items()):
         return False
     hooks = conn.execute("""
         SELECT (SELECT count(*) FROM pg_trigger WHERE tgrelid = r.oid AND NOT tgisinternal)

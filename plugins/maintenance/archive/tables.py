@@ -85,6 +85,14 @@ def ensure_archive(conn, source: TableInfo, qualified: str, *, field: str) -> Ta
     return found
 
 
+def column_types(conn, table: Relation) -> dict[str, str]:
+    """Each column's type as ``format_type`` spells it, read now (not from an earlier describe)."""
+    return dict(conn.execute("""
+        SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+        WHERE attrelid = (format('%%I.%%I', %s::text, %s::text))::regclass AND attnum > 0 AND NOT attisdropped""",
+        (table.schema, table.name)).fetchall())
+
+
 def exists(conn, qualified: str) -> bool:
     schema, name = split(qualified)
     return conn.execute("""SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

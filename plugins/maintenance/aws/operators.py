@@ -25,8 +25,7 @@ class UpdateReviewOperator(MaintenanceOperator):
                                        unused_after_days=settings.stopped_unused_days)
         rds, rds_findings = review_rds(client(policy, "rds"), min_engine_versions=settings.rds_min_engine_versions)
         findings = ec2_findings + rds_findings
-        for f in findings:
-            ledger.record_finding(f.check, f.target, f.severity, f.message)
+        ledger.record_findings(findings)
         return {"instances": ec2, "databases": rds, "findings": [f.as_dict() for f in findings]}
 
     def describe(self, summary):

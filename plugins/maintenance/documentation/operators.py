@@ -23,17 +23,18 @@ class DocumentationReviewOperator(MaintenanceOperator):
         folders = [(f"documentation.folders[{i}]", f) for i, f in enumerate(settings.folders)]
         if settings.runbooks is not None:
             folders.append(("documentation.runbooks", settings.runbooks))
-        documents, runbook_files = [], []
+        documents, runbook_files = {}, []  # by path: a runbooks folder inside a docs folder counts once
         for field, folder in folders:
             try:
                 found = review_folder(Path(folder.path), folder.patterns, now=as_of,
                                       stale_after_days=settings.stale_after_days)
             except FileNotFoundError as exc:
                 raise InputError(f"{field}.path: {exc}") from None
-            documents.extend(d for d in found if d.path not in {x.path for x in documents})
+            for doc in found:
+                documents.setdefault(doc.path, doc)
             if field == "documentation.runbooks":
                 runbook_files = [Path(d.path) for d in found]
-        for doc in documents:
+        for doc in documents.values():
             if doc.stale:
                 ledger.record_finding("doc_stale", doc.path, "info",
                                       f"last changed {doc.changed[:10]} ({doc.age_days:.0f} days, limit "
@@ -49,8 +50,8 @@ class DocumentationReviewOperator(MaintenanceOperator):
                 ledger.record_finding("runbook_missing", item["incident"], "warning",
                                       f"{item['incident']} ({item['severity']}: {item['summary']}; cause: "
                                       f"{item['cause']}) is in no runbook: write down what to do next time", item)
-        return {"documents": len(documents), "stale": [d.path for d in documents if d.stale],
-                "broken_links": {d.path: d.broken_links for d in documents if d.broken_links},
+        return {"documents": len(documents), "stale": [d.path for d in documents.values() if d.stale],
+                "broken_links": {d.path: d.broken_links for d in documents.values() if d.broken_links},
                 "incidents_without_runbook": missing}
 
     def describe(self, summary):

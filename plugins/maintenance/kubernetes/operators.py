@@ -131,8 +131,7 @@ class PatchReviewOperator(_KubernetesOperator):
 
         policy, k = self.clients()
         nodes, findings = assess(k["core"], policy.kubernetes)
-        for f in findings:
-            ledger.record_finding(f.check, f.target, f.severity, f.message)
+        ledger.record_findings(findings)
         return {"nodes": nodes, "findings": [f.as_dict() for f in findings]}
 
     def describe(self, summary):

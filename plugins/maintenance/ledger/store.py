@@ -112,6 +112,12 @@ class Ledger:
         self.record_action(act, started, (time.perf_counter() - clock) * 1000)
 
     # -- findings and metrics ------------------------------------------------------------
+    def record_findings(self, findings) -> None:
+        """Record each :class:`maintenance.findings.Finding`, its fix (when it has one) after its message."""
+        for f in findings:
+            self.record_finding(f.check, f.target, f.severity, f"{f.message}. Fix: {f.fix}" if f.fix else f.message,
+                                f.evidence)
+
     def record_finding(self, check_name: str, target: str, severity: str, message: str,
                        evidence: dict[str, Any] | None = None) -> None:
         k = self.key

@@ -159,7 +159,7 @@ class PostureAuditOperator(MaintenanceOperator):
                 audit.extend(posture.s3_bucket(s3, bucket, holds_backups=bucket in policy.security.backup_buckets))
         for f in audit.findings:
             self.log.info("%-8s %s %s: %s. Fix: %s", f.severity.upper(), f.check, f.target, f.message, f.fix)
-            ledger.record_finding(f.check, f.target, f.severity, f"{f.message}. Fix: {f.fix}", f.evidence)
+        ledger.record_findings(audit.findings)
         for line in audit.not_run:
             self.log.warning("Not run: %s", line)
         return {"findings": [f.as_dict() for f in audit.findings], "not_run": audit.not_run}
