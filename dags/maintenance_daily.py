@@ -53,8 +53,8 @@ with dagkit.maintenance_dag(
     # 03:00 database statistics
     at_0300 = dagkit.wait_until("at_0300", 3)
     gate_statistics = dagkit.gate("gate_statistics")
-    statistics = dagkit.per_database(PostgresStatisticsOperator, "db_statistics")
-    chain(at_0300, gate_statistics, statistics, summary)
+    statistics = dagkit.per_table(PostgresStatisticsOperator, "db_statistics")
+    chain(at_0300, gate_statistics, statistics.plans, statistics.steps, summary)
 
     # 05:00 security scan (critical, never gated)
     chain(dagkit.wait_until("at_0500", 5), SecurityScanOperator(task_id="security_scan"), summary)

@@ -42,7 +42,8 @@ with dagkit.maintenance_dag(
 
     # Reorganization takes locks that are not zero-downtime: only inside the window.
     gate_window = dagkit.gate("gate_window", zero_downtime=False, affected_users=1_000_000)
-    chain(gate_window, dagkit.per_database(DebloatOperator, "debloat"), summary)
+    debloat = dagkit.per_table(DebloatOperator, "debloat")
+    chain(gate_window, debloat.plans, debloat.steps, summary)
 
     # Read-only reviews: not gated.
     chain(UpdateReviewOperator(task_id="update_review"), summary)

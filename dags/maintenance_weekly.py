@@ -47,10 +47,12 @@ with dagkit.maintenance_dag(
         certificate_review = CertificateReviewOperator(task_id="certificate_review")
 
     with TaskGroup("wednesday") as wednesday:
-        # Deep database maintenance, index optimization, query review.
+        # Deep database maintenance, index optimization, query review. The review reports the
+        # week's indexes and queries as they were, then the index work changes them.
         gate_db = dagkit.gate("gate")
+        reindex = dagkit.per_table(ReindexOperator, "reindex")
         chain(gate_db, dagkit.per_database(BloatAnalysisOperator, "bloat_analysis"),
-              dagkit.per_database(ReindexOperator, "reindex"), dagkit.per_database(PostgresReviewOperator, "review"))
+              dagkit.per_database(PostgresReviewOperator, "review"), reindex.plans, reindex.steps)
 
     with TaskGroup("thursday") as thursday:
         # Restore test of the newest backup; the month's first Thursday makes it the DR drill.

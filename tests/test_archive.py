@@ -109,6 +109,20 @@ def test_the_row_cap_stops_the_run_and_the_next_continues(db):
     assert move(db).rows == 500
 
 
+def test_each_batch_reads_a_bounded_stretch_of_keys_and_the_walk_ends_at_the_last_old_row(db):
+    # Keys 1-10,000: one row in ten a year old; keys 10,001-20,000: all recent.
+    fill(db, "public.learning_sessions", 20_000, old_fraction=0.5)
+    db.execute("UPDATE learning_sessions SET created_at = created_at + interval '1 year' "
+               "WHERE id <= 10000 AND id % 10 <> 0")
+    fixed = ArchiveBatching(initial_rows=500, min_rows=500, max_rows=500, target_ms=50)
+    result = move(db, batching=fixed)
+    assert result.rows == 1000 and count(db, "public.learning_sessions_archive") == 1000
+    # Sparse old rows do not make a batch search further: 500 keys a batch, 50 of them old.
+    # And the walk stops at key 10,000, the last old row, instead of reading the recent tail.
+    assert result.batches == 20
+    assert not db.execute("SELECT count(*) FROM learning_sessions WHERE created_at < '2026-06-01'")[0][0]
+
+
 def test_a_table_without_a_usable_key_is_refused_naming_the_field(db):
     db.execute("CREATE TABLE IF NOT EXISTS keyless (v int, created_at timestamptz)")
     with db.connect() as conn, pytest.raises(InputError, match=r"^archive\.tables\[0\]\.source: public.keyless "
@@ -262,7 +276,7 @@ def monthly(db, airflow_db, slack, monkeypatch):
     return window
 
 
-ONLY_ARCHIVE = r"^(debloat|monthly_report|security_audit|compliance|update_review)$"
+ONLY_ARCHIVE = r"^((plan_)?debloat|monthly_report|security_audit|compliance|update_review)$"
 
 
 def test_monthly_dry_run_reports_the_plan_and_moves_nothing(db, monthly):
@@ -370,7 +384,7 @@ def events_union_is_original(db) -> None:
 
 def test_old_partitions_change_tables_whole_and_the_straddling_one_moves_in_batches(partitioned):
     db = partitioned
-    others = r"^(debloat|monthly_report|security_audit|compliance)$"
+    others = r"^((plan_)?debloat|monthly_report|security_audit|compliance)$"
     first = run_dag("maintenance_monthly", datetime(2026, 12, 6, 7, tzinfo=UTC), {"dry_run": False},
                     mark_success_pattern=others)
     assert first.states["archive"] == "success", first.states
@@ -411,7 +425,7 @@ def test_partition_planning_creates_the_next_months_and_proposes_for_large_table
     use_policy(tmp_path, monkeypatch, base=Path(os.environ["MAINTENANCE_POLICY_FILE"]),
                archive={"partitioning": {"min_table_bytes": 1, "create_ahead_months": 3}})
     db.execute("DELETE FROM events WHERE at >= '2031-01-01'")  # the default partition must not hold 2027 rows
-    others = r"^(debloat|monthly_report|security_audit|compliance|archive)$"
+    others = r"^((plan_)?debloat|monthly_report|security_audit|compliance|archive)$"
     dry = run_dag("maintenance_monthly", datetime(2026, 12, 6, 7, tzinfo=UTC), {"dry_run": True},
                   mark_success_pattern=others)
     assert dry.xcom("partition_planning")["planned"] == ["public.events 2027-01", "public.events 2027-02",

@@ -60,7 +60,7 @@ def test_monthly_archive_backfilled_twice_moves_rows_once(backfill_env):
     db.execute("TRUNCATE learning_sessions, pathiq_metrics RESTART IDENTITY")
     db.execute("""INSERT INTO learning_sessions (student_id, career_id, created_at)
                   SELECT g, 1, timestamptz '2026-01-01' + g * interval '1 hour' FROM generate_series(1, 8000) g""")
-    others = r"^(debloat|monthly_report|security_audit|compliance|update_review)$"
+    others = r"^((plan_)?debloat|monthly_report|security_audit|compliance|update_review)$"
     windows = [datetime(2026, 10, 4, 6, tzinfo=UTC), datetime(2026, 11, 1, 7, tzinfo=UTC),
                datetime(2026, 12, 6, 7, tzinfo=UTC)]
     moved = [run_dag("maintenance_monthly", w, {"dry_run": False}, mark_success_pattern=others).xcom("archive")

@@ -300,13 +300,13 @@ def dag_env(source, s3, airflow_db, slack, monkeypatch):
 
 def test_daily_backup_then_verification_and_a_rerun_makes_no_second_backup(source, s3, dag_env, monkeypatch):
     day = datetime(2026, 11, 24, 6, tzinfo=UTC)
-    first = run_dag("maintenance_daily", day, mark_success_pattern=r"^(db_statistics|cache_optimization)$")
+    first = run_dag("maintenance_daily", day, mark_success_pattern=r"^((plan_)?db_statistics|cache_optimization)$")
     assert first.states["backup"] == "success" and first.states["verify_backup"] == "success", first.states
     assert first.xcom("backup")["key"] == f"postgres/platform_db/2026-11-24/{source.dbname}.dump"
     checks = {c["name"]: c["ok"] for c in first.xcom("verify_backup")["checks"]}
     assert checks == {"exists": True, "age": True, "size_trend": None, "sha256": True, "table_of_contents": True,
                       "data_readable": True}
-    again = run_dag("maintenance_daily", day, mark_success_pattern=r"^(db_statistics|cache_optimization)$")
+    again = run_dag("maintenance_daily", day, mark_success_pattern=r"^((plan_)?db_statistics|cache_optimization)$")
     assert again.xcom("backup")["existing"] is True
     assert len(store.list_backups(s3, dag_env, "postgres/", "platform_db")) == 1
 
@@ -316,7 +316,7 @@ def test_failed_verification_pages_oncall_and_names_the_check(source, s3, dag_en
     late = datetime.now(UTC) + timedelta(hours=40)
     monkeypatch.setattr(clock, "now", lambda: late)
     result = run_dag("maintenance_daily", datetime(2026, 11, 25, 6, tzinfo=UTC),
-                     mark_success_pattern=r"^(backup|db_statistics|cache_optimization)$")
+                     mark_success_pattern=r"^(backup|(plan_)?db_statistics|cache_optimization)$")
     assert result.states["verify_backup"] == "failed"
     pages = slack.messages("#ops-oncall")
     assert len(pages) == 1 and "verify_backup" in pages[0]["text"]

@@ -18,6 +18,7 @@ that Thursday's restore test restores.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -39,17 +40,19 @@ BLACKOUT_WINDOW = datetime(2027, 1, 3, 7, tzinfo=UTC)  # January's first Sunday:
 WEEK = {"monday": 30, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4}  # days of Nov 30-Dec 4
 
 WAITS = ("at_0100", "at_0200", "at_0300", "at_0400", "at_0500")
-DAILY_GATED = ("gate_logs", "log_rotation", "gate_cache", "cache_optimization", "gate_statistics", "db_statistics")
+DAILY_GATED = ("gate_logs", "log_rotation", "gate_cache", "cache_optimization", "gate_statistics", "plan_db_statistics",
+               "db_statistics")
 DAILY_CRITICAL = ("backup", "verify_backup", "security_scan")
 WEEKLY_TASKS = {
     "monday": ("monday.gate", "monday.redis_big_keys", "monday.s3_lifecycle", "monday.cost_review"),
     "tuesday": ("tuesday.patch_review", "tuesday.dependency_review", "tuesday.certificate_review"),
-    "wednesday": ("wednesday.gate", "wednesday.bloat_analysis", "wednesday.reindex", "wednesday.review"),
+    "wednesday": ("wednesday.gate", "wednesday.bloat_analysis", "wednesday.review", "wednesday.plan_reindex",
+                  "wednesday.reindex"),
     "thursday": ("thursday.restore_test", "thursday.threshold_review"),
     "friday": ("friday.health_report", "friday.post_mortems", "friday.documentation_review"),
 }
 UNGATED = {"monday.cost_review"}  # read-only: runs in a blackout and under load
-MONTHLY_GATED = ("gate_archive", "archive", "partition_planning", "gate_window", "debloat")
+MONTHLY_GATED = ("gate_archive", "archive", "partition_planning", "gate_window", "plan_debloat", "debloat")
 MONTHLY_READ_ONLY = ("update_review", "security_audit", "compliance", "monthly_report")
 KUBERNETES_GATED = ("gate_pods", "pod_cleanup", "memory_restarts", "gate_window", "node_maintenance")
 
@@ -65,10 +68,22 @@ def theme_outcome(tasks, *, gate_holds: bool) -> dict[str, str]:
 
 # --- the platform -------------------------------------------------------------------------------------
 
+# A table and an index left bloated by a delete, statistics fresh: Wednesday rebuilds the index,
+# the monthly window the table, each as an instance of the mapped step task.
+BLOATED = """
+CREATE EXTENSION IF NOT EXISTS pg_repack;
+DROP TABLE IF EXISTS public.course_events;
+CREATE TABLE public.course_events (id bigint PRIMARY KEY, note text NOT NULL) WITH (autovacuum_enabled = false);
+INSERT INTO public.course_events SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, 60000) g;
+CREATE INDEX course_events_note_idx ON public.course_events (note);
+DELETE FROM public.course_events WHERE id % 10 < 7;
+VACUUM ANALYZE public.course_events;
+"""
+
 @pytest.fixture(scope="module")
 def platform(platform_db, redis_server, s3, slack_server, airflow_db, tmp_path_factory):
     seed = (ROOT / "include/demo/seed.sql").read_text().replace(":scale", "20000")
-    platform_db.script("CREATE EXTENSION IF NOT EXISTS pgstattuple;\n" + seed)
+    platform_db.script("CREATE EXTENSION IF NOT EXISTS pgstattuple;\n" + seed + BLOATED)
     for bucket in ("pathfinity-backups", "pathfinity-logs", "pathfinity-maintenance"):
         empty_bucket(s3, bucket)
     folder = tmp_path_factory.mktemp("e2e")
@@ -143,26 +158,35 @@ def test_daily_on_an_ordinary_day_does_all_its_work(at):
     assert result.states == states(WAITS + DAILY_GATED + DAILY_CRITICAL + ("run_summary",), "success")
     assert result.xcom("log_rotation")["folders"][0]["uploaded"]
     assert result.xcom("backup")["key"].startswith("postgres/platform_db/2026-11-30/")
-    assert result.xcom("db_statistics")["counts"]["vacuum_analyze"] == 3  # the policy's daily list
+    vacuumed = {r["schema"] + "." + r["name"]: r["why"] for r in result.xcom("plan_db_statistics", "summary")["planned"]
+                if r["action"] == "vacuum_analyze"}
+    assert sorted(t for t, why in vacuumed.items() if why == "on the policy's daily vacuum list") == [
+        "public.career_selections", "public.learning_sessions", "public.pathiq_metrics"]
+    assert all(state == "success" for state in result.mapped["db_statistics"].values())
     assert "Done: " in summary_text(platform)
 
 
 @pytest.mark.parametrize("theme", list(WEEKLY_TASKS))
 def test_weekly_on_each_weekday_does_that_days_work(at, theme):
     day = datetime(2026, 11 if theme == "monday" else 12, WEEK[theme], 6, tzinfo=UTC)
-    at(day)
+    platform = at(day)
     result = run_dag("maintenance_weekly", day)
     others = [t for other, tasks in WEEKLY_TASKS.items() if other != theme for t in tasks]
     assert result.states == (states(WEEKLY_TASKS[theme], "success") | states(others, "skipped")
                              | {"choose_theme": "success", "run_summary": "success"})
     if theme == "thursday":  # the month's first Thursday: the restore test is the DR drill
         assert result.xcom("thursday.restore_test")["drill"] is True
+    if theme == "wednesday":  # one task instance per index rebuilt
+        assert result.mapped["wednesday.reindex"]["reindex_concurrently public.course_events_note_idx"] == "success"
+        assert re.search(r"Done: `wednesday\.reindex\[\d+\]` \(reindex_concurrently public\.course_events_note_idx: ",
+                         summary_text(platform))
 
 
 def test_monthly_in_the_window_reorganizes_audits_and_reports(at):
     platform = at(WINDOW)
     result = run_dag("maintenance_monthly", WINDOW, {"dry_run": False})
     assert result.states == states(MONTHLY_GATED + MONTHLY_READ_ONLY + ("run_summary",), "success")
+    assert result.mapped["debloat"]["repack public.course_events"] == "success"  # one instance per table
     archived = result.xcom("archive")
     planned = {p["source"]: p for p in archived["plan"]}
     moved = {m["source"]: m["rows"] for m in archived["moved"]}
@@ -222,7 +246,7 @@ def test_a_forced_run_with_a_reason_does_the_work_and_records_why(at):
     result = run_dag("maintenance_daily", BLACKOUT, {"force": True, "force_reason": "disk filling up on web-1"})
     assert result.states == states(WAITS + DAILY_GATED + DAILY_CRITICAL + ("run_summary",), "success")
     reasons = platform["db"].execute("SELECT DISTINCT forced_reason FROM maintenance.task_runs WHERE run_id = %s "
-                                     "AND task_id = 'db_statistics'", (result.run.run_id,))
+                                     "AND task_id = 'plan_db_statistics'", (result.run.run_id,))
     assert reasons == [("disk filling up on web-1",)]
 
 

@@ -309,7 +309,7 @@ def test_daily_log_rotation_through_the_dag(policy_with_logs, s3, airflow_db, sl
 
     (policy_with_logs / "api.log").write_text("GET /api/careers/pool 200\n" * 50)
     result = run_dag("maintenance_daily", datetime(2026, 11, 24, 5, tzinfo=UTC),
-                     mark_success_pattern=r"^(backup|verify_backup|db_statistics|cache_optimization)$")
+                     mark_success_pattern=r"^(backup|verify_backup|(plan_)?db_statistics|cache_optimization)$")
     assert result.states["log_rotation"] == "success", result.states
     folder = result.xcom("log_rotation")["folders"][0]
     assert len(folder["uploaded"]) == 1 and len(folder["deleted"]) == 1 and folder["problems"] == []

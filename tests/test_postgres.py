@@ -201,7 +201,8 @@ def test_daily_statistics_dry_run_changes_nothing(airflow_ready, monkeypatch):
     day = datetime(2026, 11, 25, 5, tzinfo=UTC)
     monkeypatch.setattr(clock, "now", lambda: day)
     result = run_dag("maintenance_daily", day, {"dry_run": True}, mark_success_pattern=BACKUP_TASKS)
-    assert result.states["db_statistics"] == "success"
+    assert result.states["plan_db_statistics"] == "success"
+    assert result.states["db_statistics"] == "skipped"  # a dry run plans no step
     after = (last_analyzed(db, "packed"), db.execute("SELECT n_dead_tup FROM pg_stat_user_tables "
                                                      "WHERE relname = 'career_selections'")[0][0])
     assert after == before
@@ -218,6 +219,11 @@ def test_daily_statistics_analyze_vacuum_and_refresh(airflow_ready, monkeypatch)
     monkeypatch.setattr(clock, "now", lambda: day)
     result = run_dag("maintenance_daily", day, mark_success_pattern=BACKUP_TASKS)
     assert result.states["db_statistics"] == "success", result.states
+    # One task instance per table to vacuum or view to refresh, the ANALYZEs together in one.
+    steps = result.mapped["db_statistics"]
+    assert steps["vacuum_analyze public.career_selections"] == "success", steps
+    assert steps["refresh_materialized_view public.career_popularity"] == "success"
+    assert any(name.startswith("analyze ") for name in steps)
     assert last_analyzed(db, "packed") is not None
     assert db.execute("SELECT selections FROM career_popularity WHERE career_id = 7")[0][0] == 3000
     rows = dict(db.execute("SELECT target, action FROM maintenance.actions WHERE run_id = %s AND outcome = 'applied'",
@@ -236,16 +242,33 @@ def test_monthly_debloat_in_the_window_shrinks_with_pg_repack(airflow_ready, mon
     result = run_dag("maintenance_monthly", window, {"dry_run": False, "tables": ["public.bloated"]},
                      mark_success_pattern=r"^(security_audit|compliance|archive|update_review)$")
     assert result.states["debloat"] == "success", result.states
-    assert result.xcom("debloat")["pg_repack"] is True
+    assert result.mapped["debloat"] == {"repack public.bloated": "success"}
+    assert result.xcom("plan_debloat", key="summary")["pg_repack"] is True
     size_after = db.execute("SELECT pg_total_relation_size('bloated')")[0][0]
     assert size_after < 0.6 * size_before
     assert db.execute("SELECT count(*) FROM bloated")[0][0] == 80000
 
 
-def test_vacuum_full_only_for_allowed_tables_inside_the_window(airflow_ready):
+def test_vacuum_full_only_for_allowed_tables_inside_the_window(airflow_ready, monkeypatch):
+    # The step checks again when it runs, not only when it was planned: a retry after the
+    # window has closed, or a step for a table the policy does not allow, refuses.
+    from maintenance.postgres.operators import PostgresStepOperator
+
     db = airflow_ready
     db.script("DELETE FROM packed WHERE id % 2 = 0; ANALYZE packed")
+    policy = load_policy()
+    allowing = policy.model_copy(update={"postgres": policy.postgres.model_copy(
+        update={"vacuum_full_allowed": ["public.packed"]})})
+    vacuum_full = PostgresStepOperator.vacuum_full_in_window
     with db.connect() as conn:
         apply_session_limits(conn, SAFETY)
-        result = actions.vacuum_full(conn, "public", "packed", SAFETY)
+        size = db.execute("SELECT pg_total_relation_size('packed')")[0][0]
+        monkeypatch.setattr(clock, "now", lambda: datetime(2026, 12, 6, 9, 0, tzinfo=NY))  # window over at 06:00
+        with pytest.raises(RuntimeError, match="the planned window is over"):
+            vacuum_full(conn, "public", "packed", SAFETY, policy=allowing)
+        monkeypatch.setattr(clock, "now", lambda: datetime(2026, 12, 6, 3, 0, tzinfo=NY))
+        with pytest.raises(RuntimeError, match=r"not in postgres\.vacuum_full_allowed"):
+            vacuum_full(conn, "public", "packed", SAFETY, policy=policy)
+        assert db.execute("SELECT pg_total_relation_size('packed')")[0][0] == size  # refused: untouched
+        result = vacuum_full(conn, "public", "packed", SAFETY, policy=allowing)
     assert result.bytes_after < 0.7 * result.bytes_before

@@ -259,7 +259,7 @@ def security_policy(tmp_path, monkeypatch, lock_files, osv_server, tls_endpoints
         "npm_url": osv_server, "certificates": {"endpoints": list(tls_endpoints.values())}})
 
 
-OTHER_DAILY = r"^(log_rotation|backup|verify_backup|cache_optimization|db_statistics)$"
+OTHER_DAILY = r"^(log_rotation|backup|verify_backup|cache_optimization|(plan_)?db_statistics)$"
 
 
 def test_daily_scan_pages_oncall_for_a_critical_vulnerability(security_policy, platform_db, airflow_db, slack,
@@ -307,7 +307,7 @@ def test_monthly_audit_and_compliance_through_the_dag(platform_db, redis_server,
     window = datetime(2026, 12, 6, 8, tzinfo=UTC)
     monkeypatch.setattr(clock, "now", lambda: window)
     result = run_dag("maintenance_monthly", window, {"dry_run": False},
-                     mark_success_pattern=r"^(archive|debloat|monthly_report|update_review)$")
+                     mark_success_pattern=r"^(archive|(plan_)?debloat|monthly_report|update_review)$")
     assert result.states["security_audit"] == "success" and result.states["compliance"] == "success", result.states
     audit = result.xcom("security_audit")
     found = {(f["check"], f["target"]) for f in audit["findings"]}

@@ -11,7 +11,8 @@ from tests.conftest import use_policy
 from tests.support.airflow_runs import run_dag
 
 LATER = datetime(2027, 6, 6, 6, tzinfo=UTC)  # a first Sunday; moto's objects are made today, so months old then
-OTHERS = r"^(gate_archive|archive|partition_planning|gate_window|debloat|security_audit|compliance|monthly_report)$"
+OTHERS = (r"^(gate_archive|archive|partition_planning|gate_window|(plan_)?debloat|security_audit|compliance"
+          r"|monthly_report)$")
 
 
 @pytest.fixture

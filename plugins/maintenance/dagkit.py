@@ -7,6 +7,7 @@ the network: the policy is a local file, read once per parse.
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 from airflow.sdk import CronTriggerTimetable, Param
 
@@ -182,6 +183,31 @@ def per_database(make, task_id: str, *, pooled: bool = True, **kwargs) -> list:
     databases = policy().postgres.databases
     return [make(task_id=task_id if len(databases) == 1 else f"{task_id}_{db.conn_id}", conn_id=db.conn_id,
                  **({"pool": db.pool_name} if pooled else {}), **kwargs) for db in databases]
+
+
+class PlannedWork(NamedTuple):
+    plans: list  # one planning task per database
+    steps: list  # its steps, a mapped task per database
+
+
+def per_table(make, task_id: str) -> PlannedWork:
+    """Per database: ``plan_<task_id>`` plans (``make``, a planning operator) and ``<task_id>``
+    applies each planned step as one instance of a mapped task, named after its table or index.
+    Both run in the database's pool, so its slots cap how much maintenance one database takes
+    at a time, and each table has its own log, retries and state in the grid."""
+    from maintenance.postgres.operators import PostgresStepOperator
+
+    databases = policy().postgres.databases
+    plans, steps = [], []
+    for db in databases:
+        name = task_id if len(databases) == 1 else f"{task_id}_{db.conn_id}"
+        plan = make(task_id=f"plan_{name}", conn_id=db.conn_id, pool=db.pool_name)
+        plans.append(plan)
+        steps.append(PostgresStepOperator.partial(
+            task_id=name, conn_id=db.conn_id, pool=db.pool_name, map_index_template="{{ task.step['label'] }}",
+            doc_md=f"Applies the steps `plan_{name}` planned: one task instance per table or index.",
+        ).expand(step=plan.output))
+    return PlannedWork(plans, steps)
 
 
 def pool_for(conn_id: str) -> dict:

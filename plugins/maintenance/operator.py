@@ -36,6 +36,12 @@ class MaintenanceOperator(BaseOperator):
         """One line for the run summary; subclasses say what they did."""
         return ""
 
+    def returns(self, summary: dict):
+        """The task's return value: its summary, unless it hands on something else (a planning
+        task's steps, for the mapped task that applies them; its summary then goes under the
+        XCom key ``summary``)."""
+        return summary
+
     def execute(self, context) -> dict:
         from maintenance.dagkit import is_dry_run
         from maintenance.ledger.runtime import open_ledger
@@ -61,4 +67,7 @@ class MaintenanceOperator(BaseOperator):
         line = self.describe(summary)
         if line or dry_run:
             context["ti"].xcom_push(key="outcome", value=("dry run: " if dry_run else "") + (line or "plan only"))
-        return summary
+        value = self.returns(summary)
+        if value is not summary:
+            context["ti"].xcom_push(key="summary", value=summary)
+        return value

@@ -23,13 +23,22 @@ def load_dag(dag_id: str):
 class RunResult:
     def __init__(self, dag_run):
         self.run = dag_run
-        self.states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+        self.states: dict[str, str] = {}
+        self.mapped: dict[str, dict[str, str]] = {}  # mapped task -> {its instance's name: state}
+        for ti in sorted(dag_run.get_task_instances(), key=lambda t: (t.task_id, t.map_index)):
+            state = str(ti.state)
+            if ti.map_index >= 0:
+                self.mapped.setdefault(ti.task_id, {})[ti.rendered_map_index or str(ti.map_index)] = state
+                # A mapped task is as good as its worst instance.
+                if self.states.get(ti.task_id, "success") != "success":
+                    continue
+            self.states[ti.task_id] = state
 
     @property
     def state(self) -> str:
         return str(self.run.state)
 
-    def xcom(self, task_id: str, key: str = "return_value"):
+    def xcom(self, task_id: str, key: str = "return_value", map_index: int = -1):
         from airflow.models.xcom import XComModel
         from airflow.utils.session import create_session
         from sqlalchemy import select
@@ -38,7 +47,7 @@ class RunResult:
             row = session.execute(
                 select(XComModel.value).where(
                     XComModel.dag_id == self.run.dag_id, XComModel.run_id == self.run.run_id,
-                    XComModel.task_id == task_id, XComModel.key == key)
+                    XComModel.task_id == task_id, XComModel.key == key, XComModel.map_index == map_index)
             ).scalar_one_or_none()
         return None if row is None else XComModel.deserialize_value(type("X", (), {"value": row})())
 

@@ -1,8 +1,9 @@
 """The batched move: one statement per batch, in its own transaction, verified before commit.
 
-Each batch walks the key: it finds the next ``n`` keys older than the cutoff past the last
-position (an index range), deletes the rows of that key range from the source with
-``RETURNING`` and inserts exactly those into the archive, all in one statement. The same
+Each batch walks the key: it reads the next ``n`` keys past the last position from the key index
+(up to the largest key of an old row, found once), deletes the rows of that key range older than
+the cutoff from the source with ``RETURNING`` and inserts exactly those into the archive, all in
+one statement. The same
 statement reports the count and a checksum of what left and of what arrived; the transaction
 commits only when they agree. So at any instant, a crash, a kill or a dropped connection leaves
 every row in exactly one of the two tables, and the next run simply continues.
@@ -15,7 +16,8 @@ a trigger or a conversion that changes a value is caught and the batch rolled ba
 
 The batch size adapts so a batch holds its locks about ``target_ms``. A row a writer holds makes
 the batch wait at most ``lock_timeout``; then the batch is halved and the next one skips locked
-rows (``FOR UPDATE SKIP LOCKED``) instead of waiting: such rows are taken by a later pass or run.
+rows (``FOR UPDATE SKIP LOCKED``) instead of waiting: a last pass from where the first skip
+happened takes what it can without waiting, and the next run the rest.
 """
 
 from __future__ import annotations
@@ -118,52 +120,90 @@ def choose_check(conn, source: TableInfo, archive: TableInfo) -> Check:
     return Check(columns, hashable_by_type(conn, source, columns))
 
 
+def walk_end(conn, source: TableInfo, time_column: str, cutoff) -> tuple | None:
+    """The largest key of a row older than the cutoff: where the walk stops (None: nothing to move).
+
+    Found once per run, so that no batch reads past the last old row into the recent part of
+    the table only to learn that nothing is left."""
+    descending = sql.SQL(", ").join(sql.SQL("{} DESC").format(sql.Identifier(k)) for k in source.key)
+    row = conn.execute(sql.SQL("SELECT {} FROM {} WHERE {} < %(cutoff)s ORDER BY {} LIMIT 1").format(
+        _keys(source), source.ident, sql.Identifier(time_column), descending), {"cutoff": cutoff}).fetchone()
+    return tuple(row) if row else None
+
+
+def _keys(source: TableInfo) -> sql.Composed:
+    return sql.SQL(", ").join(map(sql.Identifier, source.key))
+
+
+def _key_row(source: TableInfo, prefix: str) -> sql.Composed:
+    """The placeholders of a key value, ``(%(prefix_0)s, ...)``, matching ``key_params``."""
+    return sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder(f"{prefix}_{i}") for i in range(len(source.key))))
+
+
+def key_params(prefix: str, key: tuple | None) -> dict:
+    return {f"{prefix}_{i}": value for i, value in enumerate(key or ())}
+
+
+def _range(source: TableInfo, *, after_key: bool, upper: str) -> sql.Composed:
+    """``(key) > (position) AND (key) <= (upper)``: one index range condition."""
+    within = sql.SQL("({}) <= {}").format(_keys(source), _key_row(source, upper))
+    if after_key:
+        within = sql.SQL("({}) > {} AND {}").format(_keys(source), _key_row(source, "pos"), within)
+    return within
+
+
+def next_upper(conn, source: TableInfo, position: tuple | None, end: tuple, limit: int) -> tuple[tuple, bool]:
+    """The last key of the next batch: the ``limit``-th key past the position, or the walk's end
+    when fewer are left (then True: this batch ends the walk).
+
+    Keys only, old or not, read from the key index alone: a batch covers a bounded stretch of
+    the key however sparse the old rows in it are, and finding it costs no table read."""
+    statement = sql.SQL("SELECT {keys} FROM {source} WHERE {within} ORDER BY {keys} OFFSET %(skip)s LIMIT 1").format(
+        keys=_keys(source), source=source.ident, within=_range(source, after_key=position is not None, upper="end"))
+    row = conn.execute(statement, {"skip": limit - 1, **key_params("end", end), **key_params("pos", position)}
+                       ).fetchone()
+    if row is None or tuple(row) == end:
+        return end, True
+    return tuple(row), False
+
+
+def batch_params(cutoff, position: tuple | None, upper: tuple) -> dict:
+    return {"cutoff": cutoff, **key_params("pos", position), **key_params("upper", upper)}
+
+
 def batch_statement(source: TableInfo, archive: TableInfo, time_column: str, *, after_key: bool,
                     check: Check, skip_locked: bool = False) -> sql.Composed:
-    """One batch: the next keys older than the cutoff past the position (``after_key``), their rows
-    moved, and the count and checksum of both sides plus the batch's last key."""
+    """One batch: the rows older than the cutoff with keys past the position (``after_key``) up
+    to the batch's last key, moved; and the count and checksum of what left and of what arrived.
+    Parameters: ``batch_params``."""
     cols = sql.SQL(", ").join(map(sql.Identifier, source.columns))
-    keys = sql.SQL(", ").join(map(sql.Identifier, source.key))
-    placeholders = sql.SQL(", ").join(sql.Placeholder() for _ in source.key)
-    position = sql.SQL(" AND ({}) > ({})").format(keys, placeholders) if after_key else sql.SQL("")
-    last = sql.SQL(", ").join(
-        sql.SQL("(SELECT {} FROM batch ORDER BY {} LIMIT 1)").format(
-            sql.Identifier(k), sql.SQL(", ").join(sql.SQL("{} DESC").format(sql.Identifier(c)) for c in source.key))
-        for k in source.key)
+    old = sql.SQL("{} < %(cutoff)s").format(sql.Identifier(time_column))
+    within = _range(source, after_key=after_key, upper="upper")
     if skip_locked:
-        # Lock exactly the rows found, skipping any a writer holds, and delete those.
-        chosen = sql.SQL("FOR UPDATE SKIP LOCKED")
+        # Lock exactly the old rows of the range, skipping any a writer holds, and delete those.
         doomed = sql.SQL(" AND ").join(sql.SQL("s.{k} = b.{k}").format(k=sql.Identifier(k)) for k in source.key)
+        first = sql.SQL("batch AS (SELECT {keys} FROM {source} WHERE {old} AND {within} "
+                        "FOR UPDATE SKIP LOCKED), ").format(
+            keys=_keys(source), source=source.ident, old=old, within=within)
         delete = sql.SQL("DELETE FROM {source} AS s USING batch AS b WHERE {doomed} RETURNING s.*").format(
             source=source.ident, doomed=doomed)
     else:
-        # Delete the key range the batch spans: one index range scan, no separate row locks.
-        chosen = sql.SQL("")
-        upper = sql.SQL("({}) <= ({})").format(keys, last)
-        delete = sql.SQL("DELETE FROM {source} AS s WHERE {time} < %s{position} AND {upper} RETURNING s.*").format(
-            source=source.ident, time=sql.Identifier(time_column), position=position, upper=upper)
+        # One index range scan deletes the old rows of the range, with no separate row locks.
+        first = sql.SQL("")
+        delete = sql.SQL("DELETE FROM {source} WHERE {old} AND {within} RETURNING *").format(
+            source=source.ident, old=old, within=within)
     arrived = sql.SQL(", ").join(map(sql.Identifier, check.columns))
     return sql.SQL("""
-        WITH batch AS (
-            SELECT {keys} FROM {source} WHERE {time} < %s{position}
-            ORDER BY {keys} LIMIT %s {chosen}
-        ), moved AS (
+        WITH {first}moved AS (
             {delete}
         ), arrived AS (
             INSERT INTO {archive} ({cols}) SELECT {cols} FROM moved RETURNING {arrived}
         )
-        SELECT (SELECT count(*) FROM moved), (SELECT {moved_hash} FROM moved AS m),
-               (SELECT count(*) FROM arrived), (SELECT {arrived_hash} FROM arrived AS a), {last}
-    """).format(keys=keys, source=source.ident, time=sql.Identifier(time_column), position=position, chosen=chosen,
-                delete=delete, archive=archive.ident, cols=cols, arrived=arrived, moved_hash=check.hash("m"),
-                arrived_hash=check.hash("a"), last=last)
-
-
-def _params(cutoff, position, limit, *, skip_locked: bool):
-    # The statement's placeholders: the batch's cutoff, key position (when any) and limit, then
-    # for the key-range delete its own cutoff and position.
-    found = (cutoff, *(position or ()), limit)
-    return found if skip_locked else (*found, cutoff, *(position or ()))
+        SELECT m.n, m.h, a.n, a.h
+        FROM (SELECT count(*) AS n, {moved_hash} AS h FROM moved AS m) AS m,
+             (SELECT count(*) AS n, {arrived_hash} AS h FROM arrived AS a) AS a
+    """).format(first=first, delete=delete, archive=archive.ident, cols=cols, arrived=arrived,
+                moved_hash=check.hash("m"), arrived_hash=check.hash("a"))
 
 
 def _one_batch(conn, statement, params, source: TableInfo, archive: TableInfo, max_ms: float) -> tuple:
@@ -225,8 +265,12 @@ def move_rows(conn, source: TableInfo, archive: TableInfo, time_column: str, cut
                                                  skip_locked=skip)
                   for after in (False, True) for skip in (False, True)}
     result, size, position = MoveResult(), batching.initial_rows, None
+    end = walk_end(conn, source, time_column, cutoff)
+    if end is None:
+        return result
     skip_locked = False  # after a lock timeout, the next batch skips rows a writer holds
-    final_pass = False  # the pass from the start for rows skipped earlier never waits for a lock
+    behind: list[tuple | None] = []  # where the first batch that may have skipped rows began
+    final_pass = False  # the pass back over skipped rows never waits for a lock
     started = time.monotonic()
     backoff, failures = 0.5, 0
     while result.rows < max_rows:
@@ -239,14 +283,15 @@ def move_rows(conn, source: TableInfo, archive: TableInfo, time_column: str, cut
         skipping = skip_locked or final_pass
         clock = time.perf_counter()
         try:
+            upper, last_batch = next_upper(conn, source, position, end, limit)
             row = _one_batch(conn, statements[(position is not None, skipping)],
-                             _params(cutoff, position, limit, skip_locked=skipping), source, archive,
-                             batching.max_batch_ms)
+                             batch_params(cutoff, position, upper), source, archive, batching.max_batch_ms)
         except (errors.LockNotAvailable, errors.QueryCanceled) as exc:
             # A row a writer holds, or a batch that would hold its locks too long: nothing moved.
-            # Halve the batch, skip locked rows next time, and back off.
+            # Halve the batch, skip locked rows from here on, and back off.
             failures += 1
             size, skip_locked = max(batching.min_rows, size // 2), True
+            behind[:] = behind or [position]
             if _failed(result, exc, failures, size, batching, backoff):
                 break
             sleep(backoff)
@@ -254,18 +299,17 @@ def move_rows(conn, source: TableInfo, archive: TableInfo, time_column: str, cut
             continue
         elapsed_ms = (time.perf_counter() - clock) * 1000
         backoff, skip_locked, failures = 0.5, False, 0
-        left, last = row[0], tuple(row[4:])
-        if last[0] is None:  # no key older than the cutoff past the position: the pass is over
-            if position is not None and (result.lock_timeouts or result.batch_timeouts) and not final_pass:
-                position, final_pass = None, True  # rows skipped behind us: one more pass from the start
-                continue
-            break  # what is left older than the cutoff, a writer holds: the next run takes it
-        position = last
-        result.record(left, limit, elapsed_ms)
+        position = upper
+        result.record(row[0], limit, elapsed_ms)
         size = next_size(size, elapsed_ms, batching)
         result.seconds = time.monotonic() - started
         if progress:
             progress(result, total_hint)
+        if last_batch:
+            if behind and not final_pass:  # rows may have been skipped: one more pass over them
+                position, final_pass = behind[0], True
+                continue
+            break  # what is left older than the cutoff, a writer holds: the next run takes it
     else:
         result.stopped = f"the cap of {max_rows:,} rows per run was reached; the next run continues"
     result.seconds = time.monotonic() - started

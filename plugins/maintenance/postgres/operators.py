@@ -1,10 +1,11 @@
 """PostgreSQL maintenance operators: thin wiring of the engines to a connection and the ledger.
 
 Each works on one database of the policy (``conn_id``) and its schemas; the trigger
-form's ``tables`` field narrows the work to named tables. Mutating operators plan
-first, stop there on a dry run, refuse a plan larger than the policy's cap, then
-apply each step under the safety budget and record it in the ledger. A step that
-fails does not stop the others; the task fails at the end, naming them.
+form's ``tables`` field narrows the work to named tables. Mutating work is two tasks:
+an operator that plans (stops there on a dry run, refuses a plan larger than the
+policy's cap) and pushes its steps, then ``PostgresStepOperator`` mapped over them, one
+task instance per table or index in the database's pool, applying each step under the
+safety budget and recording it in the ledger.
 """
 
 from __future__ import annotations
@@ -63,13 +64,36 @@ class PostgresMaintenanceOperator(MaintenanceOperator):
                       policy.postgres.thresholds.min_relation_bytes)
         return relations
 
-    def apply(self, conn, ledger, planned, dry_run: bool, policy, steps: dict) -> dict:
+
+def steps_of(relations) -> list[dict]:
+    """The plan as steps: each relation on its own, the ANALYZEs together (see ``plan_steps``)."""
+    analyze = [r for r in relations if r.action == "analyze"]
+    steps = [{"label": f"{r.action} {r.qualified}", "action": r.action, "relations": [r.as_dict()]}
+             for r in relations if r.action != "analyze"]
+    if analyze:
+        steps.append({"label": f"analyze {len(analyze)} table(s)", "action": "analyze",
+                      "relations": [r.as_dict() for r in analyze]})
+    return steps
+
+
+class PostgresPlanningOperator(PostgresMaintenanceOperator):
+    """Plans mutating work and returns its steps, for ``PostgresStepOperator`` mapped over them."""
+
+    steps: list[dict] = []
+
+    def plan_steps(self, ledger, planned, dry_run: bool, policy, actions: set[str]) -> dict:
+        """Log the plan, hold it to the cap, and cut it into steps for the mapped step tasks.
+
+        One step per relation to act on, so each table or index has its own task instance: its
+        log, its retries, its state in the grid. The light ANALYZEs go together in one step: a
+        task process per ANALYZE would cost more than the ANALYZE. A dry run stops here with no
+        step, so the step tasks have nothing to run."""
         from airflow.sdk.exceptions import AirflowFailException
         from maintenance.postgres.plan import table
 
         cap = policy.postgres.safety.max_relations_per_run
         # ANALYZE is light (it blocks no reads or writes): the cap is for the heavy steps.
-        acting = [r for r in planned if r.action in steps and r.action != "analyze"]
+        acting = [r for r in planned if r.action in actions and r.action != "analyze"]
         self.log.info("Plan for %s:\n%s", self.conn_id, table(planned))
         if len(acting) > cap:
             message = (f"postgres.safety.max_relations_per_run: the plan touches {len(acting)} relations, the cap "
@@ -77,30 +101,102 @@ class PostgresMaintenanceOperator(MaintenanceOperator):
             if not dry_run:
                 raise AirflowFailException(message)
             self.log.warning("%s", message)
-        done, failed = [], []
         for rel in planned:
-            with ledger.action("postgres", f"{self.conn_id}:{rel.qualified}", rel.action or "none",
-                               plan=rel.as_dict()) as act:
-                if dry_run or rel.action not in steps:
+            if dry_run or rel.action not in actions:
+                with ledger.action("postgres", f"{self.conn_id}:{rel.qualified}", rel.action or "none",
+                                   plan=rel.as_dict()) as act:
                     act.outcome = "planned" if dry_run else "skipped"
-                    continue
-                try:
-                    result = steps[rel.action](conn, rel.schema, rel.name, policy.postgres.safety)
-                except Exception as exc:
-                    act.outcome, act.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
-                    failed.append(f"{rel.qualified} ({rel.action}: {exc})")
-                    self.log.error("%s %s failed: %s", rel.action, rel.qualified, exc)
-                    continue
-                act.lock_wait_ms = result.outcome.lock_wait_ms
-                act.bytes_affected = result.bytes_before - result.bytes_after
-                act.plan = act.plan | {"bytes_before": result.bytes_before, "bytes_after": result.bytes_after,
-                                       "verified": result.verified, "attempts": result.outcome.attempts}
-                done.append(rel.qualified)
-                self.log.info("%s %s: %.2fs, %d -> %d bytes (%s)", rel.action, rel.qualified,
-                              result.outcome.seconds, result.bytes_before, result.bytes_after, result.verified)
+        self.steps = [] if dry_run else steps_of([r for r in planned if r.action in actions])
+        return {"planned": [r.as_dict() for r in planned], "steps": len(self.steps)}
+
+    def returns(self, summary: dict) -> list[dict]:
+        return self.steps
+
+
+class PostgresStepOperator(PostgresMaintenanceOperator):
+    """One planned step, as one instance of a mapped task: its action on its relations, each
+    under the safety budget, verified and recorded in the ledger. A relation that fails does
+    not stop the others; the step fails at the end, naming them.
+
+    What makes a step safe is checked again here, not only when it was planned: a VACUUM FULL
+    (an exclusive lock) runs only inside the window and only for a table the policy allows, so
+    a retry after the window has closed refuses instead of locking the table."""
+
+    def __init__(self, *, step: dict, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.step = step
+
+    def run(self, context, ledger, dry_run):
+        from maintenance.postgres.bloat import Relation
+
+        policy, _ = self.settings()
+        action = self.step["action"]
+        relations = [Relation(**{k: v for k, v in d.items() if k != "bloat"}) for d in self.step["relations"]]
+        done, failed, results = [], [], []
+        with self.connection(policy.postgres.safety) as conn:
+            apply = self.action(action, policy)
+            for rel in relations:
+                with ledger.action("postgres", f"{self.conn_id}:{rel.qualified}", action,
+                                   plan=rel.as_dict()) as act:
+                    if dry_run:
+                        act.outcome = "planned"
+                        continue
+                    try:
+                        result = apply(conn, rel.schema, rel.name, policy.postgres.safety)
+                    except Exception as exc:
+                        act.outcome, act.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+                        failed.append(f"{rel.qualified} ({action}: {exc})")
+                        self.log.error("%s %s failed: %s", action, rel.qualified, exc)
+                        continue
+                    act.lock_wait_ms = result.outcome.lock_wait_ms
+                    act.bytes_affected = result.bytes_before - result.bytes_after
+                    act.plan = act.plan | {"bytes_before": result.bytes_before, "bytes_after": result.bytes_after,
+                                           "verified": result.verified, "attempts": result.outcome.attempts}
+                    done.append(rel.qualified)
+                    results.append({"relation": rel.qualified, "seconds": round(result.outcome.seconds, 3),
+                                    "bytes_before": result.bytes_before, "bytes_after": result.bytes_after,
+                                    "verified": result.verified})
+                    self.log.info("%s %s: %.2fs, %d -> %d bytes (%s)", action, rel.qualified,
+                                  result.outcome.seconds, result.bytes_before, result.bytes_after, result.verified)
         if failed:
             raise RuntimeError(f"{len(failed)} step(s) failed: " + "; ".join(failed))
-        return {"planned": [r.as_dict() for r in planned], "applied": done}
+        return {"action": action, "applied": done, "results": results}
+
+    def action(self, action: str, policy):
+        from functools import partial
+
+        from maintenance.postgres import actions
+        from maintenance.postgres.conninfo import from_airflow
+
+        if action == "repack":
+            return partial(actions.repack, conninfo=from_airflow(self.conn_id))
+        if action == "vacuum_full":
+            return partial(self.vacuum_full_in_window, policy=policy)
+        return {"analyze": actions.analyze, "vacuum_analyze": actions.vacuum_analyze,
+                "refresh_materialized_view": actions.refresh_materialized_view,
+                "reindex_concurrently": actions.reindex_concurrently,
+                "drop_invalid": actions.drop_invalid_index}[action]
+
+    @staticmethod
+    def vacuum_full_in_window(conn, schema, name, safety, *, policy):
+        from maintenance import clock
+        from maintenance.calendar import MaintenanceCalendar
+        from maintenance.postgres import actions
+
+        qualified = f"{schema}.{name}"
+        if qualified not in policy.postgres.vacuum_full_allowed:
+            raise RuntimeError(f"VACUUM FULL of {qualified} refused: not in postgres.vacuum_full_allowed")
+        if MaintenanceCalendar.from_policy(policy).window_at(clock.now()) is None:
+            raise RuntimeError(f"VACUUM FULL of {qualified} refused: the planned window is over")
+        return actions.vacuum_full(conn, schema, name, safety)
+
+    def describe(self, summary):
+        if not summary.get("results"):
+            return ""
+        total = sum(r["seconds"] for r in summary["results"])
+        before = sum(r["bytes_before"] for r in summary["results"])
+        after = sum(r["bytes_after"] for r in summary["results"])
+        return f"{self.step['label']}: {total:.1f}s, {before / 2**20:.1f} -> {after / 2**20:.1f} MB"
 
 
 class BloatAnalysisOperator(PostgresMaintenanceOperator):
@@ -130,8 +226,9 @@ class BloatAnalysisOperator(PostgresMaintenanceOperator):
                 f"~{summary['wasted_bytes'] / 2**20:.0f} MB reclaimable")
 
 
-class PostgresStatisticsOperator(PostgresMaintenanceOperator):
-    """Daily: ANALYZE every table, VACUUM (ANALYZE) where dead tuples pass the threshold, refresh views."""
+class PostgresStatisticsOperator(PostgresPlanningOperator):
+    """Daily: plan ANALYZE of every table, VACUUM (ANALYZE) where dead tuples pass the threshold,
+    refresh of materialized views; ``PostgresStepOperator`` applies the steps."""
 
     def run(self, context, ledger, dry_run):
         from maintenance import clock
@@ -151,46 +248,41 @@ class PostgresStatisticsOperator(PostgresMaintenanceOperator):
                     rel.action, rel.why = "refresh_materialized_view", "materialized view"
                 elif rel.qualified not in vacuum:
                     rel.action, rel.why = "analyze", "daily statistics"
-            summary = self.apply(conn, ledger, tables, dry_run, policy, {
-                "analyze": actions.analyze, "vacuum_analyze": actions.vacuum_analyze,
-                "refresh_materialized_view": actions.refresh_materialized_view})
+            summary = self.plan_steps(ledger, tables, dry_run, policy,
+                                      {"analyze", "vacuum_analyze", "refresh_materialized_view"})
         counts = {}
         for rel in tables:
             counts[rel.action] = counts.get(rel.action, 0) + 1
         return summary | {"counts": counts}
 
     def describe(self, summary):
-        return ", ".join(f"{n} {a}" for a, n in sorted(summary["counts"].items()))
+        return ", ".join(f"{n} {a}" for a, n in sorted(summary["counts"].items())) + f"; {summary['steps']} step(s)"
 
 
-class ReindexOperator(PostgresMaintenanceOperator):
-    """Rebuild bloated btree indexes concurrently; drop invalid leftovers of failed rebuilds."""
+class ReindexOperator(PostgresPlanningOperator):
+    """Plan the concurrent rebuild of bloated btree indexes and the drop of invalid leftovers of
+    failed rebuilds; ``PostgresStepOperator`` applies the steps."""
 
     def run(self, context, ledger, dry_run):
-        from maintenance.postgres import actions
         from maintenance.postgres.plan import plan_reindex, rank
 
         policy, schemas = self.settings()
         with self.connection(policy.postgres.safety) as conn:
             planned = rank(plan_reindex(self.analysis(conn, context, policy, schemas), policy.postgres.thresholds))
-            summary = self.apply(conn, ledger, planned, dry_run, policy, {
-                "reindex_concurrently": actions.reindex_concurrently, "drop_invalid": actions.drop_invalid_index})
-        return summary
+            return self.plan_steps(ledger, planned, dry_run, policy, {"reindex_concurrently", "drop_invalid"})
 
     def describe(self, summary):
-        return f"{len(summary['applied'])} of {len(summary['planned'])} index steps applied"
+        return f"{summary['steps']} index step(s) of {len(summary['planned'])} planned"
 
 
-class DebloatOperator(PostgresMaintenanceOperator):
-    """Monthly: rebuild bloated tables online with pg_repack, else VACUUM FULL inside the window only."""
+class DebloatOperator(PostgresPlanningOperator):
+    """Monthly: plan the rebuild of bloated tables, online with pg_repack, else VACUUM FULL inside
+    the window only; ``PostgresStepOperator`` applies the steps."""
 
     def run(self, context, ledger, dry_run):
-        from functools import partial
-
         from maintenance import clock
         from maintenance.calendar import MaintenanceCalendar
         from maintenance.postgres import actions
-        from maintenance.postgres.conninfo import from_airflow
         from maintenance.postgres.plan import Capabilities, plan_debloat, rank
 
         policy, schemas = self.settings()
@@ -201,13 +293,11 @@ class DebloatOperator(PostgresMaintenanceOperator):
                 vacuum_full_allowed=frozenset(policy.postgres.vacuum_full_allowed))
             planned = rank(plan_debloat(self.analysis(conn, context, policy, schemas),
                                         policy.postgres.thresholds, caps))
-            repack = partial(actions.repack, conninfo=from_airflow(self.conn_id))
-            summary = self.apply(conn, ledger, planned, dry_run, policy, {
-                "repack": repack, "vacuum_full": actions.vacuum_full})
+            summary = self.plan_steps(ledger, planned, dry_run, policy, {"repack", "vacuum_full"})
         return summary | {"pg_repack": caps.pg_repack, "in_window": caps.in_window}
 
     def describe(self, summary):
-        return f"{len(summary['applied'])} of {len(summary['planned'])} tables rebuilt"
+        return f"{summary['steps']} table(s) to rebuild of {len(summary['planned'])} planned"
 
 
 class PostgresReviewOperator(PostgresMaintenanceOperator):
