@@ -6,6 +6,8 @@ workload (pgbench, custom script: update a recent session, insert a new one; 4 c
 400 transactions/s) on the table it works on:
 
 1. no maintenance: the writers' p99 latency for reference;
+   then a control: one backend that only computes (no lock, no I/O), what any busy backend
+   costs the writers on this machine;
 2. project: ``move_rows`` (policy batching) from table A into its archive;
 3. baseline: ``INSERT INTO archive SELECT ... ; DELETE ...`` in one transaction on table B.
 
@@ -32,7 +34,7 @@ from maintenance.archive.mover import choose_check, move_rows
 from maintenance.policy import load_policy
 from maintenance.postgres.safety import apply_session_limits
 
-from bench.pg_online import latencies
+from bench.pg_online import busy_backend, latencies
 from devtools import servers
 
 CUTOFF = datetime(2026, 6, 1, tzinfo=UTC)
@@ -103,6 +105,8 @@ def main(rows: int = 5_000_000) -> None:
 
             _, _, ref_p99, ref_max = with_writers(server, root, "sessions_a", rows, "reference",
                                                   lambda: time.sleep(20), 26)
+            _, _, busy_p99, busy_max = with_writers(server, root, "sessions_a", rows, "control",
+                                                    lambda: busy_backend(conn, 20), 26)
 
             apply_session_limits(conn, policy.postgres.safety)  # as the operator runs it
             src = tables.describe(conn, "public.sessions_a", field="source")
@@ -130,6 +134,8 @@ def main(rows: int = 5_000_000) -> None:
         project_rate, baseline_rate = result.rows / project_s, moved_b / baseline_s
         print(f"{'phase':36} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'p99 ms':>7} {'max ms':>7} {'p99 x':>6}")
         print(f"{'writers alone (reference)':36} {'-':>10} {20:8.1f} {'-':>9} {ref_p99:7.1f} {ref_max:7.1f} {1:6.2f}")
+        print(f"{'control: one busy backend':36} {'-':>10} {20:8.1f} {'-':>9} {busy_p99:7.1f} {busy_max:7.1f} "
+              f"{busy_p99 / ref_p99:6.2f}")
         print(f"{'project: batched move':36} {result.rows:10,} {project_s:8.1f} {project_rate:9,.0f} "
               f"{project_p99:7.1f} {project_max:7.1f} {project_p99 / ref_p99:6.2f}")
         print(f"{'baseline: one transaction':36} {moved_b:10,} {baseline_s:8.1f} {baseline_rate:9,.0f} "

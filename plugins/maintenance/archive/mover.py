@@ -124,10 +124,16 @@ def walk_end(conn, source: TableInfo, time_column: str, cutoff) -> tuple | None:
     """The largest key of a row older than the cutoff: where the walk stops (None: nothing to move).
 
     Found once per run, so that no batch reads past the last old row into the recent part of
-    the table only to learn that nothing is left."""
+    the table only to learn that nothing is left. The ``OFFSET 0`` fence makes it one pass over
+    the old rows (through the time column's index when there is one), whose cost follows the
+    work the run is about to do; without it, the planner would walk the key backwards through
+    every recent row, hoping to meet an old one soon."""
     descending = sql.SQL(", ").join(sql.SQL("{} DESC").format(sql.Identifier(k)) for k in source.key)
-    row = conn.execute(sql.SQL("SELECT {} FROM {} WHERE {} < %(cutoff)s ORDER BY {} LIMIT 1").format(
-        _keys(source), source.ident, sql.Identifier(time_column), descending), {"cutoff": cutoff}).fetchone()
+    row = conn.execute(sql.SQL(
+        "SELECT {keys} FROM (SELECT {keys} FROM {source} WHERE {time} < %(cutoff)s OFFSET 0) AS old "
+        "ORDER BY {descending} LIMIT 1").format(keys=_keys(source), source=source.ident,
+                                                time=sql.Identifier(time_column), descending=descending),
+        {"cutoff": cutoff}).fetchone()
     return tuple(row) if row else None
 
 
