@@ -159,7 +159,7 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
                     self.log.info("%s %s: %.2fs, %d -> %d bytes (%s)", action, rel.qualified,
                                   result.outcome.seconds, result.bytes_before, result.bytes_after, result.verified)
         if failed:
-            raise RuntimeError(f"{len(failed)} step(s) failed: " + "; ".join(failed))
+            raise RuntimeError(f"{len(failed)} of {len(relations)} relation(s) failed: " + "; ".join(failed))
         return {"action": action, "applied": done, "results": results}
 
     def action(self, action: str, policy):
