@@ -164,3 +164,14 @@ def test_load_that_persists_is_given_up_as_skipped_not_failed(platform, monkeypa
     assert result.states["gate"] == "skipped" and result.states["routine_work"] == "skipped"
     assert result.states["critical_work"] == "success" and result.state == "success"
     assert "20 active users (> 5)" in result.xcom("gate", "gate_decision")["blockers"][0]["reason"]
+
+
+def test_the_summary_tells_a_mapped_tasks_instances_from_other_tasks():
+    from maintenance.notify.summary import task_and_index
+
+    task_ids = {"reindex", "plan_reindex", "at_0300", "db_statistics"}
+    assert task_and_index("reindex_12", task_ids) == ("reindex", 12)
+    assert task_and_index("reindex", task_ids) == ("reindex", -1)  # not expanded (no step)
+    assert task_and_index("at_0300", task_ids) == ("at_0300", -1)  # a task whose name ends in digits
+    assert sorted(task_and_index(n, task_ids) for n in ("reindex_10", "reindex_2")) == [("reindex", 2),
+                                                                                      ("reindex", 10)]

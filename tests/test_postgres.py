@@ -1,6 +1,7 @@
 """PostgreSQL maintenance against a real server with bloat made on purpose."""
 
 import threading
+import time
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -149,6 +150,61 @@ def test_lock_budget_gives_up_and_leaves_no_invalid_copy(db):
         holder.rollback()
         holder.close()
     assert db.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'packed_pkey_ccnew%'")[0][0] == 0
+
+
+def conninfo_of(db) -> dict:
+    return {"host": "127.0.0.1", "port": db.server.port, "user": "postgres", "password": None, "dbname": db.dbname}
+
+
+def blocked_writer(db, table: str, key: int) -> float:
+    """How long one single-row write to ``table`` takes now (seconds)."""
+    started = time.perf_counter()
+    with db.connect() as w:
+        w.execute(psycopg.sql.SQL("UPDATE {} SET n = n WHERE id = %s").format(psycopg.sql.Identifier(table)), (key,))
+    return time.perf_counter() - started
+
+
+def test_an_exclusive_step_is_not_even_tried_behind_a_long_transaction(db):
+    # A transaction that read the table half a second ago still holds its lock: VACUUM FULL and
+    # pg_repack would queue behind it, and every writer behind them. They give up instead.
+    holder = psycopg.connect(db.dsn)
+    holder.execute("SELECT count(*) FROM bloated WHERE id < 10")
+    time.sleep(0.3)
+    writes = []
+    try:
+        with db.connect() as conn:
+            apply_session_limits(conn, SAFETY)
+            filenode = conn.execute("SELECT pg_relation_filenode('bloated')").fetchone()[0]
+            writer = threading.Thread(target=lambda: [writes.append(blocked_writer(db, "bloated", 5))
+                                                      for _ in range(10)])
+            writer.start()
+            with pytest.raises(LockBudgetExceeded, match="not tried: a long transaction holds a lock on the table"):
+                actions.vacuum_full(conn, "public", "bloated", SAFETY)
+            with pytest.raises(LockBudgetExceeded, match="not tried"):
+                actions.repack(conn, "public", "bloated", SAFETY, conninfo=conninfo_of(db))
+            writer.join()
+            assert conn.execute("SELECT pg_relation_filenode('bloated')").fetchone()[0] == filenode  # untouched
+    finally:
+        holder.rollback()
+        holder.close()
+    assert max(writes) < 0.1, writes  # no writer queued behind a lock request
+
+
+def test_a_repack_that_gave_up_waiting_is_not_taken_for_done(db, monkeypatch):
+    # When a lock holder appears only after the check, pg_repack itself gives up waiting, says
+    # so and exits 0 with the table as it was: that is an attempt without the lock, not a repack.
+    monkeypatch.setattr(actions, "long_lock_holders", lambda *args: [])
+    holder = psycopg.connect(db.dsn)
+    holder.execute("SELECT count(*) FROM bloated WHERE id < 10")
+    try:
+        with db.connect() as conn:
+            apply_session_limits(conn, SAFETY)
+            with pytest.raises(LockBudgetExceeded, match="pg_repack did not get its lock in time"):
+                actions.repack(conn, "public", "bloated", SAFETY.model_copy(update={"lock_retries": 0}),
+                               conninfo=conninfo_of(db))
+    finally:
+        holder.rollback()
+        holder.close()
 
 
 def test_run_guarded_retries_with_backoff():

@@ -7,12 +7,13 @@ from collections import defaultdict
 DONE, SKIPPED, FAILED = "success", "skipped", "failed"
 
 
-def task_and_index(name: str, task_ids) -> tuple[str, int | None]:
-    """Airflow names an instance of a mapped task ``<task_id>_<map_index>`` among the run's states."""
+def task_and_index(name: str, task_ids) -> tuple[str, int]:
+    """Airflow names an instance of a mapped task ``<task_id>_<map_index>`` among the run's
+    states; any other task has map index -1."""
     head, _, index = name.rpartition("_")
     if name not in task_ids and head in task_ids and index.isdigit():
         return head, int(index)
-    return name, None
+    return name, -1
 
 
 def collect(context, summary_task_id: str) -> dict:
@@ -21,18 +22,17 @@ def collect(context, summary_task_id: str) -> dict:
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run.run_id]).get(run.run_id, {})
     task_ids = set(context["dag"].task_dict)
     groups: dict[str, list] = defaultdict(list)
-    for name, raw_state in sorted(states.items()):
-        if name == summary_task_id:
-            continue
-        task_id, map_index = task_and_index(name, task_ids)
-        where = {"task_ids": task_id} | ({"map_indexes": map_index} if map_index is not None else {})
+    instances = sorted((task_and_index(name, task_ids), raw_state) for name, raw_state in states.items()
+                       if name != summary_task_id)
+    for (task_id, map_index), raw_state in instances:
+        where = {"task_ids": task_id} | ({"map_indexes": map_index} if map_index >= 0 else {})
         decision = ti.xcom_pull(key="gate_decision", **where)
         why = "; ".join(b["reason"] for b in decision["blockers"]) if decision and decision.get("blockers") else ""
         why = why or ti.xcom_pull(key="outcome", **where) or ""
         state = str(raw_state or "none")
         bucket = DONE if state == DONE else SKIPPED if state in (SKIPPED, "upstream_skipped") else (
             FAILED if state in (FAILED, "upstream_failed") else "other")
-        label = task_id if map_index is None else f"{task_id}[{map_index}]"
+        label = task_id if map_index < 0 else f"{task_id}[{map_index}]"
         groups[bucket].append({"task": label, "state": state, "why": why})
     return {"dag_id": ti.dag_id, "run_id": run.run_id, **{k: groups.get(k, []) for k in (DONE, SKIPPED, FAILED)},
             "other": groups.get("other", [])}

@@ -192,7 +192,7 @@ MEMORY = r"^[1-9][0-9]*(kB|MB|GB)$"  # PostgreSQL's memory units
 class PostgresSafety(_Strict):
     """Limits every statement runs under."""
 
-    lock_timeout_ms: int = Field(1000, gt=0)
+    lock_timeout_ms: int = Field(500, gt=0)
     lock_retries: int = Field(5, ge=0)
     lock_retry_backoff_s: float = Field(2.0, ge=0)
     statement_timeout_s: int = Field(3600, gt=0)

@@ -12,7 +12,14 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from maintenance.postgres.safety import LockBudgetExceeded, Outcome, run_guarded
+from maintenance.postgres.safety import (
+    LockBudgetExceeded,
+    NotGranted,
+    Outcome,
+    long_lock_holders,
+    run_guarded,
+    with_lock_budget,
+)
 from psycopg import sql
 
 
@@ -89,7 +96,8 @@ def drop_invalid_index(conn, schema: str, name: str, safety) -> Result:
 
 def vacuum_full(conn, schema: str, name: str, safety) -> Result:
     before = _size(conn, schema, name)
-    out = run_guarded(conn, sql.SQL("VACUUM (FULL, ANALYZE) {}").format(sql.Identifier(schema, name)), safety)
+    out = run_guarded(conn, sql.SQL("VACUUM (FULL, ANALYZE) {}").format(sql.Identifier(schema, name)), safety,
+                      exclusive_on=(schema, name))
     return Result(out, before, _size(conn, schema, name), "rewritten")
 
 
@@ -99,22 +107,39 @@ def pg_repack_available(conn) -> bool:
 
 
 def repack(conn, schema: str, name: str, safety, conninfo: dict) -> Result:
-    """Rebuild a table online with pg_repack (it holds an exclusive lock only briefly at the swap)."""
-    import time
+    """Rebuild a table online with pg_repack (it holds an exclusive lock only briefly, to install
+    its trigger and at the swap), under the policy's lock budget.
 
+    pg_repack asks for that lock in a loop of its own (a ``statement_timeout`` growing from 0.1
+    to 1 s a try; a ``lock_timeout`` of ours would end that loop in an error instead), and
+    writers queue behind every try: so it is not started while a long transaction holds a lock
+    on the table, and its own wait is the shortest it takes (``--wait-timeout`` 1 s). When it
+    still gives up waiting it says so and exits 0, leaving the table as it was: the table's
+    file changing is what proves the rebuild happened."""
     from maintenance.postgres.conninfo import libpq_env
 
     before = _size(conn, schema, name)
-    env = libpq_env(conninfo) | {"PGOPTIONS": f"-c lock_timeout={safety.lock_timeout_ms}ms"}
-    cmd = ["pg_repack", "--no-superuser-check", "--no-kill-backend",
-           "--wait-timeout", str(max(1, safety.lock_timeout_ms // 1000) * (safety.lock_retries + 1)),
+    filenode = _filenode(conn, schema, name)
+    env = libpq_env(conninfo)
+    cmd = ["pg_repack", "--no-superuser-check", "--no-kill-backend", "--wait-timeout", "1",
            "--table", sql.Identifier(schema, name).as_string(conn)]
-    started = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=safety.statement_timeout_s,
-                          check=False)
-    if done.returncode:
-        raise RuntimeError(f"pg_repack failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-800:]}")
-    return Result(Outcome(time.perf_counter() - started, 0.0, 1), before, _size(conn, schema, name), "repacked")
+
+    def attempt():
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=safety.statement_timeout_s,
+                              check=False)
+        if done.returncode:
+            raise RuntimeError(f"pg_repack failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-800:]}")
+        if _filenode(conn, schema, name) == filenode:
+            raise NotGranted("pg_repack did not get its lock in time and left the table as it was")
+
+    _, out = with_lock_budget(attempt, safety, queue_check=lambda: long_lock_holders(
+        conn, schema, name, safety.lock_timeout_ms))
+    return Result(out, before, _size(conn, schema, name), "repacked")
+
+
+def _filenode(conn, schema: str, name: str) -> int:
+    return conn.execute("SELECT pg_relation_filenode(%s::regclass)",
+                        (sql.Identifier(schema, name).as_string(conn),)).fetchone()[0]
 
 
 def refresh_materialized_view(conn, schema: str, name: str, safety) -> Result:
@@ -127,7 +152,7 @@ def refresh_materialized_view(conn, schema: str, name: str, safety) -> Result:
     statement = sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}" if concurrent
                         else "REFRESH MATERIALIZED VIEW {}").format(ident)
     size = _size(conn, schema, name)
-    out = run_guarded(conn, statement, safety)
+    out = run_guarded(conn, statement, safety, exclusive_on=None if concurrent else (schema, name))
     return Result(out, size, _size(conn, schema, name), "concurrently" if concurrent else "with an exclusive lock")
 
 
