@@ -3,10 +3,10 @@
 Each batch walks the key: it reads the next ``n`` keys past the last position from the key index
 (up to the largest key of an old row, found once), deletes the rows of that key range older than
 the cutoff from the source with ``RETURNING`` and inserts exactly those into the archive, all in
-one statement. The same
-statement reports the count and a checksum of what left and of what arrived; the transaction
-commits only when they agree. So at any instant, a crash, a kill or a dropped connection leaves
-every row in exactly one of the two tables, and the next run simply continues.
+one statement. The same statement reports the count and a checksum of what left and of what
+arrived; the transaction commits only when they agree. So at any instant, a crash, a kill or a
+dropped connection leaves every row in exactly one of the two tables, and the next run simply
+continues.
 
 What the checksum covers depends on the archive. When it cannot change a row on its way (every
 column of the same type as the source's, no trigger, no rule), the rows that arrive are the rows
