@@ -14,7 +14,9 @@ workload (pgbench, custom script: update a recent session, insert a new one; 4 c
 It prints rows per second of both and their ratio (goal >= 0.6), the writers' p99 and worst
 latency in each phase against the reference (goal <= 2x), and the longest batch (goal <= 500 ms).
 
-    PYTHONPATH=plugins .venv/bin/python -m bench.archive_move [rows]
+    PYTHONPATH=plugins .venv/bin/python -m bench.archive_move [rows [pause_ms]]
+
+``pause_ms`` overrides the policy's ``batching.pause_ms`` (a pause after each batch).
 """
 
 from __future__ import annotations
@@ -85,12 +87,14 @@ def with_writers(server, root, table, rows, tag, action, seconds):
     return outcome, ended - started, statistics.quantiles(values, n=100)[98], max(values)
 
 
-def main(rows: int = 5_000_000) -> None:
+def main(rows: int = 5_000_000, pause_ms: float | None = None) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-archive-"))
     root.chmod(0o755)
     server = servers.start_postgres(root / "pg")
     policy = load_policy()
     batching = policy.archive.batching
+    if pause_ms is not None:
+        batching = batching.model_copy(update={"pause_ms": pause_ms})
     try:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             started = time.perf_counter()
@@ -142,11 +146,12 @@ def main(rows: int = 5_000_000) -> None:
               f"{base_p99:7.1f} {base_max:7.1f} {base_p99 / ref_p99:6.2f}")
         print(f"throughput ratio project/baseline: {project_rate / baseline_rate:.2f} (goal >= 0.6); "
               f"{result.batches} batches, longest {result.longest_batch_ms:.0f} ms (goal <= 500), "
-              f"lock timeouts {result.lock_timeouts}, batches cancelled at the limit {result.batch_timeouts}")
+              f"lock timeouts {result.lock_timeouts}, batches cancelled at the limit {result.batch_timeouts}, "
+              f"pause after each batch {batching.pause_ms:.0f} ms")
     finally:
         server.stop()
         subprocess.run(["rm", "-rf", str(root)], check=False)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5_000_000)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5_000_000, float(sys.argv[2]) if len(sys.argv) > 2 else None)

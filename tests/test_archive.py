@@ -102,6 +102,15 @@ def test_batches_adapt_toward_the_target_lock_time(db):
     assert all(BATCHING.min_rows <= n <= BATCHING.max_rows for n in result.batch_sizes)
 
 
+def test_a_pause_after_each_batch_paces_the_move(db):
+    fill(db, "public.learning_sessions", 4000)
+    pauses = []
+    paced = ArchiveBatching(initial_rows=500, min_rows=500, max_rows=500, target_ms=50, pause_ms=20)
+    result = move(db, batching=paced, sleep=pauses.append)
+    assert result.rows == 2000 and result.batches == 4
+    assert pauses == [0.02] * 3  # after each batch but the last
+
+
 def test_the_row_cap_stops_the_run_and_the_next_continues(db):
     fill(db, "public.learning_sessions", 4000)
     first = move(db, max_rows=1500)

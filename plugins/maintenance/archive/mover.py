@@ -311,6 +311,8 @@ def move_rows(conn, source: TableInfo, archive: TableInfo, time_column: str, cut
         result.seconds = time.monotonic() - started
         if progress:
             progress(result, total_hint)
+        if batching.pause_ms and not last_batch:  # pacing: leave the database to the platform a while
+            sleep(batching.pause_ms / 1000)
         if last_batch:
             if behind and not final_pass:  # rows may have been skipped: one more pass over them
                 position, final_pass = behind[0], True

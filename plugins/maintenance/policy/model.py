@@ -356,6 +356,7 @@ class ArchiveBatching(_Strict):
     max_rows: int = Field(50_000, ge=1)
     target_ms: float = Field(200, gt=0)
     max_batch_ms: float = Field(500, gt=0, description="a batch still running then is cancelled and retried smaller")
+    pause_ms: float = Field(0, ge=0, description="a pause after each batch, leaving the database to the platform")
 
     @model_validator(mode="after")
     def _ordered(self) -> ArchiveBatching:
