@@ -43,6 +43,8 @@ def test_shipped_policy_has_the_documents_defaults():
      "end (2027-02-01) is before start (2027-02-05)"),
     (lambda d: d["decision"]["load"].pop("probe"), "decision.load.probe", "required key is missing"),
     (lambda d: d["planned_window"].update(week_of_month=5), "planned_window.week_of_month", "must be 1, 2, 3, 4"),
+    (lambda d: d["postgres"]["safety"].update(max_relations_per_run=5000), "postgres.safety.max_relations_per_run",
+     "less than or equal to 1000"),
 ])
 def test_invalid_policy_names_file_and_field(tmp_path, mutate, field, message):
     path = write(tmp_path, mutate)

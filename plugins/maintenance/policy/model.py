@@ -196,7 +196,9 @@ class PostgresSafety(_Strict):
     lock_retries: int = Field(5, ge=0)
     lock_retry_backoff_s: float = Field(2.0, ge=0)
     statement_timeout_s: int = Field(3600, gt=0)
-    max_relations_per_run: int = Field(50, gt=0)
+    # Each heavy step is one instance of a mapped task: Airflow maps at most
+    # [core] max_map_length (1024) instances, and the day's ANALYZEs take one more.
+    max_relations_per_run: int = Field(50, gt=0, le=1000)
     maintenance_work_mem: str = Field("256MB", pattern=MEMORY)
     work_mem: str = Field("64MB", pattern=MEMORY, description="keeps a batch's moved rows in memory, not temp files")
     max_parallel_maintenance_workers: int = Field(0, ge=0)
