@@ -65,6 +65,15 @@ class PostgresMaintenanceOperator(MaintenanceOperator):
         return relations
 
 
+def window_open(policy) -> bool:
+    """Is the planned window open now? Asked when a de-bloat is planned and again when a
+    VACUUM FULL step runs."""
+    from maintenance import clock
+    from maintenance.calendar import MaintenanceCalendar
+
+    return MaintenanceCalendar.from_policy(policy).window_at(clock.now()) is not None
+
+
 def steps_of(relations) -> list[dict]:
     """The plan as steps: each relation on its own, the ANALYZEs together (see ``plan_steps``)."""
     analyze = [r for r in relations if r.action == "analyze"]
@@ -179,14 +188,12 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
 
     @staticmethod
     def vacuum_full_in_window(conn, schema, name, safety, *, policy):
-        from maintenance import clock
-        from maintenance.calendar import MaintenanceCalendar
         from maintenance.postgres import actions
 
         qualified = f"{schema}.{name}"
         if qualified not in policy.postgres.vacuum_full_allowed:
             raise RuntimeError(f"VACUUM FULL of {qualified} refused: not in postgres.vacuum_full_allowed")
-        if MaintenanceCalendar.from_policy(policy).window_at(clock.now()) is None:
+        if not window_open(policy):
             raise RuntimeError(f"VACUUM FULL of {qualified} refused: the planned window is over")
         return actions.vacuum_full(conn, schema, name, safety)
 
@@ -280,15 +287,13 @@ class DebloatOperator(PostgresPlanningOperator):
     the window only; ``PostgresStepOperator`` applies the steps."""
 
     def run(self, context, ledger, dry_run):
-        from maintenance import clock
-        from maintenance.calendar import MaintenanceCalendar
         from maintenance.postgres import actions
         from maintenance.postgres.plan import Capabilities, plan_debloat, rank
 
         policy, schemas = self.settings()
         with self.connection(policy.postgres.safety) as conn:
             caps = Capabilities(
-                in_window=MaintenanceCalendar.from_policy(policy).window_at(clock.now()) is not None,
+                in_window=window_open(policy),
                 pg_repack=actions.pg_repack_available(conn),
                 vacuum_full_allowed=frozenset(policy.postgres.vacuum_full_allowed))
             planned = rank(plan_debloat(self.analysis(conn, context, policy, schemas),
