@@ -18,6 +18,7 @@ from maintenance.postgres.safety import (
     Outcome,
     long_lock_holders,
     run_guarded,
+    tool_options,
     with_lock_budget,
 )
 from psycopg import sql
@@ -120,7 +121,9 @@ def repack(conn, schema: str, name: str, safety, conninfo: dict) -> Result:
 
     before = _size(conn, schema, name)
     filenode = _filenode(conn, schema, name)
-    env = libpq_env(conninfo)
+    # pg_repack's own sessions copy the table and build its indexes: with the server's defaults
+    # they would use parallel workers and take every core from the writers.
+    env = libpq_env(conninfo) | {"PGOPTIONS": tool_options(safety)}
     cmd = ["pg_repack", "--no-superuser-check", "--no-kill-backend", "--wait-timeout", "1",
            "--table", sql.Identifier(schema, name).as_string(conn)]
 

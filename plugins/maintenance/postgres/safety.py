@@ -33,15 +33,25 @@ class Outcome:
     rowcount: int | None = None
 
 
+def session_settings(safety) -> dict[str, str]:
+    """What a maintenance session sets besides its timeouts: the memory its sorts and builds may
+    use, and no parallel workers (a parallel build takes every core from the platform's queries)."""
+    return {"maintenance_work_mem": safety.maintenance_work_mem, "work_mem": safety.work_mem,
+            "max_parallel_maintenance_workers": str(safety.max_parallel_maintenance_workers)}
+
+
 def apply_session_limits(conn, safety) -> None:
     """Session settings for maintenance statements (autocommit connection)."""
-    conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{safety.statement_timeout_s}s")))
-    conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{safety.lock_timeout_ms}ms")))
-    conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(safety.maintenance_work_mem)))
-    conn.execute(sql.SQL("SET work_mem = {}").format(sql.Literal(safety.work_mem)))
-    conn.execute(sql.SQL("SET max_parallel_maintenance_workers = {}").format(
-        sql.Literal(safety.max_parallel_maintenance_workers)))
+    timeouts = {"statement_timeout": f"{safety.statement_timeout_s}s", "lock_timeout": f"{safety.lock_timeout_ms}ms"}
+    for name, value in (timeouts | session_settings(safety)).items():
+        conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
     conn.execute("SET application_name = 'pathfinity-maintenance'")
+
+
+def tool_options(safety) -> str:
+    """``session_settings`` for the sessions of a libpq tool (its ``PGOPTIONS``). The timeouts are
+    left out: a tool such as pg_repack runs its own lock loop with them."""
+    return " ".join(f"-c {name}={value}" for name, value in session_settings(safety).items())
 
 
 class NotGranted(Exception):
