@@ -5,14 +5,15 @@ than the cutoff; three indexes), then in the same run, each phase with a single-
 workload (pgbench, custom script: update a recent session, insert a new one; 4 clients at
 400 transactions/s) on the table it works on:
 
-1. no maintenance: the writers' p99 latency for reference;
-   then a control: one backend that only computes (no lock, no I/O), what any busy backend
+1. a control: one backend that only computes (no lock, no I/O), what any busy backend
    costs the writers on this machine;
 2. project: ``move_rows`` (policy batching) from table A into its archive;
 3. baseline: ``INSERT INTO archive SELECT ... ; DELETE ...`` in one transaction on table B.
 
-It prints rows per second of both and their ratio (goal >= 0.6), the writers' p99 and worst
-latency in each phase against the reference (goal <= 2x), and the longest batch (goal <= 500 ms).
+Before and after each phase the writers run alone for 20 s: the reference. It prints rows per
+second of both moves and their ratio (goal >= 0.6), the writers' p99 and worst latency in each
+phase against the mean of the references just before and just after it (goal <= 2x), and the
+longest batch (goal <= 500 ms).
 
     PYTHONPATH=plugins .venv/bin/python -m bench.archive_move [rows [pause_ms]]
 
@@ -36,7 +37,7 @@ from maintenance.archive.mover import choose_check, move_rows
 from maintenance.policy import load_policy
 from maintenance.postgres.safety import apply_session_limits
 
-from bench.pg_online import busy_backend, latencies
+from bench.pg_online import busy_backend, latencies, settle
 from devtools import servers
 
 CUTOFF = datetime(2026, 6, 1, tzinfo=UTC)
@@ -106,11 +107,17 @@ def main(rows: int = 5_000_000, pause_ms: float | None = None) -> None:
             size = conn.execute("SELECT pg_size_pretty(pg_total_relation_size('sessions_a'))").fetchone()[0]
             print(f"two tables of {rows:,} rows ({size} each with indexes), {old:,} older than the cutoff; "
                   f"built in {time.perf_counter() - started:.0f}s", flush=True)
+            settle(conn)
 
-            _, _, ref_p99, ref_max = with_writers(server, root, "sessions_a", rows, "reference",
-                                                  lambda: time.sleep(20), 26)
+            def reference(tag):
+                return with_writers(server, root, "sessions_a", rows, tag, lambda: time.sleep(20), 26)[2]
+
+            # The machine drifts within a run: every phase sits between two references of its
+            # own (writers alone, 20 s), and its ratio is against their mean.
+            refs = [reference("reference-0")]
             _, _, busy_p99, busy_max = with_writers(server, root, "sessions_a", rows, "control",
                                                     lambda: busy_backend(conn, 20), 26)
+            refs.append(reference("reference-1"))
 
             apply_session_limits(conn, policy.postgres.safety)  # as the operator runs it
             src = tables.describe(conn, "public.sessions_a", field="source")
@@ -122,6 +129,8 @@ def main(rows: int = 5_000_000, pause_ms: float | None = None) -> None:
                 server, root, "sessions_a", rows, "project",
                 lambda: move_rows(conn, src, arc, "created_at", CUTOFF, batching=batching, max_rows=10**9),
                 seconds_guess)
+            conn.execute("RESET ALL")  # the references and the baseline run with the server's defaults
+            refs.append(reference("reference-2"))
 
             def one_transaction():
                 with conn.transaction():
@@ -132,18 +141,21 @@ def main(rows: int = 5_000_000, pause_ms: float | None = None) -> None:
                     conn.execute("DELETE FROM sessions_b WHERE created_at < %s", (CUTOFF,))
                 return moved
 
-            conn.execute("RESET ALL")  # the baseline runs with the server's defaults
             moved_b, baseline_s, base_p99, base_max = with_writers(server, root, "sessions_b", rows, "baseline",
                                                                    one_transaction, old / 100_000 + 15)
+            refs.append(reference("reference-3"))
         project_rate, baseline_rate = result.rows / project_s, moved_b / baseline_s
+        print(f"writers alone, p99 ms: {' / '.join(f'{value:.1f}' for value in refs)} "
+              "(before and after each phase below)")
         print(f"{'phase':36} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'p99 ms':>7} {'max ms':>7} {'p99 x':>6}")
-        print(f"{'writers alone (reference)':36} {'-':>10} {20:8.1f} {'-':>9} {ref_p99:7.1f} {ref_max:7.1f} {1:6.2f}")
-        print(f"{'control: one busy backend':36} {'-':>10} {20:8.1f} {'-':>9} {busy_p99:7.1f} {busy_max:7.1f} "
-              f"{busy_p99 / ref_p99:6.2f}")
-        print(f"{'project: batched move':36} {result.rows:10,} {project_s:8.1f} {project_rate:9,.0f} "
-              f"{project_p99:7.1f} {project_max:7.1f} {project_p99 / ref_p99:6.2f}")
-        print(f"{'baseline: one transaction':36} {moved_b:10,} {baseline_s:8.1f} {baseline_rate:9,.0f} "
-              f"{base_p99:7.1f} {base_max:7.1f} {base_p99 / ref_p99:6.2f}")
+        for index, (name, moved, seconds, p99, worst) in enumerate([
+                ("control: one busy backend", None, 20.0, busy_p99, busy_max),
+                ("project: batched move", result.rows, project_s, project_p99, project_max),
+                ("baseline: one transaction", moved_b, baseline_s, base_p99, base_max)]):
+            ratio = p99 / statistics.mean(refs[index:index + 2])
+            counts = (f"{moved:10,} {seconds:8.1f} {moved / seconds:9,.0f}" if moved is not None
+                      else f"{'-':>10} {seconds:8.1f} {'-':>9}")
+            print(f"{name:36} {counts} {p99:7.1f} {worst:7.1f} {ratio:6.2f}")
         print(f"throughput ratio project/baseline: {project_rate / baseline_rate:.2f} (goal >= 0.6); "
               f"{result.batches} batches, longest {result.longest_batch_ms:.0f} ms (goal <= 500), "
               f"lock timeouts {result.lock_timeouts}, batches cancelled at the limit {result.batch_timeouts}, "

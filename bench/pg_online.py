@@ -1,19 +1,23 @@
 """Writers' latency while the project reindexes and de-bloats online, against no maintenance.
 
 Starts its own PostgreSQL (with pg_repack when the machine has it), builds a bloated
-table, then runs a single-row write workload (pgbench, custom script, 4 clients) in three
-phases of the same run: no maintenance; a control, one backend that only computes (no lock,
-no I/O), what any busy backend costs the writers on this machine; the project's
-``reindex_concurrently`` of the table's indexes; the project's ``repack`` of the table (each
-operation three times in a row, for a window of several seconds). Each
-phase's p99 and worst transaction latency come from pgbench's per-transaction log, over the
-operation's own time window (plus the baseline's whole window).
+table, then runs a single-row write workload (pgbench, custom script, 4 clients at 400
+transactions/s) through phases of one run, in ``rounds`` rounds: a control, one backend that
+only computes (no lock, no I/O), what any busy backend costs the writers on this machine; the
+project's ``reindex_concurrently`` of the table's indexes; the project's ``repack`` of the table;
+the same repacks with pg_repack's sessions on the server's defaults (each operation three times
+in a row, for a window of several seconds). Every phase is followed by a reference phase with
+no maintenance, and its ratio is its p99 over the mean of the references just before and just
+after it. Each phase's p99 and worst transaction latency come from pgbench's per-transaction
+log, over the operation's own time window. It prints each phase, then each operation's median
+ratio over the rounds.
 
-    PYTHONPATH=plugins .venv/bin/python -m bench.pg_online [rows]
+    PYTHONPATH=plugins .venv/bin/python -m bench.pg_online [rows [rounds]]
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -21,6 +25,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from unittest import mock
 
 import psycopg
 from maintenance.policy import load_policy
@@ -64,6 +69,13 @@ def latencies(prefix: Path, start: float, end: float) -> list[float]:
     return found
 
 
+def settle(conn) -> None:
+    """Write out what the build left dirty (the server's buffers, then the OS's page cache)
+    before measuring: its writeback would otherwise slow the first phases' writers."""
+    conn.execute("CHECKPOINT")
+    os.sync()
+
+
 def busy_backend(conn, seconds: int) -> None:
     """The control: one backend computing for ``seconds``, holding no lock and doing no I/O.
     What it costs the writers is what any one busy backend costs them on this machine."""
@@ -87,7 +99,7 @@ def phase(server, root, rows, tag, action=None, seconds=30) -> tuple[float, floa
     return ended - started, statistics.quantiles(values, n=100)[98], max(values)
 
 
-def main(rows: int = 3_000_000) -> None:
+def main(rows: int = 3_000_000, rounds: int = 3) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-online-"))
     root.chmod(0o755)
     server = servers.start_postgres(root / "pg")
@@ -99,27 +111,54 @@ def main(rows: int = 3_000_000) -> None:
             build(conn, rows)
             size = conn.execute("SELECT pg_size_pretty(pg_total_relation_size('bench_t'))").fetchone()[0]
             print(f"bench_t: {size} with indexes, 40% deleted")
+            settle(conn)
             apply_session_limits(conn, safety)
             info = {"host": "127.0.0.1", "port": server.port, "user": "postgres", "password": None,
                     "dbname": "postgres"}
-            results = {
-                "no maintenance": phase(server, root, rows, "base"),
-                "control: one busy backend": phase(server, root, rows, "control", lambda: busy_backend(conn, 20)),
-                # Each operation three times in a row: a window of several seconds, so its p99
-                # rests on a few thousand transactions rather than a few hundred.
-                "REINDEX CONCURRENTLY (2 indexes) x3": phase(server, root, rows, "reindex", lambda: [
-                    actions.reindex_concurrently(conn, "public", index, safety)
-                    for _ in range(3) for index in ("bench_t_pkey", "bench_t_v_idx")], seconds=40),
-                "pg_repack x3": phase(server, root, rows, "repack", lambda: [
-                    actions.repack(conn, "public", "bench_t", safety, info) for _ in range(3)], seconds=60),
-            }
-        base_p99 = results["no maintenance"][1]
-        print(f"{'phase':38} {'seconds':>8} {'p99 ms':>8} {'max ms':>8} {'p99 ratio':>10}")
-        for name, (seconds, p99, worst) in results.items():
-            print(f"{name:38} {seconds:8.1f} {p99:8.1f} {worst:8.1f} {p99 / base_p99:10.2f}")
+
+            def reindex_x3():
+                for _ in range(3):
+                    for index in ("bench_t_pkey", "bench_t_v_idx"):
+                        actions.reindex_concurrently(conn, "public", index, safety)
+
+            def repack_x3():
+                for _ in range(3):
+                    actions.repack(conn, "public", "bench_t", safety, info)
+
+            def repack_x3_server_defaults():
+                # pg_repack's sessions on the server's defaults (parallel index builds, the
+                # server's memory): what the project's session settings change.
+                with mock.patch.object(actions, "tool_options", lambda safety: ""):
+                    repack_x3()
+
+            # Each operation three times in a row: a window of several seconds, so its p99 rests
+            # on a few thousand transactions rather than a few hundred. (name, action, writers' seconds)
+            operations = [("control: one busy backend", lambda: busy_backend(conn, 15), 25),
+                          ("REINDEX CONCURRENTLY (2 indexes) x3", reindex_x3, 40),
+                          ("pg_repack x3", repack_x3, 60),
+                          ("pg_repack x3, server's session defaults", repack_x3_server_defaults, 60)]
+            # The machine drifts within a run (its reference p99 has moved 2x between the start
+            # and the end): every phase sits between two references of its own, and its ratio
+            # is against their mean.
+            reference = phase(server, root, rows, "ref-0", seconds=20)
+            print(f"{'round':>5} {'phase':42} {'seconds':>8} {'p99 ms':>7} {'max ms':>7} {'refs p99':>11} {'ratio':>6}",
+                  flush=True)
+            ratios: dict[str, list[float]] = {name: [] for name, _, _ in operations}
+            for number in range(1, rounds + 1):
+                for index, (name, action, seconds) in enumerate(operations):
+                    took, p99, worst = phase(server, root, rows, f"op-{number}-{index}", action, seconds=seconds)
+                    after = phase(server, root, rows, f"ref-{number}-{index}", seconds=20)
+                    ratio = p99 / statistics.mean([reference[1], after[1]])
+                    ratios[name].append(ratio)
+                    print(f"{number:5} {name:42} {took:8.1f} {p99:7.1f} {worst:7.1f} "
+                          f"{reference[1]:5.1f}/{after[1]:<5.1f} {ratio:6.2f}", flush=True)
+                    reference = after
+        print(f"\n{'phase':42} {'median ratio':>12} {'range':>12}")
+        for name, values in ratios.items():
+            print(f"{name:42} {statistics.median(values):12.2f} {min(values):5.2f}-{max(values):<5.2f}")
     finally:
         server.stop()
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3_000_000)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3_000_000, int(sys.argv[2]) if len(sys.argv) > 2 else 3)
