@@ -2,20 +2,18 @@
 
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
 from maintenance import clock
 from maintenance.calendar import MaintenanceCalendar
 from maintenance.gate.blockers import Facts, TaskProfile, decide, find_blockers
 from maintenance.policy import load_policy
 
 from tests.support.airflow_runs import run_dag
+from tests.support.load import active_users, quick_load_policy
 
 NY = ZoneInfo("America/New_York")
-ROOT = Path(__file__).resolve().parents[1]
 RULES = {"max_affected_users": 1000, "active_users_threshold": 50000}
 CHRISTMAS_EVE = datetime(2026, 12, 24, 12, 0, tzinfo=NY)
 ORDINARY_DAY = datetime(2026, 11, 27, 12, 0, tzinfo=NY)
@@ -84,20 +82,6 @@ def platform(platform_db, slack, airflow_db, monkeypatch):
 
 def at(monkeypatch, instant: datetime) -> None:
     monkeypatch.setattr(clock, "now", lambda: instant.astimezone(UTC))
-
-
-def active_users(db, count: int) -> None:
-    db.execute("INSERT INTO learning_sessions (student_id, career_id, created_at) "
-               "SELECT g, 1, now() FROM generate_series(1, %s) g", (count,))
-
-
-def quick_load_policy(tmp_path, monkeypatch, *, threshold=5, recheck_s=1.0, give_up_s=30.0) -> None:
-    data = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
-    data["decision"]["load"].update(active_users_threshold=threshold, recheck_after_minutes=recheck_s / 60,
-                                    give_up_after_minutes=give_up_s / 60)
-    path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump(data))
-    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(path))
 
 
 def test_blackout_skips_routine_work_and_runs_critical(platform, slack, monkeypatch):

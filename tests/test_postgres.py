@@ -14,6 +14,7 @@ from maintenance.postgres.plan import Capabilities, plan_debloat, plan_reindex
 from maintenance.postgres.safety import LockBudgetExceeded, apply_session_limits, run_guarded
 
 from tests.support.airflow_runs import BACKUP_TASKS, run_dag
+from tests.support.load import active_users, quick_load_policy
 
 NY = ZoneInfo("America/New_York")
 ODD_SCHEMA = 'Sales "Data"'
@@ -330,6 +331,68 @@ def test_monthly_debloat_in_the_window_shrinks_with_pg_repack(airflow_ready, mon
     size_after = db.execute("SELECT pg_total_relation_size('bloated')")[0][0]
     assert size_after < 0.6 * size_before
     assert db.execute("SELECT count(*) FROM bloated")[0][0] == 80000
+
+
+@pytest.fixture
+def held_back(airflow_ready, tmp_path, monkeypatch):
+    """A bloated table for ``step_probe``'s repack step, a policy that rechecks the load every
+    second, and no active user yet."""
+    db = airflow_ready
+    db.script("""
+        DROP TABLE IF EXISTS held_back;
+        CREATE TABLE held_back (id bigint PRIMARY KEY, note text NOT NULL) WITH (autovacuum_enabled = false);
+        INSERT INTO held_back SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+        DELETE FROM held_back WHERE id % 10 < 6;
+        TRUNCATE learning_sessions;""")
+    quick_load_policy(tmp_path, monkeypatch, recheck_s=1.0, give_up_s=3.0)
+    yield db
+    db.execute("TRUNCATE learning_sessions")
+
+
+def filenode(db, table):
+    return db.execute("SELECT pg_relation_filenode(%s::regclass)", (table,))[0][0]
+
+
+def test_a_heavy_step_waits_while_the_platform_is_busy_then_runs(held_back):
+    # The gate looked at the load when the run began; a repack whose turn comes later looks again.
+    db, before = held_back, filenode(held_back, "held_back")
+    active_users(db, 20)
+
+    def quiet_once_it_waits():  # the sessions end once the step has been held back
+        for _ in range(600):
+            time.sleep(0.1)
+            try:
+                if db.execute("SELECT count(*) FROM maintenance.task_runs WHERE dag_id = 'step_probe' "
+                              "AND outcome = 'waiting'") != [(0,)]:
+                    break
+            except psycopg.errors.UndefinedTable:  # the step creates the ledger when it first runs
+                continue
+        db.execute("UPDATE learning_sessions SET ended_at = now()")
+
+    threading.Thread(target=quiet_once_it_waits).start()
+    result = run_dag("step_probe", datetime(2026, 12, 6, 8, tzinfo=UTC), {"dry_run": False})
+    assert result.reschedules("debloat") >= 1  # waited in reschedule mode, holding no worker slot
+    assert result.states["debloat"] == "success"
+    assert filenode(db, "held_back") != before  # then repacked
+    outcomes = db.execute("SELECT outcome, summary->>'reason' FROM maintenance.task_runs WHERE run_id = %s "
+                          "ORDER BY started_at", (result.run.run_id,))
+    assert outcomes[-1][0] == "done"
+    assert db.execute("SELECT count(*) FROM maintenance.actions WHERE run_id = %s AND outcome = 'applied'",
+                      (result.run.run_id,)) == [(1,)]
+
+
+def test_a_heavy_step_under_load_that_persists_is_skipped_untouched(held_back):
+    db, before = held_back, filenode(held_back, "held_back")
+    active_users(db, 20)
+    result = run_dag("step_probe", datetime(2026, 12, 6, 9, tzinfo=UTC), {"dry_run": False})
+    assert result.reschedules("debloat") >= 1
+    assert result.states["debloat"] == "skipped" and result.state == "success"  # skipped, not failed
+    assert filenode(db, "held_back") == before
+    assert "platform busy: 20 active users (> 5)" in result.xcom("debloat", "outcome")
+    ((outcome, reason),) = db.execute("SELECT outcome, summary->>'reason' FROM maintenance.task_runs "
+                                      "WHERE run_id = %s AND task_id = 'debloat'", (result.run.run_id,))
+    assert outcome == "skipped" and "skipped for this run" in reason
+    assert db.execute("SELECT count(*) FROM maintenance.actions WHERE run_id = %s", (result.run.run_id,)) == [(0,)]
 
 
 def test_vacuum_full_only_for_allowed_tables_inside_the_window(airflow_ready, monkeypatch):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException
 
 from maintenance.errors import InputError
 from maintenance.notify.oncall import OnCallPager
@@ -53,6 +54,13 @@ class MaintenanceOperator(BaseOperator):
             ledger.start_task()
             try:
                 summary = self.run(context, ledger, dry_run) or {}
+            except (AirflowSkipException, AirflowRescheduleException) as exc:
+                # Not a failure: the work was skipped for this run, or waits for a later try.
+                waiting = isinstance(exc, AirflowRescheduleException)
+                reason = getattr(exc, "reason", None) or str(exc)
+                ledger.finish_task("waiting" if waiting else "skipped", {"reason": reason})
+                context["ti"].xcom_push(key="outcome", value=reason[:300])
+                raise
             except Exception as exc:
                 ledger.finish_task("failed", {"error": f"{type(exc).__name__}: {exc}"[:2000]})
                 # The run summary says why, not only that it failed.

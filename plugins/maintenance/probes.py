@@ -14,3 +14,12 @@ def active_users(probe) -> int:
     if not row or row[0] is None:
         raise RuntimeError(f"decision.load.probe on {probe.conn_id!r} returned no number")
     return int(row[0])
+
+
+def busy_reason(load) -> str | None:
+    """Why the platform is too busy for heavy maintenance now (the policy's ``decision.load``),
+    or None when it is not."""
+    users = active_users(load.probe)
+    if users <= load.active_users_threshold:
+        return None
+    return f"{users:,} active users (> {load.active_users_threshold:,})"

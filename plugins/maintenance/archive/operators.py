@@ -177,17 +177,14 @@ def _load_check(policy, every_seconds: float):
     """A pause test for the mover: the policy's load probe, consulted at most every ``every_seconds``."""
     import time
 
-    from maintenance.probes import active_users
+    from maintenance.probes import busy_reason
 
-    load = policy.decision.load
     state = {"at": float("-inf"), "reason": None}
 
     def should_pause():
         if time.monotonic() - state["at"] >= every_seconds:
-            users = active_users(load.probe)
+            state["reason"] = busy_reason(policy.decision.load)
             state["at"] = time.monotonic()
-            state["reason"] = (f"{users:,} active users (> {load.active_users_threshold:,})"
-                               if users > load.active_users_threshold else None)
         return state["reason"]
 
     return should_pause

@@ -131,6 +131,11 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
     (an exclusive lock) runs only inside the window and only for a table the policy allows, so
     a retry after the window has closed refuses instead of locking the table."""
 
+    # Steps that load the database for a while (a rebuild, a rewrite): each waits while the
+    # platform is busy, since the gate in front of the DAG looked at the load only once, maybe
+    # hours before this step's turn came.
+    HEAVY = frozenset({"repack", "vacuum_full", "reindex_concurrently"})
+
     def __init__(self, *, step: dict, **kwargs) -> None:
         super().__init__(**kwargs)
         self.step = step
@@ -140,6 +145,8 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
 
         policy, _ = self.settings()
         action = self.step["action"]
+        if action in self.HEAVY and not dry_run:
+            self.wait_while_busy(context, policy.decision.load)
         relations = [Relation(**{k: v for k, v in d.items() if k != "bloat"}) for d in self.step["relations"]]
         done, failed, results = [], [], []
         with self.connection(policy.postgres.safety) as conn:
@@ -170,6 +177,29 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
         if failed:
             raise RuntimeError(f"{len(failed)} of {len(relations)} relation(s) failed: " + "; ".join(failed))
         return {"action": action, "applied": done, "results": results}
+
+    def wait_while_busy(self, context, load) -> None:
+        """While the platform is busy, wait as the gate does: try again after the policy's
+        ``recheck_after_minutes`` (in reschedule mode, holding no worker slot), and once
+        ``give_up_after_minutes`` have passed since the first wait, skip the step for this run."""
+        from datetime import UTC, datetime, timedelta
+
+        from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException
+        from maintenance.probes import busy_reason
+
+        reason = busy_reason(load)
+        if not reason:
+            return
+        now = datetime.now(UTC)  # a real wait, measured as the scheduler measures it
+        first = context["ti"].get_first_reschedule_date(context) or now
+        waited = now - first
+        if waited >= timedelta(minutes=load.give_up_after_minutes):
+            raise AirflowSkipException(f"platform busy: {reason}; waited {waited}, skipped for this run")
+        again = now + timedelta(minutes=load.recheck_after_minutes)
+        self.log.info("Platform busy: %s; %s waits until %s", reason, self.step["label"], again.isoformat())
+        held = AirflowRescheduleException(again)
+        held.reason = f"platform busy: {reason}; waiting until {again.isoformat()}"
+        raise held
 
     def action(self, action: str, policy):
         from functools import partial
