@@ -56,10 +56,12 @@ class MaintenanceOperator(BaseOperator):
                 summary = self.run(context, ledger, dry_run) or {}
             except (AirflowSkipException, AirflowRescheduleException) as exc:
                 # Not a failure: the work was skipped for this run, or waits for a later try.
-                waiting = isinstance(exc, AirflowRescheduleException)
                 reason = getattr(exc, "reason", None) or str(exc)
-                ledger.finish_task("waiting" if waiting else "skipped", {"reason": reason})
-                context["ti"].xcom_push(key="outcome", value=reason[:300])
+                if isinstance(exc, AirflowRescheduleException):
+                    ledger.finish_task("waiting", {"reason": reason})
+                else:  # final for this run: the run summary says why
+                    ledger.finish_task("skipped", {"reason": reason})
+                    context["ti"].xcom_push(key="outcome", value=reason[:300])
                 raise
             except Exception as exc:
                 ledger.finish_task("failed", {"error": f"{type(exc).__name__}: {exc}"[:2000]})

@@ -192,9 +192,9 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
             return
         now = datetime.now(UTC)  # a real wait, measured as the scheduler measures it
         first = context["ti"].get_first_reschedule_date(context) or now
-        waited = now - first
+        waited = timedelta(seconds=int((now - first).total_seconds()))
         if waited >= timedelta(minutes=load.give_up_after_minutes):
-            raise AirflowSkipException(f"platform busy: {reason}; waited {waited}, skipped for this run")
+            raise AirflowSkipException(f"platform busy: {reason}; waited {waited} (h:mm:ss), skipped for this run")
         again = now + timedelta(minutes=load.recheck_after_minutes)
         self.log.info("Platform busy: %s; %s waits until %s", reason, self.step["label"], again.isoformat())
         held = AirflowRescheduleException(again)
