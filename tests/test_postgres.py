@@ -358,12 +358,16 @@ def test_a_heavy_step_waits_while_the_platform_is_busy_then_runs(held_back):
     db, before = held_back, filenode(held_back, "held_back")
     active_users(db, 20)
 
-    def quiet_once_it_waits():  # the sessions end once the step has been held back
+    held = threading.Event()
+
+    def quiet_once_it_waits():  # the sessions end once the ledger shows the step held back
         for _ in range(600):
             time.sleep(0.1)
             try:
                 if db.execute("SELECT count(*) FROM maintenance.task_runs WHERE dag_id = 'step_probe' "
-                              "AND outcome = 'waiting'") != [(0,)]:
+                              "AND outcome = 'waiting' AND summary->>'reason' LIKE 'platform busy: 20 active%'"
+                              ) != [(0,)]:
+                    held.set()
                     break
             except psycopg.errors.UndefinedTable:  # the step creates the ledger when it first runs
                 continue
@@ -371,6 +375,7 @@ def test_a_heavy_step_waits_while_the_platform_is_busy_then_runs(held_back):
 
     threading.Thread(target=quiet_once_it_waits).start()
     result = run_dag("step_probe", datetime(2026, 12, 6, 8, tzinfo=UTC), {"dry_run": False})
+    assert held.is_set()  # the ledger said why it waited
     assert result.reschedules("debloat") >= 1  # waited in reschedule mode, holding no worker slot
     assert result.states["debloat"] == "success"
     assert filenode(db, "held_back") != before  # then repacked
