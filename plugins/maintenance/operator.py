@@ -18,6 +18,15 @@ from maintenance.errors import InputError
 from maintenance.notify.oncall import OnCallPager
 
 
+class TryLater(AirflowRescheduleException):
+    """The task waits (in reschedule mode, holding no worker slot) until ``reschedule_date``;
+    ``reason`` says why, for the log and the ledger."""
+
+    def __init__(self, reschedule_date, reason: str) -> None:
+        super().__init__(reschedule_date)
+        self.reason = reason
+
+
 class MaintenanceOperator(BaseOperator):
     ui_color = "#bfdbfe"
     critical: bool = False
@@ -54,14 +63,12 @@ class MaintenanceOperator(BaseOperator):
             ledger.start_task()
             try:
                 summary = self.run(context, ledger, dry_run) or {}
-            except (AirflowSkipException, AirflowRescheduleException) as exc:
-                # Not a failure: the work was skipped for this run, or waits for a later try.
-                reason = getattr(exc, "reason", None) or str(exc)
-                if isinstance(exc, AirflowRescheduleException):
-                    ledger.finish_task("waiting", {"reason": reason})
-                else:  # final for this run: the run summary says why
-                    ledger.finish_task("skipped", {"reason": reason})
-                    context["ti"].xcom_push(key="outcome", value=reason[:300])
+            except TryLater as exc:  # not a failure: the work waits for a later try
+                ledger.finish_task("waiting", {"reason": exc.reason})
+                raise
+            except AirflowSkipException as exc:  # not a failure: final for this run, the summary says why
+                ledger.finish_task("skipped", {"reason": str(exc)})
+                context["ti"].xcom_push(key="outcome", value=str(exc)[:300])
                 raise
             except Exception as exc:
                 ledger.finish_task("failed", {"error": f"{type(exc).__name__}: {exc}"[:2000]})

@@ -184,7 +184,8 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
         ``give_up_after_minutes`` have passed since the first wait, skip the step for this run."""
         from datetime import UTC, datetime, timedelta
 
-        from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
+        from maintenance.operator import TryLater
         from maintenance.probes import busy_reason
 
         reason = busy_reason(load)
@@ -197,9 +198,7 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
             raise AirflowSkipException(f"platform busy: {reason}; waited {waited} (h:mm:ss), skipped for this run")
         again = now + timedelta(minutes=load.recheck_after_minutes)
         self.log.info("Platform busy: %s; %s waits until %s", reason, self.step["label"], again.isoformat())
-        held = AirflowRescheduleException(again)
-        held.reason = f"platform busy: {reason}; waiting until {again.isoformat()}"
-        raise held
+        raise TryLater(again, f"platform busy: {reason}; waiting until {again.isoformat()}")
 
     def action(self, action: str, policy):
         from functools import partial
