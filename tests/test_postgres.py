@@ -400,9 +400,42 @@ def test_a_heavy_step_under_load_that_persists_is_skipped_untouched(held_back):
     assert db.execute("SELECT count(*) FROM maintenance.actions WHERE run_id = %s", (result.run.run_id,)) == [(0,)]
 
 
+def test_a_vacuum_full_whose_turn_comes_after_the_window_is_skipped_untouched(held_back, tmp_path, monkeypatch):
+    # It waited for the load to drop; by its next try the window had closed: a skip that says
+    # why, not a failure, and the table is not locked.
+    db, before = held_back, filenode(held_back, "held_back")
+    quick_load_policy(tmp_path, monkeypatch, recheck_s=1.0, give_up_s=60.0, vacuum_full_allowed=["public.held_back"])
+    instant = [datetime(2026, 12, 6, 5, 59, tzinfo=NY)]  # the window closes at 06:00
+    monkeypatch.setattr(clock, "now", lambda: instant[0].astimezone(UTC))
+    active_users(db, 20)
+
+    def window_closes_while_it_waits():
+        for _ in range(600):
+            time.sleep(0.1)
+            try:
+                if db.execute("SELECT count(*) FROM maintenance.task_runs WHERE dag_id = 'rewrite_probe' "
+                              "AND outcome = 'waiting'") != [(0,)]:
+                    instant[0] = datetime(2026, 12, 6, 6, 1, tzinfo=NY)
+                    break
+            except psycopg.errors.UndefinedTable:
+                continue
+        db.execute("UPDATE learning_sessions SET ended_at = now()")
+
+    threading.Thread(target=window_closes_while_it_waits).start()
+    result = run_dag("rewrite_probe", datetime(2026, 12, 6, 10, tzinfo=UTC), {"dry_run": False})
+    assert result.reschedules("debloat") >= 1  # it did wait for the load first
+    assert result.states["debloat"] == "skipped" and result.state == "success"
+    assert filenode(db, "held_back") == before
+    assert "the planned window is over: VACUUM FULL of public.held_back not started" in result.xcom(
+        "debloat", "outcome")
+    outcomes = db.execute("SELECT outcome FROM maintenance.task_runs WHERE run_id = %s ORDER BY started_at",
+                          (result.run.run_id,))
+    assert outcomes[-1] == ("skipped",)
+
+
 def test_vacuum_full_only_for_allowed_tables_inside_the_window(airflow_ready, monkeypatch):
-    # The step checks again when it runs, not only when it was planned: a retry after the
-    # window has closed, or a step for a table the policy does not allow, refuses.
+    # The rewrite checks again when it runs, not only when it was planned: outside the window,
+    # or for a table the policy does not allow, it refuses.
     from maintenance.postgres.operators import PostgresStepOperator
 
     db = airflow_ready

@@ -128,8 +128,10 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
     not stop the others; the step fails at the end, naming them.
 
     What makes a step safe is checked again here, not only when it was planned: a VACUUM FULL
-    (an exclusive lock) runs only inside the window and only for a table the policy allows, so
-    a retry after the window has closed refuses instead of locking the table."""
+    (an exclusive lock) runs only inside the window and only for a table the policy allows. A
+    VACUUM FULL whose turn comes after the window has closed (it waited for the load to drop, or
+    it is a retry) is skipped, the table left as it was for the next window to plan again: that
+    is the policy at work, not a fault to page anyone for."""
 
     # Steps that load the database for a while (a rebuild, a rewrite): each waits while the
     # platform is busy, since the gate in front of the DAG looked at the load only once, maybe
@@ -145,9 +147,15 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
 
         policy, _ = self.settings()
         action = self.step["action"]
+        relations = [Relation(**{k: v for k, v in d.items() if k != "bloat"}) for d in self.step["relations"]]
+        if action == "vacuum_full" and not dry_run and not window_open(policy):
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            names = ", ".join(rel.qualified for rel in relations)
+            raise AirflowSkipException(f"the planned window is over: VACUUM FULL of {names} not started, "
+                                       "left as it was for the next window to plan again")
         if action in self.HEAVY and not dry_run:
             self.wait_while_busy(context, policy.decision.load)
-        relations = [Relation(**{k: v for k, v in d.items() if k != "bloat"}) for d in self.step["relations"]]
         done, failed, results = [], [], []
         with self.connection(policy.postgres.safety) as conn:
             apply = self.action(action, policy)
