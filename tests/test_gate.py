@@ -38,7 +38,7 @@ def test_blackout_freeze_and_load_blockers(cal):
     facts = Facts(now=CHRISTMAS_EVE, active_users=60000, manual_freeze="incident 42")
     found = find_blockers(TaskProfile(), facts, cal, **RULES)
     assert kinds(found) == ["blackout", "manual_freeze", "load"]
-    assert "holidays" in found[0].reason and "60000 active users (> 50000)" in found[2].reason
+    assert "holidays" in found[0].reason and "60,000 active users (> 50,000)" in found[2].reason
     assert decide(found).outcome == "skip"
 
 

@@ -22,4 +22,9 @@ def busy_reason(load) -> str | None:
     users = active_users(load.probe)
     if users <= load.active_users_threshold:
         return None
-    return f"{users:,} active users (> {load.active_users_threshold:,})"
+    return too_many_users(users, load.active_users_threshold)
+
+
+def too_many_users(users: int, threshold: int) -> str:
+    """The one wording of "too busy", for the gate's blocker and for the steps that wait."""
+    return f"{users:,} active users (> {threshold:,})"

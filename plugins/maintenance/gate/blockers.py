@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Literal
 
 from maintenance.calendar import MaintenanceCalendar
+from maintenance.probes import too_many_users
 
 Action = Literal["skip", "wait"]
 
@@ -86,7 +87,7 @@ def find_blockers(profile: TaskProfile, facts: Facts, calendar: MaintenanceCalen
                 f" waits for the planned {upcoming.describe(tz)}",
                 "skip", forceable=True))
     if facts.active_users is not None and facts.active_users > active_users_threshold:
-        found.append(Blocker("load", f"{facts.active_users} active users (> {active_users_threshold})",
+        found.append(Blocker("load", too_many_users(facts.active_users, active_users_threshold),
                              "wait", forceable=False))
     return found
 
