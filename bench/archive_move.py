@@ -25,7 +25,6 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -38,7 +37,7 @@ from maintenance.policy import load_policy
 from maintenance.postgres.safety import apply_session_limits
 
 from bench.pg_online import busy_backend, latencies, settle
-from devtools import servers
+from bench.scratch import scratch_postgres
 
 CUTOFF = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -89,9 +88,7 @@ def with_writers(server, root, table, rows, tag, action, seconds):
 
 
 def main(rows: int = 5_000_000, pause_ms: float | None = None) -> None:
-    root = Path(tempfile.mkdtemp(prefix="bench-archive-"))
-    root.chmod(0o755)
-    server = servers.start_postgres(root / "pg")
+    root, server = scratch_postgres("archive")
     policy = load_policy()
     batching = policy.archive.batching
     if pause_ms is not None:

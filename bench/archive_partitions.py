@@ -11,10 +11,8 @@ Goal (issue: archiving): under 1 second whatever their size.
 from __future__ import annotations
 
 import subprocess
-import tempfile
 import time
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import psycopg
 from maintenance.archive import tables
@@ -22,7 +20,7 @@ from maintenance.archive.partitions import archive_whole_partitions
 from maintenance.archive.plan import months_before
 from psycopg import sql
 
-from devtools import servers
+from bench.scratch import scratch_postgres
 
 
 def build(conn, name: str, rows_per_month: int) -> None:
@@ -43,9 +41,7 @@ def build(conn, name: str, rows_per_month: int) -> None:
 
 
 def main() -> None:
-    root = Path(tempfile.mkdtemp(prefix="bench-partitions-"))
-    root.chmod(0o755)
-    server = servers.start_postgres(root / "pg")
+    root, server = scratch_postgres("partitions")
     cutoff = datetime(2025, 7, 1, tzinfo=UTC)
     try:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import boto3
 import psycopg
@@ -30,6 +28,7 @@ from maintenance.backups.produce import produce
 from maintenance.backups.restore import restore_test
 from maintenance.postgres.conninfo import libpq_env
 
+from bench.scratch import scratch_postgres
 from devtools import servers
 
 BUILD = """
@@ -66,9 +65,7 @@ def main(rows: int = 6_000_000) -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
-    root = Path(tempfile.mkdtemp(prefix="bench-backup-"))
-    root.chmod(0o755)
-    server = servers.start_postgres(root / "pg")
+    root, server = scratch_postgres("backup")
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=(port := servers.free_port()), verbose=False)
     moto.start()
     try:

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
 from maintenance.policy import load_policy
 from maintenance.postgres import bloat
 from psycopg import sql
 
-from devtools import servers
+from bench.scratch import scratch_postgres
 
 ACCURACY_CASES = {
     "narrow_delete_30": ("id bigint PRIMARY KEY, v integer", "g, g", "DELETE FROM {t} WHERE id % 10 < 3"),
@@ -105,9 +103,7 @@ def accuracy(conn) -> dict:
 
 
 def main(tables: int = 10_000) -> None:
-    root = Path(tempfile.mkdtemp(prefix="bench-bloat-"))
-    root.chmod(0o755)
-    server = servers.start_postgres(root / "pg", settings={"max_locks_per_transaction": "1024"})
+    _, server = scratch_postgres("bloat", settings={"max_locks_per_transaction": "1024"})
     try:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")

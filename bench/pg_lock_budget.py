@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import psycopg
 from maintenance.policy import load_policy
@@ -32,7 +30,7 @@ from maintenance.postgres import actions
 from maintenance.postgres.safety import apply_session_limits
 
 from bench.pg_online import build, phase
-from devtools import servers
+from bench.scratch import scratch_postgres
 
 
 def guarded_budget_s(safety) -> float:
@@ -43,9 +41,7 @@ def guarded_budget_s(safety) -> float:
 
 
 def main(rows: int = 300_000) -> None:
-    root = Path(tempfile.mkdtemp(prefix="bench-locks-"))
-    root.chmod(0o755)
-    server = servers.start_postgres(root / "pg")
+    root, server = scratch_postgres("locks")
     safety = load_policy().postgres.safety
     info = {"host": "127.0.0.1", "port": server.port, "user": "postgres", "password": None, "dbname": "postgres"}
     operations = {

@@ -21,7 +21,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from maintenance.policy import load_policy
 from maintenance.postgres import actions
 from maintenance.postgres.safety import apply_session_limits
 
-from devtools import servers
+from bench.scratch import scratch_postgres
 
 SCRIPT = "\\set id random(1, {rows})\nUPDATE bench_t SET v = v + 1 WHERE id = :id;\n"
 
@@ -100,9 +99,7 @@ def phase(server, root, rows, tag, action=None, seconds=30) -> tuple[float, floa
 
 
 def main(rows: int = 3_000_000, rounds: int = 3) -> None:
-    root = Path(tempfile.mkdtemp(prefix="bench-online-"))
-    root.chmod(0o755)
-    server = servers.start_postgres(root / "pg")
+    root, server = scratch_postgres("online")
     safety = load_policy().postgres.safety
     try:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
