@@ -45,6 +45,8 @@ def test_shipped_policy_has_the_documents_defaults():
     (lambda d: d["planned_window"].update(week_of_month=5), "planned_window.week_of_month", "must be 1, 2, 3, 4"),
     (lambda d: d["postgres"]["safety"].update(max_relations_per_run=5000), "postgres.safety.max_relations_per_run",
      "less than or equal to 1000"),
+    (lambda d: d["postgres"]["safety"].update(vacuum_cost_delay_ms=250), "postgres.safety.vacuum_cost_delay_ms",
+     "less than or equal to 100"),
 ])
 def test_invalid_policy_names_file_and_field(tmp_path, mutate, field, message):
     path = write(tmp_path, mutate)

@@ -210,26 +210,29 @@ def test_a_repack_that_gave_up_waiting_is_not_taken_for_done(db, monkeypatch):
 
 def test_pg_repack_sessions_run_with_the_policys_session_settings(db):
     # pg_repack copies the table and builds its indexes in sessions of its own: they must get
-    # the policy's memory and no parallel workers, not the server's defaults (2 workers here).
-    # An event trigger notes the settings of every session that runs DDL during the repack.
+    # the policy's memory, no parallel workers and its VACUUM pacing, not the server's defaults
+    # (2 workers, no pacing here). An event trigger notes the settings of every session that
+    # runs DDL during the repack.
     db.script("""
         CREATE TABLE repack_probe (id bigint PRIMARY KEY, v text NOT NULL);
         INSERT INTO repack_probe SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
         DELETE FROM repack_probe WHERE id % 2 = 0;
-        CREATE TABLE repack_sessions (app text, workers text, mem text);
+        CREATE TABLE repack_sessions (app text, workers text, mem text, pace text);
         CREATE FUNCTION note_ddl_session() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN
             INSERT INTO public.repack_sessions VALUES (current_setting('application_name'),
-                current_setting('max_parallel_maintenance_workers'), current_setting('maintenance_work_mem')); END $$;
+                current_setting('max_parallel_maintenance_workers'), current_setting('maintenance_work_mem'),
+                current_setting('vacuum_cost_delay') || ' / ' || current_setting('vacuum_cost_limit')); END $$;
         CREATE EVENT TRIGGER note_ddl_session ON ddl_command_end EXECUTE FUNCTION note_ddl_session();
     """)
     try:
         assert db.execute("SHOW max_parallel_maintenance_workers")[0][0] != "0"
+        assert db.execute("SHOW vacuum_cost_delay")[0][0] == "0"
         with db.connect() as conn:
             apply_session_limits(conn, SAFETY)
             result = actions.repack(conn, "public", "repack_probe", SAFETY, conninfo=conninfo_of(db))
         assert result.bytes_after < result.bytes_before
-        sessions = set(db.execute("SELECT app, workers, mem FROM repack_sessions"))
-        assert sessions == {("pg_repack", "0", SAFETY.maintenance_work_mem)}
+        sessions = set(db.execute("SELECT app, workers, mem, pace FROM repack_sessions"))
+        assert sessions == {("pg_repack", "0", SAFETY.maintenance_work_mem, "2ms / 200")}
     finally:
         db.script("DROP EVENT TRIGGER note_ddl_session; DROP FUNCTION note_ddl_session(); "
                   "DROP TABLE repack_probe, repack_sessions")

@@ -202,6 +202,9 @@ class PostgresSafety(_Strict):
     maintenance_work_mem: str = Field("256MB", pattern=MEMORY)
     work_mem: str = Field("64MB", pattern=MEMORY, description="keeps a batch's moved rows in memory, not temp files")
     max_parallel_maintenance_workers: int = Field(0, ge=0)
+    # PostgreSQL's own bounds for these settings; autovacuum's defaults. VACUUM FULL ignores them.
+    vacuum_cost_delay_ms: float = Field(2.0, ge=0, le=100)
+    vacuum_cost_limit: int = Field(200, ge=1, le=10000)
 
 
 class PostgresThresholds(_Strict):

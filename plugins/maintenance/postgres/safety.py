@@ -35,9 +35,13 @@ class Outcome:
 
 def session_settings(safety) -> dict[str, str]:
     """What a maintenance session sets besides its timeouts: the memory its sorts and builds may
-    use, and no parallel workers (a parallel build takes every core from the platform's queries)."""
+    use, no parallel workers (a parallel build takes every core from the platform's queries), and
+    VACUUM and ANALYZE paced as autovacuum paces them (a manual VACUUM runs unpaced by default,
+    taking the disk from the writers for as long as it runs)."""
     return {"maintenance_work_mem": safety.maintenance_work_mem, "work_mem": safety.work_mem,
-            "max_parallel_maintenance_workers": str(safety.max_parallel_maintenance_workers)}
+            "max_parallel_maintenance_workers": str(safety.max_parallel_maintenance_workers),
+            "vacuum_cost_delay": f"{safety.vacuum_cost_delay_ms:g}ms",
+            "vacuum_cost_limit": str(safety.vacuum_cost_limit)}
 
 
 def apply_session_limits(conn, safety) -> None:
