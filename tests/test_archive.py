@@ -18,6 +18,7 @@ from maintenance.archive import tables
 from maintenance.archive.mover import ArchiveMismatch, choose_check, hashable_by_type, move_rows
 from maintenance.archive.plan import cutoff_for, months_before
 from maintenance.errors import InputError
+from maintenance.policy import load_policy
 from maintenance.policy.model import ArchiveBatching
 from psycopg import sql
 
@@ -298,6 +299,28 @@ def test_monthly_dry_run_reports_the_plan_and_moves_nothing(db, monthly):
     assert sessions["cutoff"] == "2026-06-06T00:00:00-04:00"
     assert count(db, "public.learning_sessions") == 2000
     assert not tables.exists(db.connect(), "public.learning_sessions_archive")
+
+
+def test_the_dry_run_estimates_at_the_rate_the_last_move_measured(db, monthly):
+    # Before any move, the policy's guess; after a move of enough rows, that move's own rate.
+    batching = load_policy().archive.batching
+    fill(db, "public.learning_sessions", 40_000)  # 20,000 a year old, 20,000 from this month
+    first = run_dag("maintenance_monthly", monthly, {"dry_run": True}, mark_success_pattern=ONLY_ARCHIVE)
+    guessed = {p["source"]: p for p in first.xcom("archive")["plan"]}["public.learning_sessions"]
+    assert "archive.expected_rows_per_second: no move of this table measured yet" in guessed["estimate_basis"]
+    assert guessed["estimated_seconds"] == 20_000 / 20_000
+    moved = run_dag("maintenance_monthly", monthly, {"dry_run": False}, mark_success_pattern=ONLY_ARCHIVE)
+    (rate,) = [m["rows_per_second"] for m in moved.xcom("archive")["moved"]
+               if m["source"] == "public.learning_sessions"]
+    # A year later this month's rows are old too.
+    later = run_dag("maintenance_monthly", monthly, {"dry_run": True, "archive_as_of": "2027-06-30"},
+                    mark_success_pattern=ONLY_ARCHIVE)
+    measured = {p["source"]: p for p in later.xcom("archive")["plan"]}["public.learning_sessions"]
+    assert measured["rows"] == 20_000
+    assert measured["estimate_basis"].startswith(f"{rate:,.0f} rows/s, measured by the move of 2026-")
+    assert abs(measured["estimated_seconds"] - 20_000 / rate) < 0.1
+    per_batch = max(batching.min_rows, min(batching.max_rows, int(rate * batching.target_ms / 1000)))
+    assert measured["batches"] == -(-20_000 // per_batch)
 
 
 def test_monthly_archive_and_a_backfill_of_the_same_date_moves_nothing_more(db, monthly):

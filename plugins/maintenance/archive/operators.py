@@ -49,7 +49,7 @@ class ArchiveOperator(MaintenanceOperator):
         conn.autocommit = True
         try:
             apply_session_limits(conn, policy.postgres.safety)
-            plans = self.plan(conn, context, policy, as_of)
+            plans = self.plan(conn, ledger, context, policy, as_of)
             summary = {"as_of": as_of.isoformat(), "plan": [p.as_dict() for p, *_ in plans]}
             if dry_run:
                 return summary | {"exports": self.export(conn, ledger, policy, plans, dry_run=True)}
@@ -67,10 +67,11 @@ class ArchiveOperator(MaintenanceOperator):
         finally:
             conn.close()
 
-    def plan(self, conn, context, policy, as_of) -> list[tuple]:
-        """Per table of this database (narrowed by the form's ``tables``): what would move."""
+    def plan(self, conn, ledger, context, policy, as_of) -> list[tuple]:
+        """Per table of this database (narrowed by the form's ``tables``): what would move, and
+        how long it would take at the rate its last move measured (the policy's guess before)."""
         from maintenance.archive import tables
-        from maintenance.archive.plan import TablePlan, cutoff_for
+        from maintenance.archive.plan import TablePlan, cutoff_for, estimate
         from maintenance.errors import InputError
 
         settings = policy.archive
@@ -87,13 +88,13 @@ class ArchiveOperator(MaintenanceOperator):
                 raise InputError(f"{field}.time_column: {table.source} has no column {table.time_column!r}")
             cutoff = cutoff_for(as_of, table.age_months, policy.tz)
             rows, size = tables.eligible(conn, source, table.time_column, cutoff)
+            rate, basis = expected_rate(ledger, table.source, settings)
+            batches, seconds = estimate(rows, rate, settings.batching)
             plan = TablePlan(table.source, table.archive_name, table.time_column, cutoff.isoformat(), rows, size,
-                             -(-rows // settings.batching.initial_rows),
-                             round(rows / settings.expected_rows_per_second, 1),
-                             tables.exists(conn, table.archive_name))
-            self.log.info("%s -> %s: %s rows (%.1f MB) older than %s, ~%d batches, ~%.0fs", plan.source,
+                             batches, seconds, tables.exists(conn, table.archive_name), basis)
+            self.log.info("%s -> %s: %s rows (%.1f MB) older than %s, ~%d batches, ~%.0fs (%s)", plan.source,
                           plan.archive, f"{plan.rows:,}", plan.bytes / 2**20, plan.cutoff, plan.batches,
-                          plan.estimated_seconds)
+                          plan.estimated_seconds, basis)
             plans.append((plan, index, table, source, cutoff))
         return plans
 
@@ -171,6 +172,21 @@ class ArchiveOperator(MaintenanceOperator):
         exported = sum(status.endswith("exported") for status in months)
         return text + (f"; S3 export: {exported} months written, {len(months) - exported} already there"
                        if months else "")
+
+
+# A rate measured over fewer rows is mostly the move's fixed costs, not its pace.
+RATE_MEASURED_OVER_ROWS = 10_000
+
+
+def expected_rate(ledger, source: str, settings) -> tuple[float, str]:
+    """Rows per second to expect when moving ``source``, and where the figure comes from: its
+    latest move of at least ``RATE_MEASURED_OVER_ROWS`` rows, else the policy's guess."""
+    found = ledger.latest_metric("archive", source, "rows_per_second", where=("rows_moved", RATE_MEASURED_OVER_ROWS))
+    if found and found[0] > 0:
+        rate, when = found
+        return rate, f"{rate:,.0f} rows/s, measured by the move of {when:%Y-%m-%d}"
+    guess = settings.expected_rows_per_second
+    return guess, f"{guess:,.0f} rows/s, archive.expected_rows_per_second: no move of this table measured yet"
 
 
 def _load_check(policy, every_seconds: float):

@@ -36,6 +36,15 @@ class TablePlan:
     batches: int
     estimated_seconds: float
     archive_exists: bool
+    estimate_basis: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def estimate(rows: int, rows_per_second: float, batching) -> tuple[int, float]:
+    """Batches and seconds to move ``rows`` at ``rows_per_second``. A batch grows until it holds
+    its locks about ``batching.target_ms``, within ``min_rows`` and ``max_rows``: at that rate, it
+    settles at ``rows_per_second * target_ms`` rows."""
+    per_batch = max(batching.min_rows, min(batching.max_rows, int(rows_per_second * batching.target_ms / 1000)))
+    return -(-rows // per_batch), round(rows / rows_per_second, 1)

@@ -391,7 +391,8 @@ class Archive(_Strict):
     max_rows_per_run: int = Field(20_000_000, gt=0, description="a larger move is refused at the plan")
     time_budget_minutes: float = Field(180, gt=0, description="then stop; the next run resumes")
     load_check_seconds: float = Field(30, gt=0, description="how often the load probe is consulted")
-    expected_rows_per_second: float = Field(20_000, gt=0, description="for the dry run's duration estimate")
+    expected_rows_per_second: float = Field(20_000, gt=0,
+                                            description="the dry run's guess until a move is measured")
 
 
 class LogFolder(_Strict):
