@@ -139,7 +139,6 @@ class Ledger:
                 [(k.dag_id, k.task_id, k.run_id, system, target, name, float(v))
                  for name, v in values.items() if v is not None])
 
-
     def latest_metric(self, system: str, target: str, name: str, *, where: tuple[str, float] | None = None):
         """The latest value recorded for ``target``'s metric ``name``, and when, or None. With
         ``where`` (another metric's name and a minimum), only from a task run whose other metric
