@@ -268,6 +268,27 @@ def test_review_finds_duplicates_invalid_unused_and_slow(db):
         assert largest[0]["target"] == "public.bloated" and 0 < largest[0]["index_share"] < 1
 
 
+def test_a_partitioned_table_counts_as_the_sum_of_its_partitions_among_the_largest(db):
+    db.script("""
+        CREATE TABLE parted (id bigint, note text) PARTITION BY RANGE (id);
+        CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (50000);
+        CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (50000) TO (100000);
+        CREATE INDEX ON parted (id);
+        INSERT INTO parted SELECT g, repeat(md5(g::text), 4) FROM generate_series(0, 99999) g;""")
+    try:
+        with db.connect() as conn:
+            largest = {t["target"]: t for t in review.largest_tables(conn, ["public"], limit=1000)}
+        parts = db.execute("SELECT sum(pg_total_relation_size(c)), sum(pg_indexes_size(c)) "
+                           "FROM unnest(ARRAY['parted_low'::regclass, 'parted_high'::regclass]) c")[0]
+        assert largest["public.parted"]["total_bytes"] == parts[0] > 0
+        assert largest["public.parted"]["index_share"] == parts[1] / parts[0]
+        assert largest["public.parted"]["partitions"] == 2
+        assert not {"public.parted_low", "public.parted_high"} & set(largest)
+        assert largest["public.bloated"]["partitions"] == 0
+    finally:
+        db.execute("DROP TABLE parted")
+
+
 # --- through the DAGs ---------------------------------------------------------------------------
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def duplicate_indexes(conn, schemas: list[str]) -> list[dict]:
         JOIN pg_class c ON c.oid = i.indexrelid
         JOIN pg_class t ON t.oid = i.indrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = ANY(%s)
+        WHERE n.nspname = ANY(%s) AND i.indisvalid  -- an invalid one is reported, and dropped, as such
         GROUP BY n.nspname, t.relname, i.indrelid, i.indkey::text, i.indclass::text,
                  coalesce(pg_get_expr(i.indexprs, i.indrelid), ''), coalesce(pg_get_expr(i.indpred, i.indrelid), '')
         HAVING count(*) > 1""", (schemas,)).fetchall()
@@ -75,12 +75,24 @@ def wraparound(conn) -> list[dict]:
 
 
 def largest_tables(conn, schemas: list[str], limit: int = 20) -> list[dict]:
+    """The largest tables with their index and TOAST shares. A partitioned table counts as the
+    sum of its leaf partitions (it has no storage of its own), and its partitions are not listed
+    apart from it."""
     rows = conn.execute("""
-        SELECT n.nspname, c.relname, pg_total_relation_size(c.oid), pg_relation_size(c.oid),
-               pg_indexes_size(c.oid), coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0)
+        SELECT n.nspname, c.relname, sum(pg_total_relation_size(l.oid)), sum(pg_relation_size(l.oid)),
+               sum(pg_indexes_size(l.oid)), sum(coalesce(pg_total_relation_size(nullif(l.reltoastrelid, 0)), 0)),
+               count(*) FILTER (WHERE c.relkind = 'p')
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname = ANY(%s)
-        ORDER BY pg_total_relation_size(c.oid) DESC LIMIT %s""", (schemas, limit)).fetchall()
+        JOIN LATERAL (
+            SELECT c.oid, c.reltoastrelid WHERE c.relkind <> 'p'
+            UNION ALL
+            SELECT leaf.oid, leaf.reltoastrelid FROM pg_partition_tree(c.oid) tree
+            JOIN pg_class leaf ON leaf.oid = tree.relid WHERE c.relkind = 'p' AND tree.isleaf
+        ) l ON true
+        WHERE c.relkind IN ('r', 'm', 'p') AND NOT c.relispartition AND n.nspname = ANY(%s)
+        GROUP BY n.nspname, c.relname
+        ORDER BY 3 DESC LIMIT %s""", (schemas, limit)).fetchall()
     return [{"target": f"{s}.{name}", "total_bytes": total, "heap_bytes": heap,
-             "index_share": idx / total if total else 0, "toast_share": toast / total if total else 0}
-            for s, name, total, heap, idx, toast in rows]
+             "index_share": idx / total if total else 0, "toast_share": toast / total if total else 0,
+             "partitions": partitions}
+            for s, name, total, heap, idx, toast, partitions in rows]
