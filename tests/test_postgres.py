@@ -278,13 +278,14 @@ def test_a_partitioned_table_counts_as_the_sum_of_its_partitions_among_the_large
     try:
         with db.connect() as conn:
             largest = {t["target"]: t for t in review.largest_tables(conn, ["public"], limit=1000)}
-        parts = db.execute("SELECT sum(pg_total_relation_size(c)), sum(pg_indexes_size(c)) "
+        parts = db.execute("SELECT sum(pg_total_relation_size(c))::bigint, sum(pg_indexes_size(c))::bigint "
                            "FROM unnest(ARRAY['parted_low'::regclass, 'parted_high'::regclass]) c")[0]
         assert largest["public.parted"]["total_bytes"] == parts[0] > 0
         assert largest["public.parted"]["index_share"] == parts[1] / parts[0]
         assert largest["public.parted"]["partitions"] == 2
         assert not {"public.parted_low", "public.parted_high"} & set(largest)
         assert largest["public.bloated"]["partitions"] == 0
+        assert all(type(t["total_bytes"]) is int for t in largest.values())  # not Decimal: it goes to XCom as JSON
     finally:
         db.execute("DROP TABLE parted")
 

@@ -79,8 +79,9 @@ def largest_tables(conn, schemas: list[str], limit: int = 20) -> list[dict]:
     sum of its leaf partitions (it has no storage of its own), and its partitions are not listed
     apart from it."""
     rows = conn.execute("""
-        SELECT n.nspname, c.relname, sum(pg_total_relation_size(l.oid)), sum(pg_relation_size(l.oid)),
-               sum(pg_indexes_size(l.oid)), sum(coalesce(pg_total_relation_size(nullif(l.reltoastrelid, 0)), 0)),
+        SELECT n.nspname, c.relname, sum(pg_total_relation_size(l.oid))::bigint, sum(pg_relation_size(l.oid))::bigint,
+               sum(pg_indexes_size(l.oid))::bigint,
+               sum(coalesce(pg_total_relation_size(nullif(l.reltoastrelid, 0)), 0))::bigint,
                count(*) FILTER (WHERE c.relkind = 'p')
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         JOIN LATERAL (
