@@ -19,12 +19,10 @@ def active_users(probe) -> int:
 def busy_reason(load) -> str | None:
     """Why the platform is too busy for heavy maintenance now (the policy's ``decision.load``),
     or None when it is not."""
-    users = active_users(load.probe)
-    if users <= load.active_users_threshold:
-        return None
-    return too_many_users(users, load.active_users_threshold)
+    return too_many_users(active_users(load.probe), load.active_users_threshold)
 
 
-def too_many_users(users: int, threshold: int) -> str:
-    """The one wording of "too busy", for the gate's blocker and for the steps that wait."""
-    return f"{users:,} active users (> {threshold:,})"
+def too_many_users(users: int, threshold: int) -> str | None:
+    """The one rule and wording of "too busy", for the gate's blocker and for the steps that
+    wait: why ``users`` are too many, or None when they are not."""
+    return f"{users:,} active users (> {threshold:,})" if users > threshold else None

@@ -86,9 +86,9 @@ def find_blockers(profile: TaskProfile, facts: Facts, calendar: MaintenanceCalen
                 f"not zero-downtime and affects {profile.affected_users} users (> {max_affected_users}):"
                 f" waits for the planned {upcoming.describe(tz)}",
                 "skip", forceable=True))
-    if facts.active_users is not None and facts.active_users > active_users_threshold:
-        found.append(Blocker("load", too_many_users(facts.active_users, active_users_threshold),
-                             "wait", forceable=False))
+    busy = None if facts.active_users is None else too_many_users(facts.active_users, active_users_threshold)
+    if busy:
+        found.append(Blocker("load", busy, "wait", forceable=False))
     return found
 
 
