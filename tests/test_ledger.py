@@ -179,3 +179,18 @@ def test_slack_outage_never_fails_the_work(airflow_env, slack):
     assert result.states["run_summary"] == "success"
     assert result.xcom("run_summary")["delivered"] is False
     assert len(slack.calls) == 1  # tried once, no retry storm
+
+
+def test_a_measured_archive_rate_belongs_to_its_own_database(conn):
+    # Two databases may hold a table of the same name: one's move must not set the other's estimate.
+    from maintenance.archive.operators import expected_rate
+    from maintenance.policy import load_policy
+
+    settings = load_policy().archive
+    ledger = Ledger(conn, SCHEMA, TaskKey("maintenance_monthly", "archive", "run-rate", try_number=1))
+    ledger.record_metrics("archive", "db_one:public.rated", {"rows_moved": 50_000, "rows_per_second": 41_000})
+    rate, basis = expected_rate(ledger, "db_one:public.rated", settings)
+    assert rate == 41_000 and basis.startswith("41,000 rows/s, measured by the move of")
+    rate, basis = expected_rate(ledger, "db_two:public.rated", settings)
+    assert rate == settings.expected_rows_per_second
+    assert basis.endswith("no move of this table measured yet")

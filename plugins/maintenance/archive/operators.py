@@ -88,7 +88,7 @@ class ArchiveOperator(MaintenanceOperator):
                 raise InputError(f"{field}.time_column: {table.source} has no column {table.time_column!r}")
             cutoff = cutoff_for(as_of, table.age_months, policy.tz)
             rows, size = tables.eligible(conn, source, table.time_column, cutoff)
-            rate, basis = expected_rate(ledger, table.source, settings)
+            rate, basis = expected_rate(ledger, f"{self.conn_id}:{table.source}", settings)
             batches, seconds = estimate(rows, rate, settings.batching)
             plan = TablePlan(table.source, table.archive_name, table.time_column, cutoff.isoformat(), rows, size,
                              batches, seconds, tables.exists(conn, table.archive_name), basis)
@@ -122,7 +122,7 @@ class ArchiveOperator(MaintenanceOperator):
             act.rows_affected = result.rows
             act.plan = act.plan | result.as_dict()
         budget["rows"] -= result.rows
-        ledger.record_metrics("archive", table.source, {
+        ledger.record_metrics("archive", target, {
             "rows_moved": result.rows, "rows_per_second": result.as_dict()["rows_per_second"],
             "longest_batch_ms": result.longest_batch_ms})
         self.log.info("%s: moved %s rows in %d batches, %.1fs, longest batch %.0f ms%s", table.source,
@@ -178,10 +178,11 @@ class ArchiveOperator(MaintenanceOperator):
 RATE_MEASURED_OVER_ROWS = 10_000
 
 
-def expected_rate(ledger, source: str, settings) -> tuple[float, str]:
-    """Rows per second to expect when moving ``source``, and where the figure comes from: its
-    latest move of at least ``RATE_MEASURED_OVER_ROWS`` rows, else the policy's guess."""
-    found = ledger.latest_metric("archive", source, "rows_per_second", where=("rows_moved", RATE_MEASURED_OVER_ROWS))
+def expected_rate(ledger, target: str, settings) -> tuple[float, str]:
+    """Rows per second to expect when moving ``target`` (``conn_id:table``: two databases may
+    hold tables of the same name), and where the figure comes from: its latest move of at least
+    ``RATE_MEASURED_OVER_ROWS`` rows, else the policy's guess."""
+    found = ledger.latest_metric("archive", target, "rows_per_second", where=("rows_moved", RATE_MEASURED_OVER_ROWS))
     if found and found[0] > 0:
         rate, when = found
         return rate, f"{rate:,.0f} rows/s, measured by the move of {when:%Y-%m-%d}"

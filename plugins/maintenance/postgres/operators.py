@@ -259,8 +259,8 @@ class BloatAnalysisOperator(PostgresMaintenanceOperator):
         self.log.info("Bloat of %s (%s):\n%s", self.conn_id, ", ".join(schemas), table(ranked))
         for rel in ranked[:20]:
             if rel.bloat is not None:
-                ledger.record_metrics("postgres", rel.qualified, {"bloat_pct": 100 * rel.bloat,
-                                                                  "bytes": rel.bytes})
+                ledger.record_metrics("postgres", f"{self.conn_id}:{rel.qualified}",
+                                      {"bloat_pct": 100 * rel.bloat, "bytes": rel.bytes})
         refused = sum(1 for r in ranked if r.refused)
         return {"relations": [r.as_dict() for r in ranked], "refused": refused,
                 "wasted_bytes": sum(r.wasted_bytes for r in ranked)}
