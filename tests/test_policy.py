@@ -47,6 +47,8 @@ def test_shipped_policy_has_the_documents_defaults():
      "less than or equal to 1000"),
     (lambda d: d["postgres"]["safety"].update(vacuum_cost_delay_ms=250), "postgres.safety.vacuum_cost_delay_ms",
      "less than or equal to 100"),
+    (lambda d: d["postgres"]["thresholds"]["unused_index"].update(writes_per_scan=0),
+     "postgres.thresholds.unused_index.writes_per_scan", "greater than or equal to 1"),
 ])
 def test_invalid_policy_names_file_and_field(tmp_path, mutate, field, message):
     path = write(tmp_path, mutate)

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from maintenance import clock
 from maintenance.policy import load_policy
+from maintenance.policy.model import UnusedIndexRules
 from maintenance.postgres import actions, bloat, review
 from maintenance.postgres.plan import Capabilities, plan_debloat, plan_reindex
 from maintenance.postgres.safety import LockBudgetExceeded, apply_session_limits, run_guarded
@@ -255,12 +256,34 @@ def test_run_guarded_retries_with_backoff():
     assert out.attempts == 3 and pauses == [1, 2]
 
 
+def test_the_unused_index_rules_come_from_the_policy(db):
+    # An index scanned once, on a table written 2,000 times: used enough for the defaults, unused
+    # for a policy that asks more scans of it.
+    db.execute("DROP TABLE IF EXISTS scanned_once; CREATE TABLE scanned_once (id bigint PRIMARY KEY, k integer)")
+    db.execute("CREATE INDEX scanned_once_k ON scanned_once (k)")
+    db.execute("INSERT INTO scanned_once SELECT g, g FROM generate_series(1, 2000) g")
+    with db.connect() as conn:
+        conn.execute("SET enable_seqscan = off")
+        conn.execute("SELECT * FROM scanned_once WHERE k = 7").fetchall()
+        conn.execute("SELECT pg_stat_force_next_flush()")
+    with db.connect() as conn:
+        def unused(**rules):
+            found = review.unused_indexes(conn, ["public"], UnusedIndexRules(**rules))
+            return {u["target"]: u["why"] for u in found}.get("public.scanned_once_k")
+
+        assert unused() is None
+        assert unused(writes_per_scan=1000) == "1 scans against 2000 writes: it costs more than it serves"
+        assert unused(writes_per_scan=1000, max_scans_for_writes=1) is None
+        assert unused(large_bytes=0, max_scans_for_large=2).endswith("MB and only 1 scans")
+
+
 def test_review_finds_duplicates_invalid_unused_and_slow(db):
     db.execute("SELECT pg_stat_statements_reset()")
     db.execute("SELECT pg_sleep(0.05)")
     with db.connect() as conn:
         assert [d["duplicates"] for d in review.duplicate_indexes(conn, ["public"])] == [["dupes_k_a", "dupes_k_b"]]
-        assert {u["target"] for u in review.unused_indexes(conn, ["public"])} >= {"public.dupes_k_a"}
+        unused = review.unused_indexes(conn, ["public"], UnusedIndexRules())
+        assert {u["target"] for u in unused} >= {"public.dupes_k_a"}
         slow = review.slow_queries(conn, 20)
         assert any("pg_sleep" in q["query"] for q in slow)
         assert all(w["headroom_pct"] > 90 for w in review.wraparound(conn))

@@ -207,6 +207,15 @@ class PostgresSafety(_Strict):
     vacuum_cost_limit: int = Field(200, ge=1, le=10000)
 
 
+class UnusedIndexRules(_Strict):
+    """When the weekly review calls a (non-unique, valid) index unused; an index never scanned
+    since statistics were reset always is."""
+    writes_per_scan: int = Field(10_000, ge=1, description="...this many table writes per scan")
+    max_scans_for_writes: int = Field(50, ge=1, description="...with fewer scans than this")
+    large_bytes: int = Field(100 * 2**20, ge=0, description="an index this large...")
+    max_scans_for_large: int = Field(100, ge=1, description="...with fewer scans than this")
+
+
 class PostgresThresholds(_Strict):
     vacuum_dead_ratio: float = Field(0.2, ge=0, le=1)
     reindex_bloat_ratio: float = Field(0.4, ge=0, le=1)
@@ -217,6 +226,7 @@ class PostgresThresholds(_Strict):
     toast_heavy_fraction: float = Field(0.5, ge=0)
     exact_measure_top_n: int = Field(10, ge=0)
     slow_query_mean_ms: float = Field(1000, gt=0)
+    unused_index: UnusedIndexRules = UnusedIndexRules()
 
 
 class Postgres(_Strict):

@@ -352,7 +352,7 @@ class PostgresReviewOperator(PostgresMaintenanceOperator):
         t = policy.postgres.thresholds
         with self.connection(policy.postgres.safety) as conn:
             report = {
-                "unused_indexes": review.unused_indexes(conn, schemas),
+                "unused_indexes": review.unused_indexes(conn, schemas, t.unused_index),
                 "duplicate_indexes": review.duplicate_indexes(conn, schemas),
                 "invalid_indexes": review.invalid_indexes(conn, schemas),
                 "slow_queries": review.slow_queries(conn, t.slow_query_mean_ms),

@@ -5,10 +5,15 @@ Read-only queries; each result becomes a finding with its evidence.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from maintenance.policy.model import UnusedIndexRules
+
 WRAPAROUND_LIMIT = 2**31
 
 
-def unused_indexes(conn, schemas: list[str]) -> list[dict]:
+def unused_indexes(conn, schemas: list[str], rules: UnusedIndexRules) -> list[dict]:
     rows = conn.execute("""
         SELECT s.schemaname, s.indexrelname, s.relname, s.idx_scan, pg_relation_size(s.indexrelid),
                coalesce(t.n_tup_ins + t.n_tup_upd + t.n_tup_del, 0) AS writes
@@ -21,9 +26,9 @@ def unused_indexes(conn, schemas: list[str]) -> list[dict]:
     for schema, index, table, scans, size, writes in rows:
         if scans == 0:
             why = "never used since statistics were reset"
-        elif writes > 10_000 * scans and scans < 50:
+        elif writes > rules.writes_per_scan * scans and scans < rules.max_scans_for_writes:
             why = f"{scans} scans against {writes} writes: it costs more than it serves"
-        elif size > 100 * 2**20 and scans < 100:
+        elif size > rules.large_bytes and scans < rules.max_scans_for_large:
             why = f"{size / 2**20:.0f} MB and only {scans} scans"
         else:
             continue
