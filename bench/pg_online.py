@@ -3,8 +3,9 @@
 Starts its own PostgreSQL (with pg_repack when the machine has it), builds a bloated
 table, then runs a single-row write workload (pgbench, custom script, 4 clients at 400
 transactions/s) through phases of one run, in ``rounds`` rounds: a control, one backend that
-only computes (no lock, no I/O), what any busy backend costs the writers on this machine; the
-project's ``reindex_concurrently`` of the table's indexes; the project's ``repack`` of the table;
+only computes (no lock, no I/O), what any busy backend costs the writers on this machine; two
+floors, a read and a copy of the table paced to run a fifth of the time, the least any online
+rebuild must do; the project's ``reindex_concurrently`` of the table's indexes; the project's ``repack`` of the table;
 the same repacks with pg_repack's sessions on the server's defaults (each operation three times
 in a row, for a window of several seconds). Every phase is followed by a reference phase with
 no maintenance, and its ratio is its p99 over the mean of the references just before and just
@@ -82,6 +83,25 @@ def busy_backend(conn, seconds: int) -> None:
                  "LOOP END LOOP; END $$")
 
 
+def paced_pass(conn, rows: int, copy: bool, step: int = 25_000, duty: float = 0.2) -> None:
+    """The least an online rebuild must do, paced as no pg_repack copy can be: read every row
+    (``copy``: and write it into a new table) in key ranges of ``step``, all in one snapshot,
+    pausing after each range so that the work runs ``duty`` of the time. What this costs the
+    writers is this machine's floor for any operation that reads or rewrites the table."""
+    conn.execute("DROP TABLE IF EXISTS bench_copy")
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        if copy:
+            conn.execute("CREATE TABLE bench_copy (LIKE bench_t)")
+        statement = ("INSERT INTO bench_copy SELECT * FROM bench_t WHERE id > %s AND id <= %s" if copy else
+                     "SELECT count(*), sum(length(payload)) FROM bench_t WHERE id > %s AND id <= %s")
+        for low in range(0, rows, step):
+            began = time.monotonic()
+            conn.execute(statement, (low, low + step))
+            time.sleep((time.monotonic() - began) * (1 / duty - 1))
+    conn.execute("DROP TABLE IF EXISTS bench_copy")
+
+
 def phase(server, root, rows, tag, action=None, seconds=30) -> tuple[float, float, float]:
     window = {}
     runner = threading.Thread(target=lambda: window.update(prefix=workload(server, root, seconds, rows, tag)))
@@ -131,6 +151,8 @@ def main(rows: int = 3_000_000, rounds: int = 3) -> None:
             # Each operation three times in a row: a window of several seconds, so its p99 rests
             # on a few thousand transactions rather than a few hundred. (name, action, writers' seconds)
             operations = [("control: one busy backend", lambda: busy_backend(conn, 15), 25),
+                          ("floor: paced read, 20% of the time", lambda: paced_pass(conn, rows, copy=False), 30),
+                          ("floor: paced copy, 20% of the time", lambda: paced_pass(conn, rows, copy=True), 40),
                           ("REINDEX CONCURRENTLY (2 indexes) x3", reindex_x3, 40),
                           ("pg_repack x3", repack_x3, 60),
                           ("pg_repack x3, server's session defaults", repack_x3_server_defaults, 60)]
@@ -138,7 +160,7 @@ def main(rows: int = 3_000_000, rounds: int = 3) -> None:
             # and the end): every phase sits between two references of its own, and its ratio
             # is against their mean.
             reference = phase(server, root, rows, "ref-0", seconds=20)
-            print(f"{'round':>5} {'phase':42} {'seconds':>8} {'p99 ms':>7} {'max ms':>7} {'refs p99':>11} {'ratio':>6}",
+            print(f"{'round':>5} {'phase':44} {'seconds':>8} {'p99 ms':>7} {'max ms':>7} {'refs p99':>11} {'ratio':>6}",
                   flush=True)
             ratios: dict[str, list[float]] = {name: [] for name, _, _ in operations}
             for number in range(1, rounds + 1):
@@ -147,12 +169,12 @@ def main(rows: int = 3_000_000, rounds: int = 3) -> None:
                     after = phase(server, root, rows, f"ref-{number}-{index}", seconds=20)
                     ratio = p99 / statistics.mean([reference[1], after[1]])
                     ratios[name].append(ratio)
-                    print(f"{number:5} {name:42} {took:8.1f} {p99:7.1f} {worst:7.1f} "
+                    print(f"{number:5} {name:44} {took:8.1f} {p99:7.1f} {worst:7.1f} "
                           f"{reference[1]:5.1f}/{after[1]:<5.1f} {ratio:6.2f}", flush=True)
                     reference = after
-        print(f"\n{'phase':42} {'median ratio':>12} {'range':>12}")
+        print(f"\n{'phase':44} {'median ratio':>12} {'range':>12}")
         for name, values in ratios.items():
-            print(f"{name:42} {statistics.median(values):12.2f} {min(values):5.2f}-{max(values):<5.2f}")
+            print(f"{name:44} {statistics.median(values):12.2f} {min(values):5.2f}-{max(values):<5.2f}")
     finally:
         server.stop()
 
