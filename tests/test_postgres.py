@@ -256,6 +256,25 @@ def test_run_guarded_retries_with_backoff():
     assert out.attempts == 3 and pauses == [1, 2]
 
 
+def test_a_paced_vacuum_runs_under_its_own_timeout_then_the_session_gets_its_own_back(db):
+    # Paced hard (20 ms after every unit of I/O cost), a VACUUM of a few dozen pages outlasts
+    # the 1 s statement timeout every other statement runs under; its own timeout is what bounds it.
+    db.execute("DROP TABLE IF EXISTS paced; CREATE TABLE paced (id bigint PRIMARY KEY, v text)"
+               " WITH (autovacuum_enabled = false)")
+    db.execute("INSERT INTO paced SELECT g, md5(g::text) FROM generate_series(1, 3000) g")
+    db.execute("DELETE FROM paced WHERE id % 2 = 0")
+    slow = SAFETY.model_copy(update={"statement_timeout_s": 1, "vacuum_cost_delay_ms": 20, "vacuum_cost_limit": 1})
+    with db.connect() as conn:
+        apply_session_limits(conn, slow)
+        done = actions.vacuum_analyze(conn, "public", "paced", slow.model_copy(update={"vacuum_timeout_s": 60}))
+        assert done.outcome.seconds > 1
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "1s"
+        db.execute("DELETE FROM paced WHERE id % 4 = 1")
+        with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
+            actions.vacuum_analyze(conn, "public", "paced", slow.model_copy(update={"vacuum_timeout_s": 1}))
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "1s"
+
+
 def test_the_unused_index_rules_come_from_the_policy(db):
     # An index scanned once, on a table written 2,000 times: used enough for the defaults, unused
     # for a policy that asks more scans of it.

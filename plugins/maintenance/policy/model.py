@@ -196,6 +196,8 @@ class PostgresSafety(_Strict):
     lock_retries: int = Field(5, ge=0)
     lock_retry_backoff_s: float = Field(2.0, ge=0)
     statement_timeout_s: int = Field(3600, gt=0)
+    # VACUUM and ANALYZE are paced (below), so on a large table they run long by design.
+    vacuum_timeout_s: int = Field(14400, gt=0)
     # Each heavy step is one instance of a mapped task: Airflow maps at most
     # [core] max_map_length (1024) instances, and the day's ANALYZEs take one more.
     max_relations_per_run: int = Field(50, gt=0, le=1000)

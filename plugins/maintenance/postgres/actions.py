@@ -18,6 +18,7 @@ from maintenance.postgres.safety import (
     Outcome,
     long_lock_holders,
     run_guarded,
+    statement_timeout,
     tool_options,
     with_lock_budget,
 )
@@ -46,14 +47,16 @@ def _table_stats(conn, schema: str, name: str):
 
 def analyze(conn, schema: str, name: str, safety) -> Result:
     size = _size(conn, schema, name)
-    out = run_guarded(conn, sql.SQL("ANALYZE {}").format(sql.Identifier(schema, name)), safety)
+    with statement_timeout(conn, safety.vacuum_timeout_s):  # paced: see PostgresSafety
+        out = run_guarded(conn, sql.SQL("ANALYZE {}").format(sql.Identifier(schema, name)), safety)
     return Result(out, size, size, "statistics refreshed")
 
 
 def vacuum_analyze(conn, schema: str, name: str, safety) -> Result:
     size = _size(conn, schema, name)
     dead_before = (_table_stats(conn, schema, name) or (0,))[0]
-    out = run_guarded(conn, sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(schema, name)), safety)
+    with statement_timeout(conn, safety.vacuum_timeout_s):  # paced: see PostgresSafety
+        out = run_guarded(conn, sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(schema, name)), safety)
     return Result(out, size, _size(conn, schema, name), f"dead tuples before: {dead_before}")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from psycopg import errors, sql
@@ -50,6 +51,19 @@ def apply_session_limits(conn, safety) -> None:
     for name, value in (timeouts | session_settings(safety)).items():
         conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
     conn.execute("SET application_name = 'pathfinity-maintenance'")
+
+
+@contextmanager
+def statement_timeout(conn, seconds: int):
+    """``statement_timeout`` at ``seconds`` for the statements inside, then back to what it was.
+    A VACUUM cannot run in a transaction block, so ``SET LOCAL`` is not an option."""
+    previous = conn.execute("SHOW statement_timeout").fetchone()[0]
+    conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{seconds}s")))
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(previous)))
 
 
 def tool_options(safety) -> str:
