@@ -31,6 +31,7 @@ import psycopg
 from maintenance.policy import load_policy
 from maintenance.postgres import actions
 from maintenance.postgres.safety import apply_session_limits
+from psycopg import sql
 
 from bench.scratch import scratch_postgres
 
@@ -83,23 +84,27 @@ def busy_backend(conn, seconds: int) -> None:
                  "LOOP END LOOP; END $$")
 
 
-def paced_pass(conn, rows: int, copy: bool, step: int = 25_000, duty: float = 0.2) -> None:
-    """The least an online rebuild must do, paced as no pg_repack copy can be: read every row
-    (``copy``: and write it into a new table) in key ranges of ``step``, all in one snapshot,
-    pausing after each range so that the work runs ``duty`` of the time. What this costs the
-    writers is this machine's floor for any operation that reads or rewrites the table."""
-    conn.execute("DROP TABLE IF EXISTS bench_copy")
+def paced_pass(conn, table: str, last_id: int, copy: bool, step: int = 25_000, duty: float = 0.2) -> None:
+    """The least an online rebuild must do, paced as no pg_repack copy can be: read the rows of
+    ``table`` (an ``id`` key, a ``payload`` column) up to ``id`` ``last_id`` (``copy``: and write
+    them into a new table) in key ranges of ``step``, all in one snapshot, pausing after each
+    range so that the work runs ``duty`` of the time. What this costs the writers is this
+    machine's floor for any operation that reads or rewrites those rows."""
+    source, scratch = sql.Identifier(table), sql.Identifier(f"{table}_floor_copy")
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(scratch))
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         if copy:
-            conn.execute("CREATE TABLE bench_copy (LIKE bench_t)")
-        statement = ("INSERT INTO bench_copy SELECT * FROM bench_t WHERE id > %s AND id <= %s" if copy else
-                     "SELECT count(*), sum(length(payload)) FROM bench_t WHERE id > %s AND id <= %s")
-        for low in range(0, rows, step):
+            conn.execute(sql.SQL("CREATE TABLE {} (LIKE {})").format(scratch, source))
+            statement = sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE id > %s AND id <= %s").format(scratch, source)
+        else:
+            statement = sql.SQL("SELECT count(*), sum(length(payload::text)) FROM {} WHERE id > %s AND id <= %s"
+                                ).format(source)
+        for low in range(0, last_id, step):
             began = time.monotonic()
-            conn.execute(statement, (low, low + step))
+            conn.execute(statement, (low, min(low + step, last_id)))
             time.sleep((time.monotonic() - began) * (1 / duty - 1))
-    conn.execute("DROP TABLE IF EXISTS bench_copy")
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(scratch))
 
 
 def phase(server, root, rows, tag, action=None, seconds=30) -> tuple[float, float, float]:
@@ -150,9 +155,12 @@ def main(rows: int = 3_000_000, rounds: int = 3) -> None:
 
             # Each operation three times in a row: a window of several seconds, so its p99 rests
             # on a few thousand transactions rather than a few hundred. (name, action, writers' seconds)
+            def floor(copy):
+                return lambda: paced_pass(conn, "bench_t", rows, copy=copy)
+
             operations = [("control: one busy backend", lambda: busy_backend(conn, 15), 25),
-                          ("floor: paced read, 20% of the time", lambda: paced_pass(conn, rows, copy=False), 30),
-                          ("floor: paced copy, 20% of the time", lambda: paced_pass(conn, rows, copy=True), 40),
+                          ("floor: paced read, 20% of the time", floor(False), 30),
+                          ("floor: paced copy, 20% of the time", floor(True), 40),
                           ("REINDEX CONCURRENTLY (2 indexes) x3", reindex_x3, 40),
                           ("pg_repack x3", repack_x3, 60),
                           ("pg_repack x3, server's session defaults", repack_x3_server_defaults, 60)]
