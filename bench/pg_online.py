@@ -1,17 +1,17 @@
 """Writers' latency while the project reindexes and de-bloats online, against no maintenance.
 
-Starts its own PostgreSQL (with pg_repack when the machine has it), builds a bloated
-table, then runs a single-row write workload (pgbench, custom script, 4 clients at 400
+Starts its own PostgreSQL (with pg_repack when the machine has it), builds a bloated table,
+then runs a single-row write workload (pgbench, custom script, 4 clients at 400
 transactions/s) through phases of one run, in ``rounds`` rounds: a control, one backend that
 only computes (no lock, no I/O), what any busy backend costs the writers on this machine; two
 floors, a read and a copy of the table paced to run a fifth of the time, the least any online
-rebuild must do; the project's ``reindex_concurrently`` of the table's indexes; the project's ``repack`` of the table;
-the same repacks with pg_repack's sessions on the server's defaults (each operation three times
-in a row, for a window of several seconds). Every phase is followed by a reference phase with
-no maintenance, and its ratio is its p99 over the mean of the references just before and just
-after it. Each phase's p99 and worst transaction latency come from pgbench's per-transaction
-log, over the operation's own time window. It prints each phase, then each operation's median
-ratio over the rounds.
+rebuild must do; the project's ``reindex_concurrently`` of the table's indexes; the project's
+``repack`` of the table; the same repacks with pg_repack's sessions on the server's defaults
+(each operation three times in a row, for a window of several seconds). Every phase is
+followed by a reference phase with no maintenance, and its ratio is its p99 over the mean of
+the references just before and just after it. Each phase's p99 and worst transaction latency
+come from pgbench's per-transaction log, over the operation's own time window. It prints each
+phase, then each operation's median ratio over the rounds.
 
     PYTHONPATH=plugins .venv/bin/python -m bench.pg_online [rows [rounds]]
 """
