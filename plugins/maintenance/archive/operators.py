@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from maintenance.ledger import relation_target
 from maintenance.operator import MaintenanceOperator
 
 
@@ -88,7 +89,7 @@ class ArchiveOperator(MaintenanceOperator):
                 raise InputError(f"{field}.time_column: {table.source} has no column {table.time_column!r}")
             cutoff = cutoff_for(as_of, table.age_months, policy.tz)
             rows, size = tables.eligible(conn, source, table.time_column, cutoff)
-            rate, basis = expected_rate(ledger, f"{self.conn_id}:{table.source}", settings)
+            rate, basis = expected_rate(ledger, relation_target(self.conn_id, table.source), settings)
             batches, seconds = estimate(rows, rate, settings.batching)
             plan = TablePlan(table.source, table.archive_name, table.time_column, cutoff.isoformat(), rows, size,
                              batches, seconds, tables.exists(conn, table.archive_name), basis)
@@ -103,7 +104,7 @@ class ArchiveOperator(MaintenanceOperator):
         from maintenance.archive.mover import log_progress, move_rows
 
         field = f"archive.tables[{index}].archive"
-        target = f"{self.conn_id}:{table.source}"
+        target = relation_target(self.conn_id, table.source)
         whole, left = None, []
         if source.partitioned:
             # Whole old partitions change tables in constant time; the rest goes in batches.
@@ -242,7 +243,7 @@ class PartitionPlanningOperator(MaintenanceOperator):
                     planned.append(f"{table.qualified} {start:%Y-%m}")
                     if dry_run:
                         continue
-                    with ledger.action("postgres", f"{self.conn_id}:{table.qualified}", "create_partition",
+                    with ledger.action("postgres", relation_target(self.conn_id, table.qualified), "create_partition",
                                        plan={"from": str(start), "to": str(end)}):
                         created.append(planning.create_month(conn, table, start, end, policy.postgres.safety))
             found = planning.proposals(conn, schemas, settings)

@@ -3,6 +3,7 @@ DR drill (weekly, Thursday). One task per database of the policy; engines in thi
 
 from __future__ import annotations
 
+from maintenance.ledger import relation_target
 from maintenance.operator import MaintenanceOperator
 
 
@@ -48,7 +49,7 @@ class BackupOperator(_BackupOperator):
             return {"key": key, "existing": True, "bytes": done[0].size}
         if dry_run:
             return {"key": key, "existing": False}
-        with ledger.action("backup", f"{self.conn_id}:{source['dbname']}", "pg_dump",
+        with ledger.action("backup", relation_target(self.conn_id, source['dbname']), "pg_dump",
                            plan={"key": f"s3://{settings.bucket}/{key}"}) as act:
             manifest = produce(source, s3, bucket=settings.bucket, key=key, conn_id=self.conn_id,
                                compression=settings.compression, jobs=settings.restore_jobs,

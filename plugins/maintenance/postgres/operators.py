@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from maintenance.ledger import relation_target
 from maintenance.operator import MaintenanceOperator
 
 
@@ -112,7 +113,7 @@ class PostgresPlanningOperator(PostgresMaintenanceOperator):
             self.log.warning("%s", message)
         for rel in planned:
             if dry_run or rel.action not in actions:
-                with ledger.action("postgres", f"{self.conn_id}:{rel.qualified}", rel.action or "none",
+                with ledger.action("postgres", relation_target(self.conn_id, rel.qualified), rel.action or "none",
                                    plan=rel.as_dict()) as act:
                     act.outcome = "planned" if dry_run else "skipped"
         self.steps = [] if dry_run else steps_of([r for r in planned if r.action in actions])
@@ -160,7 +161,7 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
         with self.connection(policy.postgres.safety) as conn:
             apply = self.action(action, policy)
             for rel in relations:
-                with ledger.action("postgres", f"{self.conn_id}:{rel.qualified}", action,
+                with ledger.action("postgres", relation_target(self.conn_id, rel.qualified), action,
                                    plan=rel.as_dict()) as act:
                     if dry_run:
                         act.outcome = "planned"
@@ -259,7 +260,7 @@ class BloatAnalysisOperator(PostgresMaintenanceOperator):
         self.log.info("Bloat of %s (%s):\n%s", self.conn_id, ", ".join(schemas), table(ranked))
         for rel in ranked[:20]:
             if rel.bloat is not None:
-                ledger.record_metrics("postgres", f"{self.conn_id}:{rel.qualified}",
+                ledger.record_metrics("postgres", relation_target(self.conn_id, rel.qualified),
                                       {"bloat_pct": 100 * rel.bloat, "bytes": rel.bytes})
         refused = sum(1 for r in ranked if r.refused)
         return {"relations": [r.as_dict() for r in ranked], "refused": refused,
