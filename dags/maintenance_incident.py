@@ -20,7 +20,8 @@ with DAG(
         "action": Param("open", enum=["open", "resolve"], title="Open or resolve",
                         description="Open a new incident, or resolve an open one by its number."),
         "severity": Param("sev3", enum=list(SEVERITIES), title="Severity", description="sev1 is the worst."),
-        "summary": Param("", type="string", title="Summary", description="What happened (required to open)."),
+        "summary": Param(None, type=["null", "string"], title="Summary",
+                         description="What happened (required to open an incident)."),
         "outage": Param(False, type="boolean", title="Platform was down",
                         description="Counts as downtime in the KPIs."),
         "planned": Param(False, type="boolean", title="Planned downtime",
@@ -32,7 +33,7 @@ with DAG(
                                       "empty means now."),
         "incident_id": Param(None, type=["null", "integer"], title="Incident number",
                              description="Required to resolve: the number the open run logged."),
-        "cause": Param("", type="string", title="Cause", description="Root cause, when known."),
+        "cause": Param(None, type=["null", "string"], title="Cause", description="Root cause, when known."),
         "caused_by_action": Param(None, type=["null", "integer"], title="Caused by maintenance action",
                                   description="Ledger action id, when a maintenance step caused it "
                                               "(counts in the change failure rate)."),

@@ -11,7 +11,7 @@ unpartitioned tables), behind a zero-downtime gate: they run whenever the calend
 load allow; table de-bloat (pg_repack, or VACUUM FULL for allowed tables) inside the
 window; the monthly report."""
 
-from airflow.sdk import Param, chain
+from airflow.sdk import chain
 from maintenance import dagkit
 from maintenance.archive.operators import ArchiveOperator, PartitionPlanningOperator
 from maintenance.aws.operators import UpdateReviewOperator
@@ -29,9 +29,7 @@ with dagkit.maintenance_dag(
     deadline_hours=4,  # the planned window is four hours
     deadline_promise="the monthly maintenance has overrun the planned window",
     tables=dagkit.tables_param(),
-    archive_as_of=Param("", type="string", title="Archive as of (YYYY-MM-DD)",
-                        description="Archive rows older than each table's age counted back from this date. "
-                                    "Empty: the run's logical date."),
+    archive_as_of=dagkit.archive_as_of_param(),
 ) as dag:
     summary = dagkit.run_summary()
 

@@ -34,6 +34,26 @@ class SlackServer:
                 if c.method == "chat.postMessage" and (channel is None or c.body.get("channel") == channel)]
 
 
+KNOWN = {"chat.postMessage", "files.getUploadURLExternal", "files.completeUploadExternal", "auth.test"}
+
+
+def block_problem(blocks) -> str | None:
+    """Slack's limits on Block Kit messages: at most 50 blocks, a section's text at most 3,000
+    characters, a header's at most 150."""
+    if not blocks:
+        return None
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    if len(blocks) > 50:
+        return f"{len(blocks)} blocks: at most 50"
+    for i, block in enumerate(blocks):
+        text = (block.get("text") or {}).get("text", "")
+        limit = 150 if block.get("type") == "header" else 3000
+        if len(text) > limit:
+            return f"blocks[{i}].text: {len(text)} characters, at most {limit}"
+    return None
+
+
 def start_slack_server(port: int = 0, log_to=None) -> tuple[SlackServer, ThreadingHTTPServer]:
     """Serve on ``port`` (0: any free one); with ``log_to`` (a path), append each message's text."""
     state = SlackServer(port=port)
@@ -41,6 +61,28 @@ def start_slack_server(port: int = 0, log_to=None) -> tuple[SlackServer, Threadi
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):  # keep pytest output clean
             pass
+
+        def _reply(self, status: int, answer: dict | None) -> None:
+            payload = json.dumps(answer).encode() if answer is not None else b""
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+
+        def _other_verb(self):
+            """Recorded like any call; Slack's Web API takes only GET and POST."""
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            state.calls.append(SlackCall(self.path, {"_verb": self.command}))
+            self._reply(405, {"ok": False, "error": "method_not_allowed"})
+
+        do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _other_verb
+
+        def do_GET(self):
+            path, _, query = self.path.partition("?")
+            state.calls.append(SlackCall(path, {"_verb": "GET", **{k: v[0] for k, v in parse_qs(query).items()}}))
+            self._reply(200, {"ok": False, "error": "unknown_method"} if path.startswith("/api/") else None)
 
         def do_POST(self):
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -52,6 +94,13 @@ def start_slack_server(port: int = 0, log_to=None) -> tuple[SlackServer, Threadi
             else:
                 body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
             state.calls.append(SlackCall(self.path, body))
+            if self.path.rstrip("/").rsplit("/", 1)[-1] not in KNOWN and self.path != "/upload":
+                self._reply(200, {"ok": False, "error": "unknown_method"})
+                return
+            problem = block_problem(body.get("blocks"))
+            if problem:  # what Slack answers to blocks it will not render
+                self._reply(200, {"ok": False, "error": "invalid_blocks", "errors": [problem]})
+                return
             if log_to and body.get("text"):
                 with open(log_to, "a") as log:
                     log.write(f"--- {body.get('channel')}\n{body['text']}\n")

@@ -313,7 +313,7 @@ def test_the_dry_run_estimates_at_the_rate_the_last_move_measured(db, monthly):
     (rate,) = [m["rows_per_second"] for m in moved.xcom("archive")["moved"]
                if m["source"] == "public.learning_sessions"]
     # A year later this month's rows are old too.
-    later = run_dag("maintenance_monthly", monthly, {"dry_run": True, "archive_as_of": "2027-06-30"},
+    later = run_dag("maintenance_monthly", datetime(2027, 6, 30, 6, tzinfo=UTC), {"dry_run": True},
                     mark_success_pattern=ONLY_ARCHIVE)
     measured = {p["source"]: p for p in later.xcom("archive")["plan"]}["public.learning_sessions"]
     assert measured["rows"] == 20_000
@@ -343,13 +343,49 @@ def test_monthly_archive_and_a_backfill_of_the_same_date_moves_nothing_more(db, 
     assert rows == [("platform_db:public.learning_sessions", 2000), ("platform_db:public.pathiq_metrics", old_metrics)]
 
 
-def test_a_bad_archive_date_fails_at_once_naming_the_field(db, monthly):
+def test_a_bad_archive_date_fails_at_once_naming_the_field(db, monthly, slack):
+    """The form's date format refuses it when the run is triggered; a run that has it anyway (a
+    REST call that skipped validation) fails at its first gate, before anything moves."""
+    from airflow.sdk import Param
+    from airflow.sdk.definitions.param import ParamValidationError
+    from maintenance.form import archive_as_of_field
+
+    with pytest.raises(ParamValidationError):
+        Param("next tuesday", **archive_as_of_field().schema).resolve()
+    assert Param("2026-11-01", **archive_as_of_field().schema).resolve() == "2026-11-01"
     result = run_dag("maintenance_monthly", monthly, {"dry_run": True, "archive_as_of": "next tuesday"},
                      mark_success_pattern=ONLY_ARCHIVE)
+    assert result.states["gate_archive"] == "failed" and result.states["archive"] == "upstream_failed"
+    (message,) = slack.messages("#ops-maintenance")
+    assert "• Failed: `gate_archive` (archive_as_of: expected a date as YYYY-MM-DD, got 'next tuesday')" in (
+        message["text"])
+
+
+def test_an_archive_date_later_than_the_run_is_refused_before_anything_moves(db, monthly):
+    fill(db, "public.learning_sessions", 2000)
+    result = run_dag("maintenance_monthly", monthly, {"dry_run": False, "archive_as_of": "2099-01-01"},
+                     mark_success_pattern=ONLY_ARCHIVE)
     assert result.states["archive"] == "failed"
+    assert count(db, "public.learning_sessions") == 2000
     error = db.execute("SELECT summary->>'error' FROM maintenance.task_runs WHERE run_id = %s AND task_id = 'archive'",
                        (result.run.run_id,))
-    assert error == [("InputError: archive_as_of: expected a date as YYYY-MM-DD, got 'next tuesday'",)]
+    assert error == [("InputError: archive_as_of: 2099-01-01 is later than the run's date 2026-12-06; archiving as "
+                      "of a future date would move rows younger than the policy's age",)]
+
+
+def test_an_unknown_table_in_the_form_fails_the_archive_naming_it(db, monthly):
+    fill(db, "public.learning_sessions", 2000)
+    result = run_dag("maintenance_monthly", monthly, {"dry_run": False, "tables": ["learning_sesions"]},
+                     mark_success_pattern=ONLY_ARCHIVE)
+    assert result.states["archive"] == "failed"
+    assert count(db, "public.learning_sessions") == 2000
+    error = db.execute("SELECT summary->>'error' FROM maintenance.task_runs WHERE run_id = %s AND task_id = 'archive'",
+                       (result.run.run_id,))[0][0]
+    assert "'learning_sesions' is not a table of platform_db" in error
+    assert "(did you mean public.learning_sessions?)" in error
+    narrowed = run_dag("maintenance_monthly", monthly, {"dry_run": True, "tables": ["Learning_Sessions"]},
+                       mark_success_pattern=ONLY_ARCHIVE)
+    assert [p["source"] for p in narrowed.xcom("archive")["plan"]] == ["public.learning_sessions"]
 
 
 def test_rows_with_types_that_have_no_hash_function_are_checked_as_text(db):

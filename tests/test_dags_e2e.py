@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -29,7 +30,8 @@ from devtools.kube_objects import deployment, metrics, node, pod, replicaset
 from devtools.kube_server import Cluster, kubernetes_connection, start_kube_server
 from devtools.osv_server import start_osv_server
 from tests.conftest import ROOT, empty_bucket, set_conn
-from tests.support.airflow_runs import run_dag
+from tests.support.airflow_runs import load_dag, run_dag
+from tests.support.forms import ui_conf
 from tests.support.prometheus import start_prometheus
 from tests.support.tls import make_cert, serve_tls
 
@@ -152,9 +154,16 @@ def summary_text(platform) -> str:
 
 # --- an ordinary day, and the planned window ------------------------------------------------------------
 
+def form_defaults(dag_id: str) -> dict:
+    """The conf the Airflow UI sends when a person triggers ``dag_id`` without changing its form."""
+    conf, blocking = ui_conf(load_dag(dag_id))
+    assert blocking == [], f"Trigger is disabled until {blocking} are filled"
+    return conf
+
+
 def test_daily_on_an_ordinary_day_does_all_its_work(at):
     platform = at(ORDINARY)
-    result = run_dag("maintenance_daily", ORDINARY)
+    result = run_dag("maintenance_daily", ORDINARY, form_defaults("maintenance_daily"))
     assert result.states == states(WAITS + DAILY_GATED + DAILY_CRITICAL + ("run_summary",), "success")
     assert result.xcom("log_rotation")["folders"][0]["uploaded"]
     assert result.xcom("backup")["key"].startswith("postgres/platform_db/2026-11-30/")
@@ -170,7 +179,7 @@ def test_daily_on_an_ordinary_day_does_all_its_work(at):
 def test_weekly_on_each_weekday_does_that_days_work(at, theme):
     day = datetime(2026, 11 if theme == "monday" else 12, WEEK[theme], 6, tzinfo=UTC)
     platform = at(day)
-    result = run_dag("maintenance_weekly", day)
+    result = run_dag("maintenance_weekly", day, form_defaults("maintenance_weekly"))
     others = [t for other, tasks in WEEKLY_TASKS.items() if other != theme for t in tasks]
     assert result.states == (states(WEEKLY_TASKS[theme], "success") | states(others, "skipped")
                              | {"choose_theme": "success", "run_summary": "success"})
@@ -180,6 +189,14 @@ def test_weekly_on_each_weekday_does_that_days_work(at, theme):
         assert result.mapped["wednesday.reindex"]["reindex_concurrently public.course_events_note_idx"] == "success"
         assert re.search(r"Done: `wednesday\.reindex\[\d+\]` \(reindex_concurrently public\.course_events_note_idx: ",
                          summary_text(platform))
+    # The summary is about this day's work: the other days' tasks are not listed, the run is linked.
+    (message,) = [m for m in platform["slack"].messages("#ops-maintenance") if "*maintenance_weekly* run" in m["text"]]
+    assert not [t for t in others if f"`{t}`" in message["text"]]
+    assert f"skipped, 0 failed (theme: {theme})" in message["text"]
+    run_url = f"http://localhost:8080/dags/maintenance_weekly/runs/{quote(result.run.run_id, safe='')}"
+    assert f"<{run_url}|{result.run.run_id}>" in message["text"]
+    assert message["blocks"][0]["text"]["text"].startswith(":white_check_mark: *maintenance_weekly*")
+    assert message["blocks"][-1]["elements"][0]["text"] == f"<{run_url}|Open the run in Airflow>"
 
 
 def test_monthly_in_the_window_reorganizes_audits_and_reports(at):
@@ -202,6 +219,25 @@ def test_kubernetes_in_the_window_cleans_up_and_reports(at):
     assert result.states == states((*KUBERNETES_GATED, "hygiene", "run_summary"), "success")
     assert sorted(platform["cluster"].mutations) == [("DELETE", "/api/v1/namespaces/web/pods/evicted"),
                                                      ("PATCH", "/apis/apps/v1/namespaces/web/deployments/api")]
+
+
+@pytest.mark.parametrize("dag_id", ["maintenance_monthly", "maintenance_kubernetes"])
+def test_a_destructive_dag_triggered_with_its_forms_defaults_plans_and_changes_nothing(at, dag_id):
+    platform = at(WINDOW)
+    before = platform["db"].execute("SELECT count(*) FROM learning_sessions")
+    result = run_dag(dag_id, WINDOW, form_defaults(dag_id))
+    assert result.state == "success" and "failed" not in result.states.values(), result.states
+    assert platform["cluster"].mutations == []
+    assert platform["db"].execute("SELECT count(*) FROM learning_sessions") == before
+    assert platform["db"].execute("SELECT DISTINCT outcome FROM maintenance.actions WHERE run_id = %s AND outcome "
+                                  "NOT IN ('planned', 'skipped')", (result.run.run_id,)) == []
+
+
+def test_the_incident_form_opens_an_incident_with_its_defaults_and_a_summary(at):
+    at(ORDINARY)
+    result = run_dag("maintenance_incident", ORDINARY, form_defaults("maintenance_incident")
+                     | {"summary": "checkout errors for 12 minutes"})
+    assert result.states == {"record_incident": "success"}
 
 
 # --- a blackout ----------------------------------------------------------------------------------------
@@ -243,7 +279,7 @@ def test_kubernetes_in_a_blackout_only_reports(at):
 
 def test_a_forced_run_with_a_reason_does_the_work_and_records_why(at):
     platform = at(BLACKOUT)
-    result = run_dag("maintenance_daily", BLACKOUT, {"force": True, "force_reason": "disk filling up on web-1"})
+    result = run_dag("maintenance_daily", BLACKOUT, {"force_reason": "disk filling up on web-1"})
     assert result.states == states(WAITS + DAILY_GATED + DAILY_CRITICAL + ("run_summary",), "success")
     reasons = platform["db"].execute("SELECT DISTINCT forced_reason FROM maintenance.task_runs WHERE run_id = %s "
                                      "AND task_id = 'plan_db_statistics'", (result.run.run_id,))

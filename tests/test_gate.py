@@ -1,7 +1,7 @@
 """The maintenance gate: pure decision rules, then real dag.test() runs through it."""
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -98,7 +98,7 @@ def test_blackout_skips_routine_work_and_runs_critical(platform, slack, monkeypa
 
 def test_forced_run_proceeds_and_records_the_reason(platform, monkeypatch):
     at(monkeypatch, CHRISTMAS_EVE)
-    result = run_dag("gate_probe", CHRISTMAS_EVE, {"force": True, "force_reason": "INC-311 hotfix, CAB ok"})
+    result = run_dag("gate_probe", CHRISTMAS_EVE, {"force_reason": "INC-311 hotfix, CAB ok"})
     assert result.states["routine_work"] == "success" and result.states["heavy_work"] == "success"
     decision = result.xcom("gate", "gate_decision")
     assert decision["outcome"] == "proceed"
@@ -106,18 +106,52 @@ def test_forced_run_proceeds_and_records_the_reason(platform, monkeypatch):
     assert [b["kind"] for b in decision["lifted_by_force"]] == ["blackout"]
 
 
-def test_force_without_reason_fails_the_gate(platform, monkeypatch):
+def test_a_field_the_form_does_not_have_fails_the_gate_naming_it(platform, monkeypatch, slack):
+    """A REST caller's {"force": true} (or any typo) is refused by name, not silently ignored."""
     at(monkeypatch, CHRISTMAS_EVE)
-    result = run_dag("gate_probe", CHRISTMAS_EVE, {"force": True, "force_reason": ""})
+    result = run_dag("gate_probe", CHRISTMAS_EVE, {"force": True})
     assert result.states["gate"] == "failed"
     assert result.states["critical_work"] == "success"
     assert result.states["run_summary"] == "failed"  # the run shows the failure
+    (message,) = slack.messages("#ops-maintenance")
+    assert ("force: not a field of this DAG's trigger form (to force, give the reason in force_reason)"
+            in message["text"])
+    assert "/dags/gate_probe/runs/" in message["text"] and "/tasks/gate|log>" in message["text"]
+    assert "Skipped: `routine_work` (gate failed)" not in message["text"]  # failed upstream, not skipped
+    assert "• Failed: `routine_work` (gate failed)" in message["text"]
+
+
+def test_an_empty_reason_does_not_force(platform, monkeypatch):
+    at(monkeypatch, CHRISTMAS_EVE)
+    result = run_dag("gate_probe", CHRISTMAS_EVE, {"force_reason": "   "})
+    assert result.states["gate"] == "skipped"
+    assert result.xcom("gate", "gate_decision")["lifted_by_force"] == []
+
+
+def test_a_catch_up_run_after_unpausing_skips_the_gated_work(platform, monkeypatch, slack):
+    """Unpausing makes the scheduler run the latest missed time at once: that run does not apply
+    gated work nobody asked for; critical work runs."""
+    at(monkeypatch, ORDINARY_DAY)
+    due = datetime(2026, 11, 1, 0, 0, tzinfo=NY)
+    result = run_dag("gate_probe", due, queued_at=ORDINARY_DAY)
+    assert result.states["gate"] == "skipped" and result.states["routine_work"] == "skipped"
+    assert result.states["critical_work"] == "success"
+    (blocker,) = result.xcom("gate", "gate_decision")["blockers"]
+    assert blocker["kind"] == "catch_up"
+    assert "scheduled for 2026-11-01 00:00 EDT, started 26.5 days late" in blocker["reason"]
+    assert "trigger a run to do it now" in slack.messages("#ops-maintenance")[0]["text"]
+
+
+def test_a_scheduled_run_on_time_is_not_a_catch_up(platform, monkeypatch):
+    at(monkeypatch, ORDINARY_DAY)
+    result = run_dag("gate_probe", ORDINARY_DAY, queued_at=ORDINARY_DAY + timedelta(minutes=3))
+    assert result.states["gate"] == "success" and result.states["routine_work"] == "success"
 
 
 def test_manual_freeze_switch_holds_work_even_when_forced(platform, monkeypatch):
     at(monkeypatch, ORDINARY_DAY)
     monkeypatch.setenv("AIRFLOW_VAR_MAINTENANCE_FREEZE", "INC-400 database failover in progress")
-    result = run_dag("gate_probe", ORDINARY_DAY, {"force": True, "force_reason": "try anyway"})
+    result = run_dag("gate_probe", ORDINARY_DAY, {"force_reason": "try anyway"})
     assert result.states["gate"] == "skipped" and result.states["critical_work"] == "success"
     assert "INC-400" in result.xcom("gate", "gate_decision")["blockers"][0]["reason"]
 

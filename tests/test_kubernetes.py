@@ -214,7 +214,7 @@ def test_dry_run_sends_no_mutating_request(k8s_conn, platform_db, airflow_db, sl
     cluster.metrics = [metrics("api-1-a", "web", "500Mi")]
     monkeypatch.setattr(clock, "now", lambda: NOW)
     window = datetime(2026, 12, 6, 7, 0, tzinfo=UTC)  # the first Sunday 02:00 EST: the planned window
-    result = run_dag("maintenance_kubernetes", window, {"dry_run": True, "force": False})
+    result = run_dag("maintenance_kubernetes", window, {"dry_run": True, "force_reason": None})
     assert {t: result.states[t] for t in ("pod_cleanup", "memory_restarts", "node_maintenance", "hygiene")} == {
         "pod_cleanup": "success", "memory_restarts": "success", "node_maintenance": "success",
         "hygiene": "success"}, result.states

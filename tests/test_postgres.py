@@ -332,6 +332,46 @@ def test_a_partitioned_table_counts_as_the_sum_of_its_partitions_among_the_large
         db.execute("DROP TABLE parted")
 
 
+# --- the form's table names -----------------------------------------------------------------------
+
+def test_table_names_resolve_as_postgresql_reads_them_and_unknown_ones_are_refused_by_name(db):
+    from maintenance.errors import InputError
+    from maintenance.postgres import names
+
+    db.script('CREATE SCHEMA IF NOT EXISTS audit; CREATE TABLE IF NOT EXISTS audit.packed (id int);'
+              'CREATE TABLE IF NOT EXISTS public."MixedCase" (id int)')
+    schemas = ["public", "audit", ODD_SCHEMA]
+    with db.connect() as conn:
+        def resolve(*given):
+            return names.resolve(conn, schemas, list(given), conn_id="platform_db")
+
+        assert resolve() is None  # an empty field narrows nothing
+        assert resolve("career_selections", " public.bloated ", "PUBLIC.Career_Selections") == {
+            "public.career_selections", "public.bloated"}
+        assert resolve('"MixedCase"', 'public."MixedCase"') == {"public.MixedCase"}
+        assert resolve(f'"{ODD_SCHEMA.replace(chr(34), 2 * chr(34))}"."{ODD_TABLE.replace(chr(34), 2 * chr(34))}"') \
+            == {f"{ODD_SCHEMA}.{ODD_TABLE}"}
+        assert resolve("other_db:public.nowhere", "platform_db:public.packed", "audit.packed") == {
+            "public.packed", "audit.packed"}  # a name for another database is that database's business
+        cases = {
+            "public.does_not_exist": "'public.does_not_exist' is not a table of platform_db in schemas public, audit",
+            "carer_selections": "(did you mean public.career_selections?)",
+            "packed": "'packed' is in more than one schema: name one of audit.packed, public.packed",
+            "mixedcase": "'mixedcase' is not a table",  # unquoted folds to lower case, as in SQL
+            "pg_catalog.pg_class": "schema 'pg_catalog' is not one the policy maintains on platform_db",
+            'public."unclosed': "is not a table name",
+            "a.b.c": "give schema.table",
+        }
+        for given, expected in cases.items():
+            with pytest.raises(InputError, match=r"^tables: ") as caught:
+                resolve("bloated", given)
+            assert expected in str(caught.value), (given, str(caught.value))
+        with pytest.raises(InputError) as caught:  # every bad name at once, not the first only
+            resolve("nope_one", "bloated", "nope_two")
+        assert "'nope_one'" in str(caught.value) and "'nope_two'" in str(caught.value)
+    db.script('DROP TABLE audit.packed; DROP SCHEMA audit; DROP TABLE public."MixedCase"')
+
+
 # --- through the DAGs ---------------------------------------------------------------------------
 
 @pytest.fixture
@@ -383,6 +423,37 @@ def test_daily_statistics_analyze_vacuum_and_refresh(airflow_ready, monkeypatch)
     assert rows["platform_db:public.career_popularity"] == "refresh_materialized_view"
     assert rows["platform_db:public.packed"] == "analyze"
     assert f"platform_db:{ODD_SCHEMA}.{ODD_TABLE}" not in rows  # not a schema of the policy
+
+
+def test_an_unknown_table_in_the_form_fails_the_run_naming_it_without_retries(airflow_ready, monkeypatch, slack):
+    db = airflow_ready
+    day = datetime(2026, 11, 27, 5, tzinfo=UTC)
+    monkeypatch.setattr(clock, "now", lambda: day)
+    before = last_analyzed(db, "packed")
+    result = run_dag("maintenance_daily", day, {"tables": ["career_selections", "public.does_not_exist"]},
+                     mark_success_pattern=BACKUP_TASKS)
+    assert result.states["plan_db_statistics"] == "failed" and result.states["db_statistics"] == "upstream_failed"
+    tries = db.execute("SELECT max(try_number) FROM maintenance.task_runs WHERE run_id = %s "
+                       "AND task_id = 'plan_db_statistics'", (result.run.run_id,))
+    assert tries == [(1,)]  # the same name would fail again: no retry
+    assert last_analyzed(db, "packed") == before
+    (message,) = slack.messages("#ops-maintenance")
+    assert "'public.does_not_exist' is not a table of platform_db in schemas public" in message["text"]
+
+
+def test_the_form_narrows_every_per_table_step_including_the_review(airflow_ready, monkeypatch):
+    day = datetime(2026, 12, 2, 6, tzinfo=UTC)  # a Wednesday
+    monkeypatch.setattr(clock, "now", lambda: day)
+    result = run_dag("maintenance_weekly", day, {"tables": ["bloated"], "dry_run": True})
+    assert result.states["wednesday.review"] == "success", result.states
+    analysed = {r["table"] for r in result.xcom("wednesday.bloat_analysis")["relations"]}
+    assert analysed == {"bloated"}
+    review_ = result.xcom("wednesday.review")
+    assert [t["target"] for t in review_["largest_tables"]] == ["public.bloated"]
+    assert all(i["table"] == "bloated" for key in ("unused_indexes", "duplicate_indexes", "invalid_indexes")
+               for i in review_[key])
+    planned = {r["table"] for r in result.xcom("wednesday.plan_reindex", "summary")["planned"]}
+    assert planned <= {"bloated"}
 
 
 def test_monthly_debloat_in_the_window_shrinks_with_pg_repack(airflow_ready, monkeypatch):

@@ -38,10 +38,40 @@ def test_dag_follows_house_rules(dagbag, dag_file):
         assert "Policy in force" in dag.doc_md
         assert isinstance(dag.timetable, CronTriggerTimetable)
         assert str(dag.timetable.timezone) == "America/New_York"
-        assert {"dry_run", "force", "force_reason"} <= set(dag.params.keys())
+        assert {"dry_run", "force_reason"} <= set(dag.params.keys())
     for task in dag.tasks:
         assert task.owner == "platform-ops", task.task_id
         assert task.retries >= 2 or task.task_id == "run_summary", task.task_id
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES)
+def test_the_trigger_form_can_be_sent_with_its_defaults(dagbag, dag_file):
+    """As the UI renders and validates the form: no field that a person may leave empty is
+    required, and the defaults pass Airflow's validation of a triggered run."""
+    from tests.support.forms import required, ui_conf
+
+    (dag,) = [d for d in dagbag.dags.values() if Path(d.fileloc).name == dag_file]
+    _, blocking = ui_conf(dag)
+    assert blocking == [], f"{dag.dag_id}: Trigger stays disabled until these are filled: {blocking}"
+    for name in dag.params:
+        param = dag.params.get_param(name)
+        assert param.schema.get("title") and param.description, (dag.dag_id, name)  # a labelled, explained field
+        if param.value in (None, "", []):
+            assert not required(param.schema) or param.schema.get("type") == "array", (dag.dag_id, name)
+
+
+def test_a_forms_typed_values_are_checked_when_the_run_is_triggered(dagbag):
+    from airflow.sdk import Param
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    params = dagbag.dags["maintenance_daily"].params
+    tables = params.get_param("tables").schema
+    assert Param(["career_selections", "public.x", '"Odd Schema"."T 1"', "platform_db:public.x",
+                  '"Sales ""Data"""."Order Lines ""2026"""'],
+                 **tables).resolve()
+    for bad in (["public..x"], ["a b.c d e f"], [""]):
+        with pytest.raises(ParamValidationError):
+            Param(bad, **tables).resolve()
 
 
 def test_critical_work_carries_a_deadline_counted_from_the_queue_time(dagbag):

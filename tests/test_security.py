@@ -279,6 +279,30 @@ def test_daily_scan_pages_oncall_for_a_critical_vulnerability(security_policy, p
     assert ("vulnerability", "PyPI:requests@2.30.0", "warning") in rows
 
 
+def test_the_same_finding_pages_once_then_reminds_at_the_policys_interval(security_policy, platform_db, airflow_db,
+                                                                         slack, monkeypatch):
+    platform_db.execute("DO $$ BEGIN IF to_regclass('maintenance.pages') IS NOT NULL THEN "
+                        "TRUNCATE maintenance.pages; END IF; END $$")
+
+    def scan(day: int) -> list[dict]:
+        slack.calls.clear()
+        monkeypatch.setattr(clock, "now", lambda: datetime(2026, 11, day, 10, tzinfo=UTC))
+        result = run_dag("maintenance_daily", datetime(2026, 11, day, 5, tzinfo=UTC), mark_success_pattern=OTHER_DAILY)
+        assert result.states["security_scan"] == "success", result.states
+        return slack.messages("#ops-oncall")
+
+    (first,) = scan(10)
+    assert "NEW CRITICAL lodash 4.17.20" in first["text"]
+    assert "/dags/maintenance_daily/runs/" in first["text"]  # the run, linked
+    assert scan(11) == [] and scan(12) == []  # seen again, not paged again
+    (reminder,) = scan(13)  # 72 hours after the first page
+    assert "Still open (reminder every 72 h)" in reminder["text"] and "NEW" not in reminder["text"]
+    assert "CRITICAL lodash 4.17.20" in reminder["text"]
+    times = platform_db.execute("SELECT times_paged, resolved_at FROM maintenance.pages "
+                                "WHERE page_key = 'security_scan:npm:lodash@4.17.20'")
+    assert times == [(2, None)]
+
+
 def test_daily_scan_fails_when_the_database_cannot_be_reached(security_policy, platform_db, airflow_db, slack):
     import yaml
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from airflow.sdk import CronTriggerTimetable, Param
 
-from maintenance import clock
+from maintenance import clock, form
 from maintenance.calendar import MaintenanceCalendar
 from maintenance.policy import load_policy
 
@@ -36,31 +36,8 @@ def default_args(**extra) -> dict:
 
 
 def trigger_form(*, destructive: bool, **extra: Param) -> dict[str, Param]:
-    """The trigger form on-call sees: dry run, force past a blackout with a reason."""
-    dry_run_doc = (
-        "Plan only: every step lists what it would change and stops there. "
-        + ("Manual runs of this DAG default to a dry run; scheduled runs and backfills apply "
-           "their plan." if destructive else "Scheduled runs and backfills apply their plan.")
-    )
-    return {
-        "dry_run": Param(destructive, type="boolean", title="Dry run", description=dry_run_doc),
-        "force": Param(False, type="boolean", title="Force past a blackout or freeze",
-                       description="Run non-critical work although the calendar blocks it (blackout, "
-                                   "one-off freeze, outside the planned window). The manual freeze switch "
-                                   "and platform load are never forced. Needs a reason below."),
-        "force_reason": Param("", type="string", title="Reason for forcing",
-                              description="Required when forcing; recorded in the task log, XCom and the "
-                                          "maintenance ledger."),
-        **extra,
-    }
-
-
-def is_dry_run(context) -> bool:
-    """Dry run applies to manual runs only: a scheduled run or a backfill does its work."""
-    params = context.get("params") or {}
-    run = context.get("dag_run")
-    run_type = str(getattr(run, "run_type", "manual")).lower()
-    return bool(params.get("dry_run")) and run_type.endswith("manual")
+    """The trigger form on-call sees: dry run, force past a blackout with a reason (maintenance.form)."""
+    return form.fields(destructive=destructive, **extra)
 
 
 def gate(task_id: str = "gate", *, zero_downtime: bool = True, affected_users: int = 0, **kwargs):
@@ -120,18 +97,30 @@ def run_summary(task_id: str = "run_summary"):
     @task(task_id=task_id, trigger_rule="all_done", retries=0,
           doc_md="Posts the run summary to Slack; fails when any task of the run failed.")
     def summarize(**context):
+        from airflow.sdk import BaseBranchOperator
         from airflow.sdk.exceptions import AirflowFailException
 
         from maintenance.notify import slack, summary
 
         pol = policy()
-        result = summary.collect(context, task_id)
+        run = context["dag_run"]
+        result = summary.collect(context, task_id, pol.notifications.run_url(run.dag_id, run.run_id))
         dag = context["dag"]
-        summary.explain_skips(result, lambda t: dag.get_task(t).upstream_task_ids if t in dag.task_dict else [])
+
+        def upstream_of(t):
+            return dag.get_task(t).upstream_task_ids if t in dag.task_dict else []
+
+        def is_branch(t):
+            return t in dag.task_dict and isinstance(dag.get_task(t), BaseBranchOperator)
+
+        summary.explain(result, upstream_of, is_branch)
+        branches = [i["why"] for i in result[summary.DONE] if is_branch(i["task"]) and i["why"]]
+        result["branch"] = "; ".join(branches)
         text = summary.render(result)
         for line in text.splitlines():
             log.info("%s", line)
-        result["delivered"] = slack.post(pol.connections.slack, pol.notifications.summary_channel, text)
+        result["delivered"] = slack.post(pol.connections.slack, pol.notifications.summary_channel, text,
+                                         blocks=summary.blocks(result))
         context["ti"].xcom_push(key="summary", value=result)
         if result[summary.FAILED]:
             raise AirflowFailException(
@@ -141,9 +130,6 @@ def run_summary(task_id: str = "run_summary"):
     return summarize()
 
 
-WEEKLY_THEMES = ("monday", "tuesday", "wednesday", "thursday", "friday")
-
-
 def weekly_theme_branch(built: dict[str, list[str]], task_id: str = "choose_theme"):
     """Branch to the tasks of the run's weekday theme (or the one the trigger form names)."""
     from airflow.providers.standard.operators.python import BranchPythonOperator
@@ -151,8 +137,10 @@ def weekly_theme_branch(built: dict[str, list[str]], task_id: str = "choose_them
     def choose(**context):
         from zoneinfo import ZoneInfo
 
-        asked = (context["params"].get("theme") or "auto").lower()
         from maintenance.clock import run_date
+        from maintenance.form import RunForm
+
+        asked = RunForm.of(context).theme
 
         day = asked if asked != "auto" else run_date(context).astimezone(
             ZoneInfo(policy().timezone)).strftime("%A").lower()
@@ -166,15 +154,9 @@ def weekly_theme_branch(built: dict[str, list[str]], task_id: str = "choose_them
                                 doc_md="Picks the weekday's theme of the procedures (2.2).")
 
 
-def theme_param():
-    return Param("auto", enum=["auto", *WEEKLY_THEMES], title="Weekday theme",
-                 description="auto: the theme of the run's weekday. Pick one to run that day's work now.")
-
-
-def drill_param():
-    return Param("auto", enum=["auto", "true", "false"], title="Disaster-recovery drill",
-                 description="Thursday's restore test becomes the DR drill (smoke queries, timed against the "
-                             "recovery time objective). auto: on the month's first Thursday.")
+theme_param, drill_param, tables_param = form.theme_field, form.drill_field, form.tables_field
+archive_as_of_param = form.archive_as_of_field
+WEEKLY_THEMES = form.WEEKLY_THEMES
 
 
 def per_database(make, task_id: str, *, pooled: bool = True, **kwargs) -> list:
@@ -214,12 +196,6 @@ def pool_for(conn_id: str) -> dict:
     """``pool=`` for work that loads the database behind ``conn_id``, when the policy pools it."""
     db = next((d for d in policy().postgres.databases if d.conn_id == conn_id), None)
     return {"pool": db.pool_name} if db else {}
-
-
-def tables_param():
-    return Param([], type="array", items={"type": "string"}, title="Tables",
-                 description="Limit PostgreSQL work to these tables (schema.table, one per line). Empty: all "
-                             "tables of the policy's schemas.")
 
 
 def required_pools() -> dict[str, dict]:

@@ -53,12 +53,21 @@ class MaintenanceOperator(BaseOperator):
         return summary
 
     def execute(self, context) -> dict:
-        from maintenance.dagkit import is_dry_run
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from maintenance.form import RunForm
         from maintenance.ledger.runtime import open_ledger
         from maintenance.policy import load_policy
 
         policy = load_policy()
-        dry_run = is_dry_run(context)
+        try:
+            dry_run = RunForm.of(context).dry_run
+        except InputError as exc:  # a field of the form the run cannot use: fail now, no retry
+            if not self.critical:
+                context["ti"].xcom_push(key="outcome", value=str(exc)[:300])
+                raise AirflowFailException(str(exc)) from exc
+            self.log.warning("Critical work goes on despite the trigger form: %s", exc)
+            dry_run = RunForm.of(context, strict=False).dry_run
         with open_ledger(context, policy, dry_run=dry_run) as ledger:
             ledger.start_task()
             try:
@@ -75,8 +84,6 @@ class MaintenanceOperator(BaseOperator):
                 # The run summary says why, not only that it failed.
                 context["ti"].xcom_push(key="outcome", value=f"{type(exc).__name__}: {exc}"[:300])
                 if isinstance(exc, InputError):
-                    from airflow.sdk.exceptions import AirflowFailException
-
                     raise AirflowFailException(str(exc)) from exc  # the same input would fail again
                 raise
             summary = {"dry_run": dry_run, **summary}

@@ -89,12 +89,39 @@ BACKUP_TASKS = r"^(backup|verify_backup)$"
 
 
 def run_dag(dag_id: str, logical_date: datetime, conf: dict | None = None, *,
-            mark_success_pattern: str | None = None) -> RunResult:
-    """Run a DAG in-process; tasks matching ``mark_success_pattern`` are marked done, not run."""
+            mark_success_pattern: str | None = None, queued_at: datetime | None = None) -> RunResult:
+    """Run a DAG in-process; tasks matching ``mark_success_pattern`` are marked done, not run.
+
+    ``queued_at``: the run is a scheduled one, as the scheduler makes it (run type ``scheduled``,
+    queued at that instant), instead of dag.test()'s manual run."""
+    from contextlib import nullcontext
+
     dag = load_dag(dag_id)
     # dag.test() of Airflow 3.3 fails on the second run of a DAG with a deadline alert (it reads the
     # alert's stored form as an id); deadlines are the scheduler's, tested in test_project.py.
     dag.deadline = None
-    result = RunResult(dag.test(logical_date=logical_date, run_conf=conf, mark_success_pattern=mark_success_pattern))
+    with _as_scheduled(queued_at) if queued_at else nullcontext():
+        run = dag.test(logical_date=logical_date, run_conf=conf, mark_success_pattern=mark_success_pattern)
+    result = RunResult(run)
     result.check_xcoms_travel()
     return result
+
+
+def _as_scheduled(queued_at: datetime):
+    """dag.test() creates a manual run; this turns it into a scheduled run queued at ``queued_at``."""
+    from unittest import mock
+
+    from airflow.models import dagrun
+    from airflow.utils.types import DagRunType
+
+    create = dagrun.get_or_create_dagrun
+
+    def scheduled(*, session, **kwargs):
+        run = create(session=session, **kwargs)
+        run.run_type, run.queued_at, run.start_date = DagRunType.SCHEDULED, queued_at, queued_at
+        run.run_after = run.logical_date  # the scheduler's run is due at its logical date
+        session.merge(run)
+        session.commit()
+        return run
+
+    return mock.patch.object(dagrun, "get_or_create_dagrun", scheduled)

@@ -22,18 +22,19 @@ class ArchiveOperator(MaintenanceOperator):
         self.conn_id = conn_id
 
     def as_of(self, context, policy):
-        from datetime import date
-
         from maintenance.clock import run_date
         from maintenance.errors import InputError
+        from maintenance.form import RunForm
 
-        asked = ((context.get("params") or {}).get("archive_as_of") or "").strip()
-        if asked:
-            try:
-                return date.fromisoformat(asked)
-            except ValueError:
-                raise InputError(f"archive_as_of: expected a date as YYYY-MM-DD, got {asked!r}") from None
-        return run_date(context).astimezone(policy.tz).date()
+        run_day = run_date(context).astimezone(policy.tz).date()
+        asked = RunForm.of(context).archive_as_of
+        if asked is None:
+            return run_day
+        if asked > run_day:
+            # A later date would move rows younger than the policy's age: refused, not clamped.
+            raise InputError(f"archive_as_of: {asked} is later than the run's date {run_day}; archiving as of a "
+                             "future date would move rows younger than the policy's age")
+        return asked
 
     def run(self, context, ledger, dry_run):
         import time
@@ -74,12 +75,17 @@ class ArchiveOperator(MaintenanceOperator):
         from maintenance.archive import tables
         from maintenance.archive.plan import TablePlan, cutoff_for, estimate
         from maintenance.errors import InputError
+        from maintenance.form import RunForm
+        from maintenance.postgres import names
 
         settings = policy.archive
-        wanted = {t.strip() for t in (context.get("params") or {}).get("tables") or [] if t.strip()}
+        mine = [(i, t) for i, t in enumerate(settings.tables) if t.conn_id == self.conn_id]
+        schemas = sorted({names.qualified(conn, t.source).split(".")[0] for _, t in mine}
+                         | set(policy.postgres.database(self.conn_id).schemas))
+        wanted = names.resolve(conn, schemas, RunForm.of(context).tables, conn_id=self.conn_id)
         plans = []
-        for index, table in enumerate(settings.tables):
-            if table.conn_id != self.conn_id or (wanted and table.source not in wanted):
+        for index, table in mine:
+            if wanted is not None and names.qualified(conn, table.source) not in wanted:
                 continue
             field = f"archive.tables[{index}]"
             source = tables.describe(conn, table.source, field=f"{field}.source")
@@ -229,8 +235,7 @@ class PartitionPlanningOperator(MaintenanceOperator):
 
         policy = load_policy()
         settings = policy.archive.partitioning
-        db = next((d for d in policy.postgres.databases if d.conn_id == self.conn_id), None)
-        schemas = db.schemas if db else ["public"]
+        schemas = policy.postgres.database(self.conn_id).schemas
         today = run_date(context).astimezone(policy.tz).date()
         conn = PostgresHook(postgres_conn_id=self.conn_id).get_conn()
         conn.autocommit = True

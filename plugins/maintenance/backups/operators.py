@@ -118,9 +118,10 @@ class RestoreTestOperator(_BackupOperator):
 
     def is_drill(self, context, policy) -> bool:
         from maintenance.clock import run_date
+        from maintenance.form import RunForm
 
-        asked = (context.get("params") or {}).get("dr_drill", "auto")
-        choice = self.drill if asked in (None, "auto") else asked
+        asked = RunForm.of(context).dr_drill
+        choice = self.drill if asked == "auto" else asked
         if isinstance(choice, str) and choice.lower() in ("true", "false"):
             choice = choice.lower() == "true"
         if choice == "auto":

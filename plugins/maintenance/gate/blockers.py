@@ -11,7 +11,7 @@ switch is lifted by flipping it back, and load protects the platform itself.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from maintenance.calendar import MaintenanceCalendar
@@ -44,6 +44,10 @@ class Facts:
     now: datetime
     active_users: int | None = None
     manual_freeze: str | None = None
+    # A scheduled run's time and when it was queued; None for manual runs and backfills,
+    # which someone asked for.
+    scheduled_for: datetime | None = None
+    queued_at: datetime | None = None
 
 
 @dataclass
@@ -67,11 +71,19 @@ class Decision:
 
 
 def find_blockers(profile: TaskProfile, facts: Facts, calendar: MaintenanceCalendar, *,
-                  max_affected_users: int, active_users_threshold: int) -> list[Blocker]:
+                  max_affected_users: int, active_users_threshold: int,
+                  catch_up_after: timedelta = timedelta(hours=1)) -> list[Blocker]:
     if profile.critical:
         return []  # the procedures: critical tasks run in blackouts and under load
     tz = calendar.tz
-    found = [
+    found = []
+    if facts.scheduled_for and facts.queued_at and facts.queued_at - facts.scheduled_for > catch_up_after:
+        late = facts.queued_at - facts.scheduled_for
+        found.append(Blocker(
+            "catch_up", f"catch-up run: scheduled for {facts.scheduled_for.astimezone(tz):%Y-%m-%d %H:%M %Z}, "
+                        f"started {_hours(late)} late (the DAG was unpaused or the scheduler was down); its work "
+                        "is not applied unasked: trigger a run to do it now", "skip", forceable=False))
+    found += [
         Blocker(period.kind, f"in {period.describe(tz)}", "skip", forceable=True)
         for period in calendar.blackouts_at(facts.now)
     ]
@@ -90,6 +102,11 @@ def find_blockers(profile: TaskProfile, facts: Facts, calendar: MaintenanceCalen
     if busy:
         found.append(Blocker("load", busy, "wait", forceable=False))
     return found
+
+
+def _hours(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
 def decide(blockers: list[Blocker], force_reason: str | None = None) -> Decision:

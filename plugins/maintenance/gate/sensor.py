@@ -10,6 +10,8 @@ reasons go to the task log and to XCom (key ``gate_decision``).
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -34,31 +36,40 @@ class MaintenanceGateSensor(BaseSensorOperator):
 
     def execute(self, context):
         # Checked before the poke loop: soft_fail would turn this failure into a skip.
-        self._force_reason(context.get("params") or {})
+        from maintenance.errors import InputError
+        from maintenance.form import RunForm
+
+        try:
+            RunForm.of(context)
+        except InputError as exc:
+            context["ti"].xcom_push(key="outcome", value=str(exc)[:300])
+            raise AirflowFailException(str(exc)) from exc
         return super().execute(context)
 
     def poke(self, context) -> PokeReturnValue | bool:
         from maintenance.calendar import MaintenanceCalendar
+        from maintenance.form import RunForm
         from maintenance.policy import load_policy
 
         policy = load_policy()
         calendar = MaintenanceCalendar.from_policy(policy)
-        force_reason = self._force_reason(context.get("params") or {})
+        form = RunForm.of(context)
         rules = {"max_affected_users": policy.decision.max_affected_users_outside_window,
-                 "active_users_threshold": policy.decision.load.active_users_threshold}
+                 "active_users_threshold": policy.decision.load.active_users_threshold,
+                 "catch_up_after": timedelta(minutes=policy.decision.catch_up_after_minutes)}
 
-        facts = Facts(now=clock.now(), manual_freeze=self._manual_freeze(policy))
-        decision = decide(find_blockers(self.profile, facts, calendar, **rules), force_reason)
+        facts = Facts(now=clock.now(), manual_freeze=self._manual_freeze(policy),
+                      **self._schedule(context) if form.scheduled else {})
+        decision = decide(find_blockers(self.profile, facts, calendar, **rules), form.force_reason)
         if decision.outcome == "proceed":
             # Only measure load when nothing else already stops the work.
-            facts = Facts(now=facts.now, manual_freeze=facts.manual_freeze,
-                          active_users=self._active_users(policy))
-            decision = decide(find_blockers(self.profile, facts, calendar, **rules), force_reason)
+            facts = replace(facts, active_users=self._active_users(policy))
+            decision = decide(find_blockers(self.profile, facts, calendar, **rules), form.force_reason)
 
         record = decision.as_dict() | {"checked_at": facts.now.isoformat(), "active_users": facts.active_users}
         context["ti"].xcom_push(key="gate_decision", value=record)
         for lifted in decision.lifted:
-            self.log.warning("Forced past %s: %s (reason given: %s)", lifted.kind, lifted.reason, force_reason)
+            self.log.warning("Forced past %s: %s (reason given: %s)", lifted.kind, lifted.reason, form.force_reason)
         if decision.outcome == "skip":
             self.log.info("Gate: skip. %s", "; ".join(decision.reasons))
             raise AirflowSkipException("maintenance gate: " + "; ".join(decision.reasons))
@@ -70,13 +81,11 @@ class MaintenanceGateSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=record)
 
     @staticmethod
-    def _force_reason(params: dict) -> str | None:
-        if not params.get("force"):
-            return None
-        reason = (params.get("force_reason") or "").strip()
-        if not reason:
-            raise AirflowFailException("force_reason: a forced run needs a reason in the trigger form")
-        return reason
+    def _schedule(context) -> dict:
+        """When a scheduled run was due and when it started, for the catch-up blocker (the task
+        SDK's run has no queue time; a scheduled run starts as soon as it is queued)."""
+        started = context["dag_run"].start_date
+        return {"scheduled_for": clock.run_date(context), "queued_at": clock.plain(started)} if started else {}
 
     @staticmethod
     def _manual_freeze(policy) -> str | None:

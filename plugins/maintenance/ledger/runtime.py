@@ -13,9 +13,10 @@ _READY: set[tuple] = set()
 
 
 def task_key(context, *, dry_run: bool = False) -> TaskKey:
+    from maintenance.form import RunForm
+
     ti = context["ti"]
-    params = context.get("params") or {}
-    forced = (params.get("force_reason") or "").strip() if params.get("force") else None
+    forced = RunForm.of(context, strict=False).force_reason
     return TaskKey(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, try_number=ti.try_number,
                    map_index=-1 if getattr(ti, "map_index", None) is None else ti.map_index,
                    logical_date=run_date(context), dry_run=dry_run, forced_reason=forced or None)

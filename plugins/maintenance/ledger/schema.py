@@ -100,6 +100,20 @@ MIGRATIONS: list[tuple[int, str]] = [
     );
     CREATE INDEX ON {s}.incidents (opened_at);
     """),
+    (2, """
+    -- What on-call has been paged about: one row per open problem (e.g. one vulnerable package),
+    -- so the same problem pages once, then reminds at the policy's interval until it is gone.
+    CREATE TABLE {s}.pages (
+        page_key       text PRIMARY KEY,
+        scope          text NOT NULL,
+        message        text NOT NULL,
+        first_paged_at timestamptz NOT NULL,
+        last_paged_at  timestamptz NOT NULL,
+        times_paged    integer NOT NULL DEFAULT 1,
+        resolved_at    timestamptz
+    );
+    CREATE INDEX ON {s}.pages (scope) WHERE resolved_at IS NULL;
+    """),
 ]
 
 

@@ -128,6 +128,34 @@ class Ledger:
                 severity = EXCLUDED.severity, message = EXCLUDED.message, evidence = EXCLUDED.evidence"""),
             (k.dag_id, k.task_id, k.run_id, check_name, target, severity, message, Jsonb(evidence or {})))
 
+    # -- pages -------------------------------------------------------------------------
+    def pages_due(self, scope: str, problems: dict[str, str], *, remind_after_s: float,
+                  now: datetime) -> tuple[dict[str, str], dict[str, str]]:
+        """Of the open ``problems`` (key -> message) of ``scope``: the new ones, and the ones
+        paged before whose reminder is due. Problems of the scope that are no longer open are
+        resolved. Nothing is marked paged here: call :meth:`paged` once the page went out."""
+        rows = dict(self.conn.execute(self._q(
+            "SELECT page_key, last_paged_at FROM {s}.pages WHERE scope = %s AND resolved_at IS NULL"),
+            (scope,)).fetchall())
+        gone = [key for key in rows if key not in problems]
+        if gone:
+            self.conn.execute(self._q("UPDATE {s}.pages SET resolved_at = %s WHERE page_key = ANY(%s)"), (now, gone))
+        new = {k: m for k, m in problems.items() if k not in rows}
+        due = {k: m for k, m in problems.items()
+               if k in rows and (now - rows[k]).total_seconds() >= remind_after_s}
+        return new, due
+
+    def paged(self, scope: str, problems: dict[str, str], now: datetime) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(self._q("""
+                INSERT INTO {s}.pages (page_key, scope, message, first_paged_at, last_paged_at)
+                VALUES (%s, %s, %s, %s, %s)
+                ON CONFLICT (page_key) DO UPDATE SET message = EXCLUDED.message, resolved_at = NULL,
+                    last_paged_at = EXCLUDED.last_paged_at, times_paged = {s}.pages.times_paged + 1,
+                    first_paged_at = CASE WHEN {s}.pages.resolved_at IS NULL THEN {s}.pages.first_paged_at
+                                          ELSE EXCLUDED.first_paged_at END"""),
+                [(key, scope, message, now, now) for key, message in problems.items()])
+
     def record_metrics(self, system: str, target: str, values: dict[str, float]) -> None:
         k = self.key
         with self.conn.cursor() as cur:

@@ -157,6 +157,9 @@ class Decision(_Strict):
     max_affected_users_outside_window: int = Field(1_000, ge=0)
     load: LoadRule
     freeze_variable: str = Field("maintenance_freeze", min_length=1)
+    # A scheduled run queued this long after its time is a catch-up (the DAG was unpaused, or
+    # the scheduler was down): its non-critical work is skipped, not applied unannounced.
+    catch_up_after_minutes: float = Field(60, gt=0)
 
 
 class Connections(_Strict):
@@ -174,6 +177,14 @@ class Notifications(_Strict):
     oncall_channel: str = "#ops-oncall"
     summary_channel: str = "#ops-maintenance"
     base_url: str = Field("http://localhost:8080", description="Airflow UI address, for links")
+    # A problem on-call was paged about pages once; while it stays open, a reminder goes out
+    # at this interval, not on every run that sees it again.
+    page_reminder_hours: float = Field(72, gt=0)
+
+    def run_url(self, dag_id: str, run_id: str) -> str:
+        from urllib.parse import quote
+
+        return f"{self.base_url.rstrip('/')}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
 
 
 class PostgresDatabase(_Strict):
@@ -239,6 +250,11 @@ class Postgres(_Strict):
     vacuum_analyze_tables: list[str] = Field(
         ["public.career_selections", "public.learning_sessions", "public.pathiq_metrics"],
         description="vacuumed daily whatever their dead-tuple ratio (procedures 3.1)")
+
+    def database(self, conn_id: str) -> PostgresDatabase:
+        """The database behind ``conn_id``; one the policy does not name is maintained with the
+        defaults (schema ``public``, no pool)."""
+        return next((d for d in self.databases if d.conn_id == conn_id), None) or PostgresDatabase(conn_id=conn_id)
 
 
 class DisposablePrefix(_Strict):

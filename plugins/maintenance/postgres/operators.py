@@ -29,8 +29,7 @@ class PostgresMaintenanceOperator(MaintenanceOperator):
         from maintenance.policy import load_policy
 
         policy = load_policy()
-        db = next((d for d in policy.postgres.databases if d.conn_id == self.conn_id), None)
-        schemas = self.schemas or (db.schemas if db else ["public"])
+        schemas = self.schemas or policy.postgres.database(self.conn_id).schemas
         return policy, schemas
 
     @contextmanager
@@ -47,20 +46,28 @@ class PostgresMaintenanceOperator(MaintenanceOperator):
         finally:
             conn.close()
 
-    @staticmethod
-    def only_tables(context, relations):
-        """Narrow to the trigger form's ``tables`` (schema.table names), when given."""
-        wanted = {t.strip() for t in (context.get("params") or {}).get("tables") or [] if t.strip()}
-        if not wanted:
-            return relations
-        return [r for r in relations if f"{r.schema}.{r.table}" in wanted]
+    def wanted_tables(self, conn, context, schemas) -> set[str] | None:
+        """The trigger form's ``tables`` for this database as ``schema.table``; None: all of them.
+        A name that is not a table fails the task here, naming it (maintenance.postgres.names)."""
+        from maintenance.form import RunForm
+        from maintenance.postgres import names
+
+        wanted = names.resolve(conn, schemas, RunForm.of(context).tables, conn_id=self.conn_id)
+        if wanted is not None:
+            self.log.info("Narrowed by the trigger form to: %s", ", ".join(sorted(wanted)) or "none on this database")
+        return wanted
+
+    def only_tables(self, conn, context, schemas, relations):
+        """Narrow to the trigger form's ``tables``, when given."""
+        wanted = self.wanted_tables(conn, context, schemas)
+        return relations if wanted is None else [r for r in relations if f"{r.schema}.{r.table}" in wanted]
 
     def analysis(self, conn, context, policy, schemas):
         from maintenance import clock
         from maintenance.postgres import bloat
 
         relations = bloat.estimate(conn, schemas, policy.postgres.thresholds, clock.now())
-        relations = self.only_tables(context, relations)
+        relations = self.only_tables(conn, context, schemas, relations)
         bloat.measure(conn, relations, policy.postgres.thresholds.exact_measure_top_n,
                       policy.postgres.thresholds.min_relation_bytes)
         return relations
@@ -282,8 +289,8 @@ class PostgresStatisticsOperator(PostgresPlanningOperator):
 
         policy, schemas = self.settings()
         with self.connection(policy.postgres.safety) as conn:
-            relations = self.only_tables(context, bloat.estimate(conn, schemas, policy.postgres.thresholds,
-                                                                 clock.now()))
+            relations = self.only_tables(conn, context, schemas,
+                                         bloat.estimate(conn, schemas, policy.postgres.thresholds, clock.now()))
             tables = [r for r in relations if r.kind == "table"]
             vacuum = {r.qualified for r in plan_vacuum(tables, policy.postgres.thresholds,
                                                        set(policy.postgres.vacuum_analyze_tables))}
@@ -360,6 +367,15 @@ class PostgresReviewOperator(PostgresMaintenanceOperator):
                 "wraparound": review.wraparound(conn),
                 "largest_tables": review.largest_tables(conn, schemas),
             }
+            wanted = self.wanted_tables(conn, context, schemas)
+        if wanted is not None:
+            # Per-table findings narrowed to the form's tables; slow queries and wraparound are the
+            # database's own and stay whole.
+            def of_table(item):
+                return f"{item['target'].split('.', 1)[0]}.{item.get('table', item['target'].split('.', 1)[-1])}"
+
+            for key in ("unused_indexes", "duplicate_indexes", "invalid_indexes", "largest_tables"):
+                report[key] = [item for item in report[key] if of_table(item) in wanted]
         for item in report["unused_indexes"]:
             ledger.record_finding("unused_index", item["target"], "info", item["why"], item)
         for item in report["duplicate_indexes"]:

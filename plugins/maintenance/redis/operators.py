@@ -26,7 +26,7 @@ class RedisCacheOptimizationOperator(_RedisOperator):
     def run(self, context, ledger, dry_run):
         import time
 
-        from maintenance.notify import slack
+        from maintenance.notify.pages import page_once
         from maintenance.redis import engine
 
         policy, cfg = self.settings()
@@ -71,10 +71,9 @@ class RedisCacheOptimizationOperator(_RedisOperator):
             ledger.record_finding(finding["check"], target, finding["severity"], finding["message"],
                                   finding["evidence"])
         persistence_failures = [f for f in findings if f["check"] in ("rdb_save", "aof_write", "replica_link")]
-        if persistence_failures:
-            slack.post(policy.connections.slack, policy.notifications.oncall_channel,
-                       ":rotating_light: *Redis persistence/replication failure* on `" + target + "`\n"
-                       + "\n".join(f"• {f['message']}" for f in persistence_failures))
+        summary["pages"] = page_once(ledger, policy, scope=f"redis:{target}", context=context,
+                                     title=f"Redis persistence/replication failure on {target}",
+                                     problems={f["check"]: f["message"] for f in persistence_failures})
         summary["findings"] = findings
 
         values = engine.metrics(client)

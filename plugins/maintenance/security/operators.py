@@ -3,6 +3,7 @@ reviews, the monthly posture audit and compliance evidence. Read-only: none chan
 
 from __future__ import annotations
 
+from maintenance.notify.pages import page_once
 from maintenance.operator import MaintenanceOperator
 
 
@@ -55,12 +56,15 @@ class SecurityScanOperator(MaintenanceOperator):
                                   _cert_message(cert), cert.as_dict())
         paging = [v for v in vulnerable if v.severity in policy.security.page_severities]
         urgent_certs = [c for c in certs if c.status == "critical"]
-        if paging or urgent_certs:
-            _page(policy, context, paging, urgent_certs)
+        pages = page_once(ledger, policy, scope="security_scan", context=context,
+                          title="Security scan: fix now", problems=_problems(paging, urgent_certs))
+        self.log.info("Paging: %d open, new %s, reminders %s", pages["open"], pages["paged"] or "none",
+                      pages["reminded"] or "none")
         counts = {s: sum(1 for v in vulnerable if v.severity == s) for s in ("critical", "high", "medium", "low",
                                                                              "unknown")}
         return {"packages": len(deps), "vulnerable": [v.as_dict() for v in vulnerable], "counts": counts,
-                "certificates": [c.as_dict() for c in certs], "paged": bool(paging or urgent_certs)}
+                "certificates": [c.as_dict() for c in certs], "paged": bool(pages["paged"] or pages["reminded"]),
+                "pages": pages}
 
     def describe(self, summary):
         counts = ", ".join(f"{n} {s}" for s, n in summary["counts"].items() if n) or "none vulnerable"
@@ -205,17 +209,14 @@ def _cert_message(cert) -> str:
     return f"expires {cert.expires} ({cert.days_left:.0f} days), issuer {cert.issuer}, names {', '.join(cert.names)}"
 
 
-def _page(policy, context, vulnerable, certs) -> None:
-    from maintenance.notify import slack
-
-    lines = [f":rotating_light: *Security scan*: {len(vulnerable)} vulnerable package(s) to fix now"
-             + (f", {len(certs)} certificate(s) about to expire" if certs else "")]
-    for item in vulnerable[:20]:
+def _problems(vulnerable, certs) -> dict[str, str]:
+    """One page key per vulnerable package version and per certificate about to expire."""
+    problems = {}
+    for item in vulnerable:
         d = item.dependency
-        lines.append(f"• {item.severity.upper()} {d.name} {d.version} ({d.ecosystem}): "
-                     f"{', '.join(item.advisories)}; fixed in {item.fixed or 'no release yet'}")
+        problems[f"{d.ecosystem}:{d.name}@{d.version}"] = (
+            f"{item.severity.upper()} {d.name} {d.version} ({d.ecosystem}): {', '.join(item.advisories)}; "
+            f"fixed in {item.fixed or 'no release yet'}")
     for cert in certs:
-        lines.append(f"• certificate {cert.endpoint}: {_cert_message(cert)}")
-    ti = context["ti"]
-    lines.append(f"Run: {ti.dag_id} {ti.run_id}")
-    slack.post(policy.connections.slack, policy.notifications.oncall_channel, "\n".join(lines))
+        problems[f"certificate:{cert.endpoint}"] = f"certificate {cert.endpoint}: {_cert_message(cert)}"
+    return problems

@@ -1,0 +1,140 @@
+"""The trigger form of the maintenance DAGs: its fields, and the one reader of a run's form.
+
+Every field a person can leave empty is nullable, so the Airflow UI enables Trigger with
+the defaults (the UI treats a field whose type does not admit ``null`` as required). The
+form cannot say "force" without a reason: forcing *is* giving a reason, so there is no
+invalid pair of fields to discover at run time. What JSON Schema can check (types, enums,
+date format, the shape of a table name) is checked by Airflow when the run is triggered;
+what only the run can know (a name that is not a table of the database) fails the first
+step that reads it, without retries, naming the field.
+
+Nothing else reads ``context["params"]``: operators, the gate and the ledger ask
+:meth:`RunForm.of` for the fields they need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from airflow.sdk import Param
+
+from maintenance.errors import InputError
+
+DRY_RUN, FORCE_REASON, TABLES, THEME, DR_DRILL, ARCHIVE_AS_OF = (
+    "dry_run", "force_reason", "tables", "theme", "dr_drill", "archive_as_of")
+WEEKLY_THEMES = ("monday", "tuesday", "wednesday", "thursday", "friday")
+# One table name as people type it: table, schema.table, "Quoted"."Names", optionally
+# prefixed by the connection id of one database (platform_db:public.table).
+TABLE_NAME_PATTERN = r'^\s*([A-Za-z_][A-Za-z0-9_]*:)?("(?:[^"]|"")+"|[^".\s:]+)(\.("(?:[^"]|"")+"|[^".\s]+))?\s*$'
+
+
+def fields(*, destructive: bool, **extra: Param) -> dict[str, Param]:
+    """The fields every maintenance DAG's form has, then the DAG's own (``extra``)."""
+    dry_run_doc = (
+        "Plan only: every step lists what it would change and stops there. "
+        + ("Manual runs of this DAG default to a dry run; scheduled runs and backfills apply "
+           "their plan." if destructive else "Scheduled runs and backfills apply their plan.")
+    )
+    return {
+        DRY_RUN: Param(destructive, type="boolean", title="Dry run", description=dry_run_doc),
+        FORCE_REASON: Param(
+            None, type=["null", "string"], title="Force past a blackout or freeze: reason",
+            description="Empty: the calendar decides. A reason (a change or incident number and why) runs "
+                        "non-critical work although a blackout, a one-off freeze or the planned window blocks "
+                        "it; it is recorded in the task log, XCom and the maintenance ledger. The manual "
+                        "freeze switch and platform load are never forced."),
+        **extra,
+    }
+
+
+def tables_field() -> Param:
+    return Param([], type="array", items={"type": "string", "pattern": TABLE_NAME_PATTERN}, title="Tables",
+                 description="Limit PostgreSQL work to these tables, one per line: `table` when one schema has "
+                             "it, else `schema.table`; \"Quoted\" names keep their case. A name that is not a "
+                             "table fails the run, naming it. Empty: all tables of the policy's schemas.")
+
+
+def theme_field() -> Param:
+    return Param("auto", enum=["auto", *WEEKLY_THEMES], title="Weekday theme",
+                 description="auto: the theme of the run's weekday. Pick one to run that day's work now.")
+
+
+def drill_field() -> Param:
+    return Param("auto", enum=["auto", "true", "false"], title="Disaster-recovery drill",
+                 description="Thursday's restore test becomes the DR drill (smoke queries, timed against the "
+                             "recovery time objective). auto: on the month's first Thursday.")
+
+
+def archive_as_of_field() -> Param:
+    return Param(None, type=["null", "string"], format="date", title="Archive as of (YYYY-MM-DD)",
+                 description="Archive rows older than each table's age counted back from this date, which "
+                             "may not be later than the run's date. Empty: the run's logical date.")
+
+
+def run_type_of(context) -> str:
+    """``manual``, ``scheduled``, ``backfill`` or ``asset_triggered``, however Airflow spells it."""
+    run = context.get("dag_run")
+    raw = getattr(run, "run_type", None)
+    return str(getattr(raw, "value", raw) or "manual").lower().rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class RunForm:
+    """What the person who triggered the run asked for (a scheduled run: the defaults)."""
+
+    run_type: str = "manual"
+    dry_run_asked: bool = False
+    force_reason: str | None = None
+    tables: tuple[str, ...] = ()
+    theme: str = "auto"
+    dr_drill: str = "auto"
+    archive_as_of: date | None = None
+
+    @property
+    def manual(self) -> bool:
+        return self.run_type == "manual"
+
+    @property
+    def scheduled(self) -> bool:
+        return self.run_type == "scheduled"
+
+    @property
+    def dry_run(self) -> bool:
+        """Dry run applies to manual runs only: a scheduled run or a backfill does its work."""
+        return self.dry_run_asked and self.manual
+
+    @classmethod
+    def of(cls, context, *, strict: bool = True) -> RunForm:
+        """The run's form. ``strict``: a key the DAG's form does not declare (a typo, or a field
+        this form does not have) raises InputError naming it; critical work reads the form
+        leniently, so a slip in a manual run's form never stops a backup."""
+        params = dict(context.get("params") or {})
+        dag = context.get("dag")
+        declared = set(getattr(dag, "params", None) or ()) if dag is not None else set(params)
+        unknown = sorted(set(params) - declared)
+        if unknown and strict:
+            hint = " (to force, give the reason in force_reason)" if "force" in unknown else ""
+            raise InputError(f"{', '.join(unknown)}: not a field of this DAG's trigger form{hint}; "
+                             f"its fields are {', '.join(sorted(declared))}")
+        return cls(
+            run_type=run_type_of(context),
+            dry_run_asked=bool(params.get(DRY_RUN)),
+            force_reason=(params.get(FORCE_REASON) or "").strip() or None,
+            tables=tuple(t.strip() for t in params.get(TABLES) or () if t and t.strip()),
+            theme=(params.get(THEME) or "auto").lower(),
+            dr_drill=str(params.get(DR_DRILL) or "auto").lower(),
+            archive_as_of=_date(ARCHIVE_AS_OF, params.get(ARCHIVE_AS_OF)),
+        )
+
+
+def _date(field: str, value) -> date | None:
+    text = (value or "").strip() if isinstance(value, str) else value
+    if not text:
+        return None
+    if isinstance(text, date):
+        return text
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{field}: expected a date as YYYY-MM-DD, got {text!r}") from None
