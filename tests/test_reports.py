@@ -51,10 +51,14 @@ def test_periods_come_from_the_logical_date():
     from zoneinfo import ZoneInfo
 
     ny = ZoneInfo("America/New_York")
-    start, end = period_for("weekly", FRIDAY, ny)
-    assert (start.isoformat(), end.isoformat()) == ("2026-11-20T00:00:00-05:00", "2026-11-27T00:00:00-05:00")
+    start, end = period_for("weekly", FRIDAY, ny)  # the seven days through the run
+    assert (start.isoformat(), end.isoformat()) == ("2026-11-20T01:00:00-05:00", "2026-11-27T01:00:00-05:00")
     start, end = period_for("monthly", datetime(2026, 12, 6, 7, tzinfo=UTC), ny)
-    assert (start.isoformat(), end.isoformat()) == ("2026-11-01T00:00:00-04:00", "2026-12-01T00:00:00-05:00")
+    assert (start.isoformat(), end.isoformat()) == ("2026-11-06T02:00:00-05:00", "2026-12-06T02:00:00-05:00")
+    start, _ = period_for("monthly", datetime(2027, 3, 31, 16, tzinfo=UTC), ny)  # no February 31st
+    assert start.isoformat() == "2027-02-28T12:00:00-05:00"
+    start, end = period_for("weekly", datetime(2026, 11, 3, 17, tzinfo=UTC), ny)  # across the end of DST
+    assert (start.isoformat(), end.isoformat()) == ("2026-10-27T12:00:00-04:00", "2026-11-03T12:00:00-05:00")
 
 
 def test_weekly_health_report_arrives_in_s3_and_slack(ledger_data, s3_server, slack, airflow_db):
@@ -66,20 +70,18 @@ def test_weekly_health_report_arrives_in_s3_and_slack(ledger_data, s3_server, sl
 
     s3 = s3_client(s3_server)
     prefix = "reports/weekly/2026-11-20/"
-    html = s3.get_object(Bucket="pathfinity-maintenance", Key=prefix + "index.html")["Body"].read().decode()
-    images = re.findall(r'<img src="([^"]+)"', html)
-    assert len(images) == 8
-    for src in images:
-        png = s3.get_object(Bucket="pathfinity-maintenance", Key=prefix + src)["Body"].read()
-        assert png.startswith(b"\x89PNG\r\n\x1a\n")
-        Image.open(io.BytesIO(png)).verify()
+    # The Slack link, fetched as a browser fetches it: the page, then every image it shows.
+    text = next(m["text"] for m in slack.messages("#ops-maintenance") if "maintenance report" in m["text"])
+    link = re.search(r"Full report: (\S+)", text).group(1)
+    html = fetch_page_with_images(link)
     # Recommendations, most urgent first: missed uptime (a 42-minute outage), then the critical finding.
     recommendations = re.findall(r"<li>(.*?)</li>", html)
     assert recommendations[0].startswith("KPI uptime pct is")
     assert "backup_age on pathfinity" in html and html.index("backup_age") < html.index("unused_index")
 
-    text = next(m["text"] for m in slack.messages("#ops-maintenance") if "maintenance report" in m["text"])
     assert "weekly maintenance report, 2026-11-20" in text and "Full report: http" in text
+    assert "Period 2026-11-20 01:00 to 2026-11-27 01:00 (America/New_York)." in text
+    assert "Period 2026-11-20 01:00 to 2026-11-27 01:00 (America/New_York)" in html
     assert "1 incident(s)" in text
     uploads = [c for c in slack.calls if c.method == "files.completeUploadExternal"]
     assert len(uploads) == 3
@@ -88,7 +90,45 @@ def test_weekly_health_report_arrives_in_s3_and_slack(ledger_data, s3_server, sl
     # A re-run for the same date rewrites the same keys: still one report for the week.
     run_dag("maintenance_weekly", FRIDAY, {"theme": "friday"})
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="pathfinity-maintenance", Prefix=prefix)["Contents"]]
-    assert len(keys) == 9  # the week's page and its 8 charts, not a second set (other tests' weeks sit beside)
+    assert keys == [prefix + "index.html"]  # one self-contained page, rewritten, not a second one
+
+
+def fetch_page_with_images(url: str) -> str:
+    """GET the page, then every <img> source resolved against it as a browser does; each must
+    answer 200 with a PNG (a data: URI decodes to one)."""
+    import base64
+    import urllib.request
+    from urllib.parse import urljoin
+
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        assert answer.status == 200
+        html = answer.read().decode()
+    images = re.findall(r'<img src="([^"]+)"', html)
+    assert len(images) == 8
+    for src in images:
+        if src.startswith("data:image/png;base64,"):
+            png = base64.b64decode(src.split(",", 1)[1])
+        else:
+            with urllib.request.urlopen(urljoin(url, src), timeout=10) as answer:
+                assert answer.status == 200, src
+                png = answer.read()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        Image.open(io.BytesIO(png)).verify()
+    return html
+
+
+def test_kpi_checks_carry_their_unit_and_numeric_target(ledger_data):
+    from maintenance.ledger import kpis
+    from maintenance.reports import charts
+
+    with ledger_data.connect() as conn:
+        k = kpis.compute(conn, "maintenance", FRIDAY - timedelta(days=7), FRIDAY, now=FRIDAY)
+    assert {n: (c["unit"], c["limit"]) for n, c in k.checks.items()} == {
+        "uptime_pct": ("%", 99.9), "planned_downtime_minutes": ("min", 56.0),
+        "unplanned_downtime_minutes": ("min", 7.0), "mttr_minutes": ("min", 30.0)}
+    assert 99.5 < k.checks["uptime_pct"]["value"] < 99.9 and not k.checks["uptime_pct"]["met"]
+    png = charts.kpis_vs_targets(k.checks)
+    assert Image.open(io.BytesIO(png)).size == (700, 320)
 
 
 def test_friday_post_mortem_summary_lists_the_weeks_incidents(ledger_data, s3_server, slack, airflow_db):

@@ -50,6 +50,12 @@ def _overlap_minutes(opened: datetime, resolved: datetime | None, start: datetim
     return max((stop - begin).total_seconds(), 0) / 60
 
 
+def _check(value: float | None, unit: str, limit: float, *, above: bool = False) -> dict:
+    met = value is None or (value > limit if above else value < limit)
+    return {"value": value, "unit": unit, "limit": limit, "above": above,
+            "target": f"{'>' if above else '<'} {limit:g}" if above else f"< {limit:.1f}", "met": met}
+
+
 def compute(conn, schema: str, start: datetime, end: datetime, *, now: datetime,
             targets: KpiTargets | None = None) -> KPIs:
     targets = targets or KpiTargets()
@@ -77,16 +83,14 @@ def compute(conn, schema: str, start: datetime, end: datetime, *, now: datetime,
     scale = (end - start) / MONTH
     uptime = 100 * up_minutes / period_minutes
     mttr = sum(repaired) / len(repaired) if repaired else None
+    planned_limit = targets.planned_downtime_minutes_per_month * scale
+    unplanned_limit = targets.unplanned_downtime_minutes_per_month * scale
+    # Each check: its value, its unit, its limit and which side of it is good.
     checks = {
-        "uptime_pct": {"value": uptime, "target": f"> {targets.uptime_pct}", "met": uptime > targets.uptime_pct},
-        "planned_downtime_minutes": {
-            "value": planned, "target": f"< {targets.planned_downtime_minutes_per_month * scale:.1f}",
-            "met": planned < targets.planned_downtime_minutes_per_month * scale},
-        "unplanned_downtime_minutes": {
-            "value": unplanned, "target": f"< {targets.unplanned_downtime_minutes_per_month * scale:.1f}",
-            "met": unplanned < targets.unplanned_downtime_minutes_per_month * scale},
-        "mttr_minutes": {"value": mttr, "target": f"< {targets.mttr_minutes}",
-                         "met": mttr is None or mttr < targets.mttr_minutes},
+        "uptime_pct": _check(uptime, "%", targets.uptime_pct, above=True),
+        "planned_downtime_minutes": _check(planned, "min", planned_limit),
+        "unplanned_downtime_minutes": _check(unplanned, "min", unplanned_limit),
+        "mttr_minutes": _check(mttr, "min", targets.mttr_minutes),
     }
     return KPIs(
         start=start, end=end, period_minutes=period_minutes, uptime_pct=uptime,

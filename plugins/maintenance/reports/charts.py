@@ -36,15 +36,36 @@ def _empty(ax, what: str) -> None:
 
 
 def kpis_vs_targets(checks: dict) -> bytes:
-    fig, ax = _figure("KPIs against targets")
-    names = list(checks)
-    colors = ["#16a34a" if checks[n]["met"] else "#dc2626" for n in names]
-    values = [checks[n]["value"] or 0 for n in names]
-    ax.barh([n.replace("_", " ") for n in names], values, color=colors)
-    for y, n in enumerate(names):
-        value = checks[n]["value"]
-        ax.text(values[y], y, f"  {value:.2f} ({checks[n]['target']})" if value is not None else "  n/a",
-                va="center", fontsize=8)
+    """One panel per unit (percent, minutes), each KPI a bar with its target drawn across it:
+    99.70% against 99.9% must be visible, so the percent axis starts near the values."""
+    import matplotlib.pyplot as plt
+
+    units = sorted({c["unit"] for c in checks.values()}, key=lambda u: u != "%")
+    fig, axes = plt.subplots(1, len(units), figsize=(7, 3.2), dpi=100, squeeze=False,
+                             gridspec_kw={"width_ratios": [1 if u == "%" else 2 for u in units]})
+    fig.suptitle("KPIs against targets", fontsize=11, x=0.02, ha="left")
+    for ax, unit in zip(axes[0], units, strict=True):
+        ax.spines[["top", "right"]].set_visible(False)
+        names = [n for n, c in checks.items() if c["unit"] == unit]
+        values = [checks[n]["value"] or 0 for n in names]
+        labels = [n.replace("_pct", "").replace("_minutes", "").replace("_", " ") for n in names]
+        colors = ["#16a34a" if checks[n]["met"] else "#dc2626" for n in names]
+        ax.bar(labels, values, color=colors, width=0.55)
+        for x, n in enumerate(names):
+            limit, value = checks[n]["limit"], checks[n]["value"]
+            ax.hlines(limit, x - 0.4, x + 0.4, colors="#111827", linestyles="--", linewidth=1.2)
+            ax.annotate(f"target {checks[n]['target']}", (x, limit), textcoords="offset points", xytext=(0, 3),
+                        ha="center", fontsize=7, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"})
+            ax.annotate("n/a" if value is None else f"{value:.2f}", (x, values[x]), textcoords="offset points",
+                        xytext=(0, -11 if unit == "%" else 3), ha="center", fontsize=8, color="#111827")
+        if unit == "%":
+            low = min([*values, *(checks[n]["limit"] for n in names)])
+            ax.set_ylim(max(0.0, min(low - 0.2, 99.0)), 100.05)
+        else:
+            top = max([*values, *(checks[n]["limit"] for n in names), 1])
+            ax.set_ylim(0, top * 1.2)
+        ax.set_ylabel("percent" if unit == "%" else "minutes")
+        ax.tick_params(axis="x", labelsize=8)
     return _png(fig)
 
 

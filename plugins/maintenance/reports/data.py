@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -36,15 +37,16 @@ class ReportData:
 
 
 def period_for(kind: str, logical_date: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """Weekly: the seven days before the run's day. Monthly: the calendar month before it."""
-    local = plain(logical_date).astimezone(tz)
-    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    """The period through the run: weekly, the seven days up to the run's date and time; monthly,
+    the month up to it (the same day and time a calendar month before). A run triggered now
+    reports what happened up to now, a re-run or backfill of a date rewrites that date's report."""
+    end = plain(logical_date).astimezone(tz)
     if kind == "weekly":
-        return day - timedelta(days=7), day
+        return (end.replace(tzinfo=None) - timedelta(days=7)).replace(tzinfo=tz), end
     if kind == "monthly":
-        first = day.replace(day=1)
-        previous = (first - timedelta(days=1)).replace(day=1)
-        return previous, first
+        year, month = (end.year, end.month - 1) if end.month > 1 else (end.year - 1, 12)
+        day = min(end.day, calendar.monthrange(year, month)[1])
+        return end.replace(tzinfo=None).replace(year=year, month=month, day=day).replace(tzinfo=tz), end
     raise ValueError(f"kind: 'weekly' or 'monthly', got {kind!r}")
 
 

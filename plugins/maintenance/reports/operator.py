@@ -45,15 +45,13 @@ class ReportOperator(MaintenanceOperator):
         with ledger.action("s3", f"s3://{bucket}/{prefix}", "store_report") as act:
             if not hook.check_for_bucket(bucket):
                 hook.create_bucket(bucket)
-            for path, content in rendered.files.items():
-                hook.load_bytes(content, key=prefix + path, bucket_name=bucket, replace=True)
             hook.get_conn().put_object(Bucket=bucket, Key=prefix + "index.html", Body=rendered.html.encode(),
                                        ContentType="text/html; charset=utf-8")
-            act.bytes_affected = len(rendered.html) + sum(len(c) for c in rendered.files.values())
+            act.bytes_affected = len(rendered.html)
         link = hook.generate_presigned_url("get_object", params={"Bucket": bucket, "Key": prefix + "index.html"},
                                            expires_in=7 * 86400) or summary["key"]
         conn_id, channel = policy.connections.slack, policy.notifications.summary_channel
-        delivered = slack.post(conn_id, channel, slack_text(data, rendered, link))
+        delivered = slack.post(conn_id, channel, slack_text(data, rendered, link, tz))
         for path in ("charts/kpis.png", "charts/downtime.png", "charts/actions.png"):
             delivered &= slack.upload(conn_id, channel, path.split("/")[-1], rendered.files[path], rendered.title)
         return summary | {"stored": True, "link": link, "slack_delivered": delivered}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ TEMPLATES = Path(__file__).resolve().parents[3] / "include" / "reports"
 @dataclass
 class Rendered:
     html: str
-    files: dict[str, bytes]  # relative path -> PNG bytes
+    files: dict[str, bytes]  # chart name -> PNG bytes (also embedded in the html, for Slack uploads)
     title: str
 
 
@@ -40,21 +41,24 @@ def render(data: ReportData, *, tz, targets, dag_id: str, run_id: str, generated
         ("actions", "Maintenance actions per week", lambda: charts.actions_per_week(data.actions_per_week)),
     ]
     files = {f"charts/{name}.png": make() for name, _, make in chart_specs}
+    # The page carries its charts (data: URIs): one object in S3, readable through one signed link.
+    embedded = {path: "data:image/png;base64," + base64.b64encode(png).decode() for path, png in files.items()}
     title = f"Pathfinity {data.kind} maintenance report, {data.start.astimezone(tz):%Y-%m-%d}"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
     html = env.get_template("report.html.j2").render(
         title=title, start=f"{data.start.astimezone(tz):%Y-%m-%d %H:%M}",
         end=f"{data.end.astimezone(tz):%Y-%m-%d %H:%M}", tz=str(tz), generated=generated.isoformat(timespec="seconds"),
         dag_id=dag_id, run_id=run_id, recommendations=data.recommendations, kpis=k,
-        charts=[{"file": f"charts/{name}.png", "title": t} for name, t, _ in chart_specs],
+        charts=[{"file": embedded[f"charts/{name}.png"], "title": t} for name, t, _ in chart_specs],
         findings=data.findings)
     return Rendered(html, files, title)
 
 
-def slack_text(data: ReportData, rendered: Rendered, link: str) -> str:
+def slack_text(data: ReportData, rendered: Rendered, link: str, tz) -> str:
     k = data.kpis
     missed = [n.replace("_", " ") for n, c in k.checks.items() if not c["met"]]
     lines = [f":bar_chart: *{rendered.title}*",
+             f"Period {data.start.astimezone(tz):%Y-%m-%d %H:%M} to {data.end.astimezone(tz):%Y-%m-%d %H:%M} ({tz}).",
              f"Uptime {k.uptime_pct:.3f}%, unplanned downtime {k.unplanned_downtime_minutes:.0f} min, "
              f"planned {k.planned_downtime_minutes:.0f} min, {k.incidents} incident(s), "
              f"{k.actions_applied} maintenance action(s).",
