@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools import reaper
+
 PG_PRELOAD = "pg_stat_statements"
 
 
@@ -174,6 +176,7 @@ def start_postgres(
     if user:
         shutil.chown(conf, user)
     _run(_as_user([str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(log), "-w", "-t", "60", "start"], user))
+    reaper.note("postgres", datadir=str(datadir))
     return server
 
 
@@ -214,6 +217,7 @@ def start_redis(root: Path, *, port: int | None = None, args: list[str] | None =
         cmd += ["--requirepass", password]
     cmd += args or []
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    reaper.note("redis", pid=process.pid)
     deadline = time.monotonic() + 20
     while not port_open(port):
         if process.poll() is not None or time.monotonic() > deadline:

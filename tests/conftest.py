@@ -44,8 +44,18 @@ for path in (ROOT / "plugins", ROOT):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from devtools import servers  # noqa: E402
+from devtools import reaper, servers  # noqa: E402
 from devtools.slack_server import start_slack_server  # noqa: E402
+
+# Every server the suite starts is stopped, and its folder removed, when the suite ends: by
+# pytest_unconfigure on a normal end, by a detached reaper when pytest is killed.
+_SERVERS = _WORK / "servers.jsonl"
+reaper.watch(_SERVERS, remove=_WORK)
+
+
+def pytest_unconfigure(config):
+    reaper.reap(_SERVERS)
+    shutil.rmtree(_WORK, ignore_errors=True)
 
 
 def set_conn(conn_id: str, value: str | dict) -> None:
@@ -54,8 +64,7 @@ def set_conn(conn_id: str, value: str | dict) -> None:
 
 @pytest.fixture(scope="session")
 def work_dir() -> Path:
-    yield _WORK
-    shutil.rmtree(_WORK, ignore_errors=True)
+    return _WORK
 
 
 @pytest.fixture(scope="session")
