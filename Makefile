@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo demo-stop test lint lock bench clean
+.PHONY: demo demo-stop dags-test test lint lock bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -30,6 +30,12 @@ demo: $(VENV)/.runtime
 
 demo-stop:
 	$(PY) -m devtools.demo down
+
+# One DAG run without the scheduler, against the running demo (or the configured target):
+#   make dags-test DAG=maintenance_daily DATE=2026-11-27
+dags-test: $(VENV)/.runtime
+	@test -n "$(DAG)" -a -n "$(DATE)" || { echo "usage: make dags-test DAG=<dag_id> DATE=<YYYY-MM-DD>"; exit 2; }
+	$(PY) -m devtools.demo dags-test $(DAG) $(DATE)
 
 test: $(VENV)/.dev
 	bash devtools/system-deps.sh

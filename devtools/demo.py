@@ -8,8 +8,15 @@ Then it runs ``airflow standalone`` in its own process group, waits for the
 UI, prints the address and login, and stops everything on Ctrl-C or
 ``make demo-stop``.
 
-    python -m devtools.demo up      # foreground; Ctrl-C stops
-    python -m devtools.demo down    # stop what an earlier `up` started
+One demo runs at a time: a second ``up`` is refused, naming the running one's address.
+What the demo holds survives a restart: PostgreSQL's data, Redis's keys (append-only file)
+and the embedded S3's objects (saved to ``.demo/s3/`` while it runs and when it stops).
+Servers log to files under ``.demo/``; the terminal shows only what a person needs. A
+detached reaper stops the servers if the demo itself is killed.
+
+    python -m devtools.demo up                   # foreground; Ctrl-C stops
+    python -m devtools.demo down                 # stop what an earlier `up` started
+    python -m devtools.demo dags-test DAG DATE   # `airflow dags test` against the running demo
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ from devtools import servers
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
 STATE = DEMO / "state.json"
+LOCK = DEMO / "demo.lock"
+S3_FOLDER = DEMO / "s3"
+S3_SAVE_EVERY_S = 120
 UI_PORT = int(os.environ.get("DEMO_UI_PORT", "8080"))
 SEED_SCALE = int(os.environ.get("DEMO_SEED_SCALE", "200000"))
 
@@ -80,28 +90,65 @@ def start_embedded_target(state: dict) -> dict[str, str]:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'pathfinity'").fetchone():
             conn.execute("CREATE DATABASE pathfinity")
     seed_postgres(pg.dsn("pathfinity"))
-    redis = servers.start_redis(DEMO / "redis", args=["--maxmemory", "256mb"])
-    state |= {"redis_pid": redis.process.pid}
-    from include.demo.redis_seed import seed
+    # Keys persist in an append-only file under .demo/redis, so a restart keeps the cache as it was.
+    redis = servers.start_redis(DEMO / "redis", port=state.get("redis_port") or servers.free_port(),
+                                args=["--maxmemory", "256mb", "--appendonly", "yes"])
+    state |= {"redis_pid": redis.process.pid, "redis_port": redis.port}
+    import redis as redis_client
 
-    say(f"redis keys: {seed(redis.url())}")
+    kept = redis_client.Redis.from_url(redis.url()).dbsize()
+    if kept:
+        say(f"redis: {kept:,} keys kept from the last run")
+    else:
+        from include.demo.redis_seed import seed
+
+        say(f"redis: seeded {seed(redis.url()):,} keys")
     return {
         "AIRFLOW_CONN_PLATFORM_DB": pg.conn_json("pathfinity"),
         "AIRFLOW_CONN_PLATFORM_REDIS": redis.conn_json(),
-    } | start_embedded_services()
+    } | start_embedded_services(state)
 
 
-def start_embedded_services() -> dict[str, str]:
-    """S3 (moto's server) and a local Slack that appends every message to .demo/slack-messages.log.
+def quiet_servers_log() -> None:
+    """The in-process servers' request logs (moto's werkzeug) go to .demo/servers.log, not the terminal."""
+    import logging
+
+    handler = logging.FileHandler(DEMO / "servers.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    for name in ("werkzeug", "moto", "botocore", "urllib3"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+
+
+def start_embedded_services(state: dict) -> dict[str, str]:
+    """S3 (moto's server, its objects restored from .demo/s3) and a local Slack that appends every
+    message to .demo/slack-messages.log.
 
     They run in this process, so they live exactly as long as `make demo`.
     """
+    import threading
+
     from moto.server import ThreadedMotoServer
 
+    from devtools import s3_snapshot
     from devtools.slack_server import start_slack_server
 
+    quiet_servers_log()
     s3_port = servers.free_port()
     ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False).start()
+    endpoint = f"http://127.0.0.1:{s3_port}"
+    state["s3_endpoint"] = endpoint
+    restored = s3_snapshot.restore(endpoint, S3_FOLDER)
+    if restored:
+        say(f"S3: {restored} objects kept from the last run (.demo/s3)")
+
+    def keep_saving():
+        while True:
+            time.sleep(S3_SAVE_EVERY_S)
+            s3_snapshot.save(endpoint, S3_FOLDER)
+
+    threading.Thread(target=keep_saving, daemon=True, name="s3-snapshot").start()
     slack, _ = start_slack_server(log_to=DEMO / "slack-messages.log")
     say(f"embedded S3 on :{s3_port}; Slack messages go to .demo/slack-messages.log")
     return {
@@ -174,9 +221,38 @@ def demo_policy() -> Path:
     return path
 
 
+def write_airflow_cfg(home: Path) -> None:
+    """The demo's settings in its airflow.cfg too, so any `airflow` command with this
+    AIRFLOW_HOME finds the DAGs and never loads Airflow's example DAGs. The secrets every
+    component must share (the JWT secret signing task tokens, the API's secret key) are made
+    once and kept: a component that made its own would refuse the others' tokens."""
+    import configparser
+    import secrets
+
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(home / "airflow.cfg")
+    jwt_secret = cfg.get("api_auth", "jwt_secret", fallback="") or secrets.token_urlsafe(32)
+    secret_key = cfg.get("api", "secret_key", fallback="") or secrets.token_urlsafe(32)
+    (home / "airflow.cfg").write_text(
+        "[api_auth]\n"
+        f"jwt_secret = {jwt_secret}\n"
+        "[core]\n"
+        f"dags_folder = {ROOT / 'dags'}\n"
+        f"plugins_folder = {ROOT / 'plugins'}\n"
+        "load_examples = False\n"
+        "parallelism = 4\n"
+        "dags_are_paused_at_creation = True\n"
+        "[database]\n"
+        f"sql_alchemy_conn = sqlite:///{home}/airflow.db\n"
+        "[api]\n"
+        f"port = {UI_PORT}\n"
+        f"secret_key = {secret_key}\n")
+
+
 def airflow_env(connections: dict[str, str], policy: Path | None = None) -> dict[str, str]:
     home = DEMO / "airflow"
     home.mkdir(parents=True, exist_ok=True)
+    write_airflow_cfg(home)
     return os.environ | connections | {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -215,10 +291,35 @@ def admin_password() -> str:
     return f"(see {path})"
 
 
+def hold_the_lock():
+    """Only one demo at a time: the lock is held for as long as `up` runs (released by the
+    kernel if it dies). Returns the open lock file, or None when another demo holds it."""
+    import fcntl
+
+    DEMO.mkdir(exist_ok=True)
+    handle = LOCK.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 def up() -> int:
     began = time.monotonic()
-    DEMO.mkdir(exist_ok=True)
+    lock = hold_the_lock()
+    if lock is None:
+        state = json.loads(STATE.read_text()) if STATE.exists() else {}
+        say(f"a demo is already running (pid {state.get('pid', '?')}): {state.get('url', 'see .demo/state.json')}")
+        say("use that one, or stop it first with `make demo-stop`")
+        return 1
+    from devtools import reaper
+
     state = json.loads(STATE.read_text()) if STATE.exists() else {}
+    state = {k: state[k] for k in ("pg_port", "redis_port") if k in state} | {"pid": os.getpid()}
+    (DEMO / "servers.jsonl").unlink(missing_ok=True)
+    reaper.watch(DEMO / "servers.jsonl")  # if this process is killed, its servers do not outlive it
     target = configured_target()
     if target:
         say("using the configured target (AIRFLOW_CONN_* from the environment or .env); starting no servers")
@@ -235,19 +336,39 @@ def up() -> int:
     say("starting airflow standalone (log: .demo/airflow-standalone.log)")
     proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    state["airflow_pgid"] = proc.pid
+    state |= {"airflow_pgid": proc.pid, "url": f"http://localhost:{UI_PORT}",
+              "connections": connections, "policy": str(policy) if policy else None}
     STATE.write_text(json.dumps(state))
     try:
         wait_for_ui()
         say(f"Airflow UI: http://localhost:{UI_PORT}  login: admin / {admin_password()}")
-        say(f"ready in {time.monotonic() - began:.0f}s. DAGs start paused: unpause or trigger them in the UI.")
+        say(f"ready in {time.monotonic() - began:.0f}s. DAGs start paused: trigger them in the UI. Unpausing makes a "
+            "catch-up run of the latest missed time, which skips its gated work (README).")
         say("Ctrl-C (or `make demo-stop` from another shell) stops everything.")
         proc.wait()
     except KeyboardInterrupt:
         pass
     finally:
+        if state.get("s3_endpoint"):
+            from devtools import s3_snapshot
+
+            say(f"S3: saved {s3_snapshot.save(state['s3_endpoint'], S3_FOLDER)} changed objects to .demo/s3")
         down()
+        lock.close()
     return 0
+
+
+def dags_test(dag_id: str, date: str) -> int:
+    """One run of DAG for DATE without the scheduler (devtools.run_dag, as `airflow dags test`), with
+    the running demo's connections, policy and Airflow home."""
+    state = json.loads(STATE.read_text()) if STATE.exists() else {}
+    target = configured_target()
+    if not target and not state.get("connections"):
+        say("no demo is running and no target is configured: start `make demo` first (another shell)")
+        return 1
+    env = airflow_env(target or state["connections"], Path(state["policy"]) if state.get("policy") else None)
+    return subprocess.run([sys.executable, "-m", "devtools.run_dag", dag_id, date], env=env, cwd=ROOT,
+                          check=False).returncode
 
 
 def _stop_group(pgid: int, grace: float = 20) -> None:
@@ -284,9 +405,12 @@ def down() -> int:
     if state.get("pg_root"):
         say("stopping the embedded PostgreSQL")
         servers.stop_postgres(Path(state["pg_root"]))
-    STATE.write_text(json.dumps({"pg_port": state.get("pg_port")}))
+    STATE.write_text(json.dumps({k: state[k] for k in ("pg_port", "redis_port") if k in state}))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit({"up": up, "down": down}[sys.argv[1] if len(sys.argv) > 1 else "up"]())
+    command = sys.argv[1] if len(sys.argv) > 1 else "up"
+    if command == "dags-test":
+        sys.exit(dags_test(*sys.argv[2:4]))
+    sys.exit({"up": up, "down": down}[command]())

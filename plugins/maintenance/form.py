@@ -49,7 +49,7 @@ def fields(*, destructive: bool, **extra: Param) -> dict[str, Param]:
 
 
 def tables_field() -> Param:
-    return Param([], type="array", items={"type": "string", "pattern": TABLE_NAME_PATTERN}, title="Tables",
+    return Param(None, type=["null", "array"], items={"type": "string", "pattern": TABLE_NAME_PATTERN}, title="Tables",
                  description="Limit PostgreSQL work to these tables, one per line: `table` when one schema has "
                              "it, else `schema.table`; \"Quoted\" names keep their case. A name that is not a "
                              "table fails the run, naming it. Empty: all tables of the policy's schemas.")
