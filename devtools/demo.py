@@ -33,7 +33,7 @@ from pathlib import Path
 from devtools import servers
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / ".demo"
+DEMO = Path(os.environ.get("DEMO_DIR") or ROOT / ".demo")
 STATE = DEMO / "state.json"
 LOCK = DEMO / "demo.lock"
 S3_FOLDER = DEMO / "s3"

@@ -49,3 +49,62 @@ def test_servers_of_a_killed_owner_are_stopped_and_its_folder_removed():
     assert not alive(started["postgres"]), "PostgreSQL outlived its owner"
     assert not alive(started["redis"]), "Redis outlived its owner"
     assert not folder.exists()
+
+
+def test_a_second_demo_is_refused_naming_the_running_one(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from devtools import demo; lock = demo.hold_the_lock(); "
+                               "print('held' if lock else 'not held', flush=True); time.sleep(60)"],
+        cwd=ROOT, env=os.environ | {"DEMO_DIR": str(tmp_path)}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        (tmp_path / "state.json").write_text(json.dumps({"pid": holder.pid, "url": "http://localhost:8080"}))
+        second = subprocess.run([sys.executable, "-m", "devtools.demo", "up"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=60, check=False, env=os.environ | {"DEMO_DIR": str(tmp_path)})
+        assert second.returncode == 1
+        assert f"a demo is already running (pid {holder.pid}): http://localhost:8080" in second.stdout
+        assert not (tmp_path / "postgres").exists()  # it started nothing
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_demos_s3_survives_a_restart(tmp_path):
+    """Objects saved from one S3 server come back in a fresh one; deletions are saved too."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from devtools import s3_snapshot, servers
+
+    def server():
+        port = servers.free_port()
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        moto.start()
+        endpoint = f"http://127.0.0.1:{port}"
+        return moto, endpoint, boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                                            aws_access_key_id="demo", aws_secret_access_key="demo")
+
+    folder = tmp_path / "s3"
+    first, endpoint, s3 = server()
+    s3.create_bucket(Bucket="pathfinity-backups")
+    s3.put_object(Bucket="pathfinity-backups", Key="postgres/db/2026-11-27/pathfinity.dump", Body=b"\x00dump" * 1000)
+    s3.put_object(Bucket="pathfinity-backups", Key="postgres/db/2026-11-27/manifest.json", Body=b"{}",
+                  ContentType="application/json")
+    s3.put_object(Bucket="pathfinity-backups", Key="gone-soon", Body=b"x")
+    assert s3_snapshot.save(endpoint, folder) == 3
+    assert s3_snapshot.save(endpoint, folder) == 0  # nothing changed: nothing written
+    s3.delete_object(Bucket="pathfinity-backups", Key="gone-soon")
+    s3_snapshot.save(endpoint, folder)
+    first.stop()
+
+    second, endpoint, s3 = server()
+    try:
+        assert s3_snapshot.restore(endpoint, folder) == 2
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="pathfinity-backups")["Contents"])
+        assert keys == ["postgres/db/2026-11-27/manifest.json", "postgres/db/2026-11-27/pathfinity.dump"]
+        got = s3.get_object(Bucket="pathfinity-backups", Key="postgres/db/2026-11-27/manifest.json")
+        assert got["ContentType"] == "application/json"
+        assert s3.get_object(Bucket="pathfinity-backups",
+                             Key="postgres/db/2026-11-27/pathfinity.dump")["Body"].read() == b"\x00dump" * 1000
+    finally:
+        second.stop()
