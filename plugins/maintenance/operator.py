@@ -9,6 +9,7 @@ Engines stay plain functions over a connection; operators only wire them.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -68,6 +69,9 @@ class MaintenanceOperator(BaseOperator):
                 raise AirflowFailException(str(exc)) from exc
             self.log.warning("Critical work goes on despite the trigger form: %s", exc)
             dry_run = RunForm.of(context, strict=False).dry_run
+        began = time.monotonic()
+        self.log.info("%s: %s%s", self.task_id, "dry run (plans only) " if dry_run else "",
+                      (self.__doc__ or type(self).__name__).strip().splitlines()[0])
         with open_ledger(context, policy, dry_run=dry_run) as ledger:
             ledger.start_task()
             try:
@@ -89,6 +93,7 @@ class MaintenanceOperator(BaseOperator):
             summary = {"dry_run": dry_run, **summary}
             ledger.finish_task("planned" if dry_run else "done", summary)
         line = self.describe(summary)
+        self.log.info("%s done in %.1fs%s", self.task_id, time.monotonic() - began, f": {line}" if line else "")
         if line or dry_run:
             context["ti"].xcom_push(key="outcome", value=("dry run: " if dry_run else "") + (line or "plan only"))
         value = self.returns(summary)

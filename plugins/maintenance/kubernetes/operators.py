@@ -7,13 +7,22 @@ from maintenance.operator import MaintenanceOperator
 
 class _KubernetesOperator(MaintenanceOperator):
     def clients(self):
+        import time
+
+        began = time.monotonic()
+        # The provider's hook and the Kubernetes client take seconds to import on a busy
+        # worker (the hook module also loads the asyncio client): say so before, and how long.
+        self.log.info("Loading the Kubernetes client and KubernetesHook")
         from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
         from kubernetes import client
 
         from maintenance.policy import load_policy
 
+        loaded = time.monotonic()
         policy = load_policy()
         api = KubernetesHook(conn_id=policy.kubernetes.conn_id).get_conn()
+        self.log.info("Kubernetes API client for connection %s at %s (imports %.1fs, connection %.1fs)",
+                      policy.kubernetes.conn_id, api.configuration.host, loaded - began, time.monotonic() - loaded)
         return policy, {"core": client.CoreV1Api(api), "apps": client.AppsV1Api(api),
                         "batch": client.BatchV1Api(api), "policy": client.PolicyV1Api(api),
                         "custom": client.CustomObjectsApi(api), "networking": client.NetworkingV1Api(api)}
@@ -29,7 +38,10 @@ class PodCleanupOperator(_KubernetesOperator):
         policy, k = self.clients()
         chosen, kept = finished_pods(k["core"], k["batch"], policy.kubernetes, clock.now())
         deleted = []
+        self.log.info("Finished pods: %d to delete, %d kept", len(chosen), len(kept))
         for pod in chosen:
+            self.log.info("%s pod %s/%s (%s)", "Would delete" if dry_run else "Deleting", pod.namespace, pod.name,
+                          pod.as_dict())
             with ledger.action("kubernetes", f"pod {pod.namespace}/{pod.name}", "delete_pod", plan=pod.as_dict()):
                 if not dry_run:
                     k["core"].delete_namespaced_pod(pod.name, pod.namespace)
@@ -50,6 +62,7 @@ class MemoryRestartOperator(_KubernetesOperator):
 
         policy, k = self.clients()
         found = memory_pressure(k["core"], k["apps"], k["custom"], k["policy"], policy.kubernetes)
+        self.log.info("Workloads near their memory limit: %d", len(found))
         cap = policy.kubernetes.memory_restarts.max_per_run
         restarted = []
         for item in found:
@@ -61,6 +74,8 @@ class MemoryRestartOperator(_KubernetesOperator):
             if len(restarted) >= cap:
                 item.why += f"; not restarted: the cap of {cap} per run was reached"
                 continue
+            self.log.info("%s %s %s/%s", "Would restart" if dry_run else "Rollout-restarting", item.kind,
+                          item.namespace, item.name)
             with ledger.action("kubernetes", f"{item.kind} {item.namespace}/{item.name}", "rollout_restart",
                                plan=item.as_dict()):
                 if not dry_run:
@@ -88,6 +103,8 @@ class NodeMaintenanceOperator(_KubernetesOperator):
             return {"due": [{"node": n.metadata.name, "reasons": why} for n, why in due], "runs": []}
         runs = []
         for node, _ in due[:settings.max_nodes_per_run]:
+            self.log.info("Maintaining node %s: cordon, drain, wait for the reboot, Ready, uncordon",
+                          node.metadata.name)
             with ledger.action("kubernetes", f"node {node.metadata.name}", "node_maintenance") as act:
                 run = nodes.maintain(k["core"], node, settings, now_fn=clock.now)
                 act.plan = run.as_dict()
