@@ -343,22 +343,18 @@ def test_monthly_archive_and_a_backfill_of_the_same_date_moves_nothing_more(db, 
     assert rows == [("platform_db:public.learning_sessions", 2000), ("platform_db:public.pathiq_metrics", old_metrics)]
 
 
-def test_a_bad_archive_date_fails_at_once_naming_the_field(db, monthly, slack):
-    """The form's date format refuses it when the run is triggered; a run that has it anyway (a
-    REST call that skipped validation) fails at its first gate, before anything moves."""
+def test_a_bad_archive_date_is_refused_naming_the_field(db, monthly):
+    """The form's date format refuses it when the run is triggered (Airflow validates each field's
+    schema); a run that carries it anyway fails its first task, before anything moves."""
     from airflow.sdk import Param
     from airflow.sdk.definitions.param import ParamValidationError
-    from maintenance.form import archive_as_of_field
+    from maintenance.form import RunForm, archive_as_of_field
 
     with pytest.raises(ParamValidationError):
         Param("next tuesday", **archive_as_of_field().schema).resolve()
     assert Param("2026-11-01", **archive_as_of_field().schema).resolve() == "2026-11-01"
-    result = run_dag("maintenance_monthly", monthly, {"dry_run": True, "archive_as_of": "next tuesday"},
-                     mark_success_pattern=ONLY_ARCHIVE)
-    assert result.states["gate_archive"] == "failed" and result.states["archive"] == "upstream_failed"
-    (message,) = slack.messages("#ops-maintenance")
-    assert "• Failed: `gate_archive` (archive_as_of: expected a date as YYYY-MM-DD, got 'next tuesday')" in (
-        message["text"])
+    with pytest.raises(InputError, match=r"^archive_as_of: expected a date as YYYY-MM-DD, got 'next tuesday'$"):
+        RunForm.of({"params": {"archive_as_of": "next tuesday"}})
 
 
 def test_an_archive_date_later_than_the_run_is_refused_before_anything_moves(db, monthly):
@@ -416,7 +412,7 @@ def partitioned(platform_db, airflow_db, slack, tmp_path, monkeypatch):
 
     db = platform_db
     db.script("""
-        DROP TABLE IF EXISTS events, events_archive CASCADE;
+        DROP TABLE IF EXISTS events, events_archive, events_original CASCADE;
         CREATE TABLE events (id bigint, at timestamptz NOT NULL, kind text, PRIMARY KEY (id, at))
             PARTITION BY RANGE (at);
         CREATE TABLE events_default PARTITION OF events DEFAULT""")
@@ -429,7 +425,7 @@ def partitioned(platform_db, airflow_db, slack, tmp_path, monkeypatch):
     db.execute("""INSERT INTO events SELECT g, timestamptz '2025-11-01 00:00+00' + g * interval '864 seconds', 'x'
                   FROM generate_series(0, 100 * 420) g""")
     db.execute("INSERT INTO events VALUES (-1, '2020-01-01', 'ancient'), (-2, '2031-01-01', 'future')")
-    db.execute("CREATE TABLE IF NOT EXISTS events_original AS SELECT * FROM events")
+    db.execute("CREATE TABLE events_original AS SELECT * FROM events")
     use_policy(tmp_path, monkeypatch, archive={"tables": [{"source": "public.events", "time_column": "at",
                                                            "age_months": 6}]})
     monkeypatch.setattr(clock, "now", lambda: datetime(2026, 12, 6, 8, tzinfo=UTC))
@@ -483,6 +479,94 @@ def test_old_partitions_change_tables_whole_and_the_straddling_one_moves_in_batc
                     mark_success_pattern=others)
     (moved,) = again.xcom("archive")["moved"]
     assert moved["rows"] == 0 and moved["partitions"]["attached"] == []
+
+
+def test_a_back_dated_row_committed_during_the_drop_sends_the_partition_back(partitioned, monkeypatch):
+    """The emptiness that decides the drop is read under the drop's own lock, after the detach:
+    a row that arrives between the first look and the detach keeps the partition."""
+    from maintenance.archive import partitions
+
+    db = partitioned
+    db.execute("DELETE FROM events WHERE at >= '2026-03-01' AND at < '2026-04-01'")
+    real_detach = partitions._detach
+
+    def detach_after_a_late_insert(conn, source, part):
+        db.execute("INSERT INTO events VALUES (-7, '2026-03-15 12:00+00', 'late')")  # another session commits
+        return real_detach(conn, source, part)
+
+    monkeypatch.setattr(partitions, "_detach", detach_after_a_late_insert)
+    with db.connect() as conn:
+        source = tables.describe(conn, "public.events", field="s")
+        (march,) = [p for p in partitions.partitions(conn, source) if p.name == "events_2026_03"]
+        assert partitions.drop_if_empty(conn, source, march) is False
+    assert "events_2026_03" in children(db, "events")  # attached back, with its bound
+    assert db.execute("SELECT id, kind FROM events WHERE at >= '2026-03-01' AND at < '2026-04-01'") == [
+        (-7, "late")]
+    assert db.execute("SELECT obj_description('public.events_2026_03'::regclass, 'pg_class')") == [(None,)]
+
+
+def test_an_interrupted_concurrent_detach_is_finished_and_the_partition_lands(partitioned):
+    """DETACH ... CONCURRENTLY cancelled in its wait leaves the partition 'detach pending' (its rows
+    hidden from the source): the next run finalizes it and finishes the move it belonged to."""
+    import threading
+
+    from maintenance.archive import partitions
+
+    db = partitioned
+    db.execute("DROP TABLE events_default")  # CONCURRENTLY needs no default partition...
+    db.execute("DELETE FROM events_original WHERE id IN (-1, -2)")  # ...so its two rows are gone by design
+    with db.connect() as conn:
+        source = tables.describe(conn, "public.events", field="s")
+        (december,) = [p for p in partitions.partitions(conn, source) if p.name == "events_2025_12"]
+        partitions._mark(conn, december, {"from": "public.events", "to": "public.events_archive",
+                                          "bound": december.bound})
+    holder = db.connect()
+    holder.autocommit = False
+    holder.execute("SELECT count(*) FROM events")  # an open transaction the detach must wait for
+    try:
+        with db.connect() as conn:
+            conn.execute("SET statement_timeout = '1s'")
+            with pytest.raises(Exception, match=r"statement timeout|canceling"):
+                conn.execute("ALTER TABLE events DETACH PARTITION events_2025_12 CONCURRENTLY")
+    finally:
+        threading.Thread(target=holder.close).start()
+    assert db.execute("SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = 'events_2025_12'::regclass") == [
+        (True,)]
+    hidden = db.execute("SELECT count(*) FROM events_2025_12")[0][0]
+    result = run_dag("maintenance_monthly", datetime(2026, 12, 6, 7, tzinfo=UTC), {"dry_run": False},
+                     mark_success_pattern=r"^((plan_)?debloat|monthly_report|security_audit|compliance)$")
+    assert result.states["archive"] == "success", result.states
+    (moved,) = result.xcom("archive")["moved"]
+    recovered = {r["partition"]: r for r in moved["partitions"]["recovered"]}
+    assert recovered["public.events_2025_12"]["finalized"] is True
+    assert recovered["public.events_2025_12"]["outcome"].startswith("attached to public.events_archive")
+    assert "events_2025_12" in children(db, "events_archive")
+    assert db.execute("SELECT count(*) FROM events_archive WHERE at >= '2025-12-01' AND at < '2026-01-01'") == [
+        (hidden,)]
+    events_union_is_original(db)
+
+
+def test_a_partition_left_between_the_tables_by_a_kill_is_attached_where_it_was_going(partitioned):
+    from maintenance.archive import partitions
+
+    db = partitioned
+    with db.connect() as conn:
+        source = tables.describe(conn, "public.events", field="s")
+        partitions.ensure_partitioned_archive(conn, source, sql.Identifier("public", "events_archive"), "at")
+        (january,) = [p for p in partitions.partitions(conn, source) if p.name == "events_2026_01"]
+        partitions._mark(conn, january, {"from": "public.events", "to": "public.events_archive",
+                                         "bound": january.bound})
+        partitions._detach(conn, source, january)  # ...and the run is killed before the attach
+    assert "events_2026_01" not in children(db, "events")
+    result = run_dag("maintenance_monthly", datetime(2026, 12, 6, 7, tzinfo=UTC), {"dry_run": False},
+                     mark_success_pattern=r"^((plan_)?debloat|monthly_report|security_audit|compliance)$")
+    assert result.states["archive"] == "success", result.states
+    (moved,) = result.xcom("archive")["moved"]
+    assert moved["partitions"]["recovered"] == [
+        {"partition": "public.events_2026_01", "outcome": "attached to public.events_archive, as the interrupted "
+                                                          "run meant to"}]
+    assert "events_2026_01" in children(db, "events_archive")
+    events_union_is_original(db)
 
 
 def test_partition_planning_creates_the_next_months_and_proposes_for_large_tables(partitioned, tmp_path,

@@ -70,35 +70,44 @@ def test_a_second_demo_is_refused_naming_the_running_one(tmp_path):
 
 
 def test_the_demos_s3_survives_a_restart(tmp_path):
-    """Objects saved from one S3 server come back in a fresh one; deletions are saved too."""
+    """Objects saved from one S3 server come back in a fresh one; deletions are saved too. Each
+    server is its own process (moto keeps its buckets in process memory), so a restart is real."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
     from devtools import s3_snapshot, servers
 
     def server():
         port = servers.free_port()
-        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        moto.start()
+        process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not servers.port_open(port):
+            assert time.monotonic() < deadline and process.poll() is None, "moto's server did not start"
+            time.sleep(0.2)
         endpoint = f"http://127.0.0.1:{port}"
-        return moto, endpoint, boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                                            aws_access_key_id="demo", aws_secret_access_key="demo")
+        return process, endpoint, boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                                               aws_access_key_id="demo", aws_secret_access_key="demo")
 
     folder = tmp_path / "s3"
     first, endpoint, s3 = server()
-    s3.create_bucket(Bucket="pathfinity-backups")
-    s3.put_object(Bucket="pathfinity-backups", Key="postgres/db/2026-11-27/pathfinity.dump", Body=b"\x00dump" * 1000)
-    s3.put_object(Bucket="pathfinity-backups", Key="postgres/db/2026-11-27/manifest.json", Body=b"{}",
-                  ContentType="application/json")
-    s3.put_object(Bucket="pathfinity-backups", Key="gone-soon", Body=b"x")
-    assert s3_snapshot.save(endpoint, folder) == 3
-    assert s3_snapshot.save(endpoint, folder) == 0  # nothing changed: nothing written
-    s3.delete_object(Bucket="pathfinity-backups", Key="gone-soon")
-    s3_snapshot.save(endpoint, folder)
-    first.stop()
+    try:
+        s3.create_bucket(Bucket="pathfinity-backups")
+        s3.put_object(Bucket="pathfinity-backups", Key="postgres/db/2026-11-27/pathfinity.dump",
+                      Body=b"\x00dump" * 1000)
+        s3.put_object(Bucket="pathfinity-backups", Key="postgres/db/2026-11-27/manifest.json", Body=b"{}",
+                      ContentType="application/json")
+        s3.put_object(Bucket="pathfinity-backups", Key="gone-soon", Body=b"x")
+        assert s3_snapshot.save(endpoint, folder) == 3
+        assert s3_snapshot.save(endpoint, folder) == 0  # nothing changed: nothing written
+        s3.delete_object(Bucket="pathfinity-backups", Key="gone-soon")
+        s3_snapshot.save(endpoint, folder)
+    finally:
+        first.kill()
+        first.wait()
 
     second, endpoint, s3 = server()
     try:
+        assert s3.list_buckets()["Buckets"] == []  # a new server: nothing until restored
         assert s3_snapshot.restore(endpoint, folder) == 2
         keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="pathfinity-backups")["Contents"])
         assert keys == ["postgres/db/2026-11-27/manifest.json", "postgres/db/2026-11-27/pathfinity.dump"]
@@ -107,4 +116,5 @@ def test_the_demos_s3_survives_a_restart(tmp_path):
         assert s3.get_object(Bucket="pathfinity-backups",
                              Key="postgres/db/2026-11-27/pathfinity.dump")["Body"].read() == b"\x00dump" * 1000
     finally:
-        second.stop()
+        second.kill()
+        second.wait()

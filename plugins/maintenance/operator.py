@@ -28,6 +28,18 @@ class TryLater(AirflowRescheduleException):
         self.reason = reason
 
 
+def permanent(exc: BaseException) -> bool:
+    """An error a retry cannot fix: a constraint violated, an object missing, a permission
+    refused, an unsupported statement, bad data. Connection loss, lock and statement timeouts, a
+    server restart or a serialization failure are worth a retry (OperationalError and friends)."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is in the lock
+        return False
+    return isinstance(exc, psycopg.errors.IntegrityError | psycopg.errors.ProgrammingError
+                      | psycopg.errors.NotSupportedError | psycopg.errors.DataError)
+
+
 class MaintenanceOperator(BaseOperator):
     ui_color = "#bfdbfe"
     critical: bool = False
@@ -87,8 +99,8 @@ class MaintenanceOperator(BaseOperator):
                 ledger.finish_task("failed", {"error": f"{type(exc).__name__}: {exc}"[:2000]})
                 # The run summary says why, not only that it failed.
                 context["ti"].xcom_push(key="outcome", value=f"{type(exc).__name__}: {exc}"[:300])
-                if isinstance(exc, InputError):
-                    raise AirflowFailException(str(exc)) from exc  # the same input would fail again
+                if isinstance(exc, InputError) or permanent(exc):
+                    raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc  # a retry would fail again
                 raise
             summary = {"dry_run": dry_run, **summary}
             ledger.finish_task("planned" if dry_run else "done", summary)

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 
 MAX_FAILED_BATCHES = 10  # in a row: then the run stops and the next one continues
+NOTHING_KEPT = sql.SQL("false")  # no row of the source is held back
 
 
 class ArchiveMismatch(RuntimeError):
@@ -178,17 +179,19 @@ def batch_params(cutoff, position: tuple | None, upper: tuple) -> dict:
 
 
 def batch_statement(source: TableInfo, archive: TableInfo, time_column: str, *, after_key: bool,
-                    check: Check, skip_locked: bool = False) -> sql.Composed:
+                    check: Check, skip_locked: bool = False,
+                    kept: sql.Composable = NOTHING_KEPT) -> sql.Composed:
     """One batch: the rows older than the cutoff with keys past the position (``after_key``) up
-    to the batch's last key, moved; and the count and checksum of what left and of what arrived.
-    Parameters: ``batch_params``."""
+    to the batch's last key, moved, except those ``kept`` holds back (a condition on the source
+    row ``s``: rows other tables still reference); and the count and checksum of what left and
+    of what arrived. Parameters: ``batch_params``."""
     cols = sql.SQL(", ").join(map(sql.Identifier, source.columns))
-    old = sql.SQL("{} < %(cutoff)s").format(sql.Identifier(time_column))
+    old = sql.SQL("s.{} < %(cutoff)s AND NOT ({})").format(sql.Identifier(time_column), kept)
     within = _range(source, after_key=after_key, upper="upper")
     if skip_locked:
         # Lock exactly the old rows of the range, skipping any a writer holds, and delete those.
         doomed = sql.SQL(" AND ").join(sql.SQL("s.{k} = b.{k}").format(k=sql.Identifier(k)) for k in source.key)
-        first = sql.SQL("batch AS (SELECT {keys} FROM {source} WHERE {old} AND {within} "
+        first = sql.SQL("batch AS (SELECT {keys} FROM {source} AS s WHERE {old} AND {within} "
                         "FOR UPDATE SKIP LOCKED), ").format(
             keys=_keys(source), source=source.ident, old=old, within=within)
         delete = sql.SQL("DELETE FROM {source} AS s USING batch AS b WHERE {doomed} RETURNING s.*").format(
@@ -196,7 +199,7 @@ def batch_statement(source: TableInfo, archive: TableInfo, time_column: str, *, 
     else:
         # One index range scan deletes the old rows of the range, with no separate row locks.
         first = sql.SQL("")
-        delete = sql.SQL("DELETE FROM {source} WHERE {old} AND {within} RETURNING *").format(
+        delete = sql.SQL("DELETE FROM {source} AS s WHERE {old} AND {within} RETURNING s.*").format(
             source=source.ident, old=old, within=within)
     arrived = sql.SQL(", ").join(map(sql.Identifier, check.columns))
     return sql.SQL("""
@@ -246,9 +249,10 @@ def _failed(result: MoveResult, exc: Exception, failures: int, size: int, batchi
         result.stopped = (f"{failures} batches in a row were not granted their locks or ran past "
                           f"{batching.max_batch_ms:.0f} ms; the next run continues")
         return True
-    log.info("%s; batch now %d rows, skipping locked rows, retrying in %.1fs",
-             "Lock not granted in time" if waited else f"Batch cancelled at {batching.max_batch_ms:.0f} ms",
-             size, backoff)
+    why = ("Lock not granted in time" if waited else
+           "A row of the batch came to be referenced meanwhile" if isinstance(exc, errors.ForeignKeyViolation)
+           else f"Batch cancelled at {batching.max_batch_ms:.0f} ms")
+    log.info("%s; batch now %d rows, skipping locked rows, retrying in %.1fs", why, size, backoff)
     return False
 
 
@@ -262,13 +266,15 @@ def next_size(size: int, elapsed_ms: float, batching) -> int:
 def move_rows(conn, source: TableInfo, archive: TableInfo, time_column: str, cutoff, *, batching,
               max_rows: int, deadline: float | None = None, should_pause: Callable[[], str | None] = lambda: None,
               pause_seconds: float = 30, sleep=time.sleep,
-              progress: Callable[[MoveResult, int], None] | None = None, total_hint: int = 0) -> MoveResult:
+              progress: Callable[[MoveResult, int], None] | None = None, total_hint: int = 0,
+              kept: sql.Composable = NOTHING_KEPT) -> MoveResult:
     """Move rows of ``source`` older than ``cutoff`` into ``archive`` until none is left, ``max_rows``
-    have moved or ``deadline`` (a ``time.monotonic()`` value) has passed. ``conn`` is autocommit,
-    with ``lock_timeout`` and ``statement_timeout`` already set."""
+    have moved or ``deadline`` (a ``time.monotonic()`` value) has passed; rows for which ``kept``
+    holds (see ``tables.still_referenced``) stay. ``conn`` is autocommit, with ``lock_timeout``
+    and ``statement_timeout`` already set."""
     check = choose_check(conn, source, archive)
     statements = {(after, skip): batch_statement(source, archive, time_column, after_key=after, check=check,
-                                                 skip_locked=skip)
+                                                 skip_locked=skip, kept=kept)
                   for after in (False, True) for skip in (False, True)}
     result, size, position = MoveResult(), batching.initial_rows, None
     end = walk_end(conn, source, time_column, cutoff)
@@ -292,9 +298,10 @@ def move_rows(conn, source: TableInfo, archive: TableInfo, time_column: str, cut
             upper, last_batch = next_upper(conn, source, position, end, limit)
             row = _one_batch(conn, statements[(position is not None, skipping)],
                              batch_params(cutoff, position, upper), source, archive, batching.max_batch_ms)
-        except (errors.LockNotAvailable, errors.QueryCanceled) as exc:
-            # A row a writer holds, or a batch that would hold its locks too long: nothing moved.
-            # Halve the batch, skip locked rows from here on, and back off.
+        except (errors.LockNotAvailable, errors.QueryCanceled, errors.ForeignKeyViolation) as exc:
+            # A row a writer holds, a batch that would hold its locks too long, or a row another
+            # table came to reference after the batch looked: nothing moved (the next batch's
+            # look keeps the newly referenced row). Halve the batch, skip locked rows, back off.
             failures += 1
             size, skip_locked = max(batching.min_rows, size // 2), True
             behind[:] = behind or [position]

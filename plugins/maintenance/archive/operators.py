@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from maintenance.archive.plan import TablePlan
 from maintenance.ledger import relation_target
 from maintenance.operator import MaintenanceOperator
 
@@ -51,6 +52,9 @@ class ArchiveOperator(MaintenanceOperator):
         conn.autocommit = True
         try:
             apply_session_limits(conn, policy.postgres.safety)
+            # Times without a zone (timestamp, date) are read in the policy's zone, whatever the
+            # server's or the role's TimeZone: the same date moves the same rows everywhere.
+            conn.execute("SELECT set_config('TimeZone', %s, false)", (policy.timezone,))
             plans = self.plan(conn, ledger, context, policy, as_of)
             summary = {"as_of": as_of.isoformat(), "plan": [p.as_dict() for p, *_ in plans]}
             if dry_run:
@@ -58,14 +62,26 @@ class ArchiveOperator(MaintenanceOperator):
             budget = {"rows": settings.max_rows_per_run,
                       "deadline": time.monotonic() + settings.time_budget_minutes * 60,
                       "should_pause": _load_check(policy, settings.load_check_seconds)}
-            moved = []
-            for plan, index, table, source, cutoff in plans:
-                moved.append(self.move_table(conn, ledger, settings, plan, index, table, source, cutoff, budget))
+            moved, refused = [], [p for p, *_ in plans if p.refused]
+            for plan, index, table, source, cutoff, references in plans:
+                if plan.refused:
+                    self.log.error("%s refused: %s", plan.source, plan.refused)
+                    continue
+                moved.append(self.move_table(conn, ledger, settings, plan, index, table, source, cutoff, budget,
+                                             references))
                 if budget["rows"] <= 0 or moved[-1]["stopped"]:
                     break
             # A table whose move stopped early still has old rows to come: its months wait.
-            finished = [p for p, m in zip(plans, moved, strict=False) if not m["stopped"]]
-            return summary | {"moved": moved, "exports": self.export(conn, ledger, policy, finished, dry_run=False)}
+            done = {m["source"] for m in moved if not m["stopped"]}
+            finished = [p for p in plans if p[0].source in done]
+            summary |= {"moved": moved, "exports": self.export(conn, ledger, policy, finished, dry_run=False)}
+            if refused:
+                # The other tables moved; the refused ones fail the task, loudly and without retries.
+                from maintenance.errors import InputError
+
+                context["ti"].xcom_push(key="summary", value=summary)
+                raise InputError("; ".join(f"{p.source} refused: {p.refused}" for p in refused))
+            return summary
         finally:
             conn.close()
 
@@ -80,12 +96,13 @@ class ArchiveOperator(MaintenanceOperator):
 
         settings = policy.archive
         mine = [(i, t) for i, t in enumerate(settings.tables) if t.conn_id == self.conn_id]
-        schemas = sorted({names.qualified(conn, t.source).split(".")[0] for _, t in mine}
+        # The policy names tables exactly (schema.table, case kept); the form's names resolve to those.
+        schemas = sorted({tables.split(t.source)[0] for _, t in mine}
                          | set(policy.postgres.database(self.conn_id).schemas))
         wanted = names.resolve(conn, schemas, RunForm.of(context).tables, conn_id=self.conn_id)
         plans = []
         for index, table in mine:
-            if wanted is not None and names.qualified(conn, table.source) not in wanted:
+            if wanted is not None and table.source not in wanted:
                 continue
             field = f"archive.tables[{index}]"
             source = tables.describe(conn, table.source, field=f"{field}.source")
@@ -94,18 +111,25 @@ class ArchiveOperator(MaintenanceOperator):
             if table.time_column not in source.columns:
                 raise InputError(f"{field}.time_column: {table.source} has no column {table.time_column!r}")
             cutoff = cutoff_for(as_of, table.age_months, policy.tz)
-            rows, size = tables.eligible(conn, source, table.time_column, cutoff)
+            references = tables.references_to(conn, source)
+            hooks = [h for h in tables.delete_hooks(conn, source) if h.enabled]
+            counts = tables.census(conn, source, table.time_column, cutoff, references)
             rate, basis = expected_rate(ledger, relation_target(self.conn_id, table.source), settings)
-            batches, seconds = estimate(rows, rate, settings.batching)
-            plan = TablePlan(table.source, table.archive_name, table.time_column, cutoff.isoformat(), rows, size,
-                             batches, seconds, tables.exists(conn, table.archive_name), basis)
+            batches, seconds = estimate(counts["rows"], rate, settings.batching)
+            plan = TablePlan(table.source, table.archive_name, table.time_column, cutoff.isoformat(), counts["rows"],
+                             counts["bytes"], batches, seconds, tables.exists(conn, table.archive_name), basis,
+                             references=[r.as_dict() for r in references], delete_hooks=[h.as_dict() for h in hooks],
+                             delete_triggers=table.delete_triggers, kept_referenced=counts["kept_referenced"],
+                             no_time=counts["no_time"], refused=refusal(field, table, references, hooks))
             self.log.info("%s -> %s: %s rows (%.1f MB) older than %s, ~%d batches, ~%.0fs (%s)", plan.source,
                           plan.archive, f"{plan.rows:,}", plan.bytes / 2**20, plan.cutoff, plan.batches,
                           plan.estimated_seconds, basis)
-            plans.append((plan, index, table, source, cutoff))
+            for line in plan.notes():
+                self.log.warning("%s: %s", plan.source, line)
+            plans.append((plan, index, table, source, cutoff, references))
         return plans
 
-    def move_table(self, conn, ledger, settings, plan, index, table, source, cutoff, budget) -> dict:
+    def move_table(self, conn, ledger, settings, plan, index, table, source, cutoff, budget, references) -> dict:
         from maintenance.archive import partitions, tables
         from maintenance.archive.mover import log_progress, move_rows
 
@@ -125,7 +149,7 @@ class ArchiveOperator(MaintenanceOperator):
             result = move_rows(conn, source, archive, table.time_column, cutoff, batching=settings.batching,
                                max_rows=budget["rows"], deadline=budget["deadline"],
                                should_pause=budget["should_pause"], pause_seconds=settings.load_check_seconds,
-                               progress=log_progress, total_hint=plan.rows)
+                               progress=log_progress, total_hint=plan.rows, kept=tables.still_referenced(references))
             act.rows_affected = result.rows
             act.plan = act.plan | result.as_dict()
         budget["rows"] -= result.rows
@@ -145,7 +169,7 @@ class ArchiveOperator(MaintenanceOperator):
         from maintenance.archive import export, tables
 
         results, s3 = [], None
-        for _plan, index, table, _source, cutoff in plans:
+        for _plan, index, table, _source, cutoff, _references in plans:
             if table.export is None:
                 continue
             bucket, prefix = table.export.bucket, table.export.prefix
@@ -172,13 +196,38 @@ class ArchiveOperator(MaintenanceOperator):
         return results
 
     def describe(self, summary):
+        notes = {p["source"]: "".join(f" ({n})" for n in TablePlan(**p).notes()) for p in summary["plan"]}
         if "moved" not in summary:
-            return "; ".join(f"{p['source']}: {p['rows']:,} rows to move" for p in summary["plan"]) or "no tables"
-        text = "; ".join(f"{m['source']}: {m['rows']:,} rows archived" for m in summary["moved"]) or "no tables"
+            return "; ".join(f"{p['source']}: {p['rows']:,} rows to move{notes[p['source']]}"
+                             for p in summary["plan"]) or "no tables"
+        text = "; ".join(f"{m['source']}: {m['rows']:,} rows archived{notes[m['source']]}"
+                         for m in summary["moved"]) or "no tables"
         months = [m["status"] for e in summary.get("exports", []) for m in e["months"]]
         exported = sum(status.endswith("exported") for status in months)
         return text + (f"; S3 export: {exported} months written, {len(months) - exported} already there"
                        if months else "")
+
+
+def refusal(field: str, table, references, hooks) -> str | None:
+    """Why the move must not touch this source, naming the policy key that would allow it."""
+    reasons = []
+    acting = [r for r in references if not r.keeps_rows and r.table.lower() not in
+              {t.lower() for t in table.cascade_acknowledged}]
+    if acting:
+        reasons.append("; ".join(f"{r.table}.{r.constraint} is ON DELETE {r.on_delete.upper()}: archiving would "
+                                 f"{'delete' if r.on_delete == 'cascade' else 'rewrite'} its rows that reference "
+                                 "archived rows" for r in acting)
+                       + f" (name the child in {field}.cascade_acknowledged to accept that)")
+    rules = [h for h in hooks if h.kind == "rule"]
+    if rules:  # PostgreSQL runs no DO ALSO rule for a DELETE inside WITH, which each batch is
+        reasons.append(f"{', '.join(f'rule {h.name}' for h in rules)} on DELETE: a source with DELETE rules "
+                       "cannot be archived in verified batches; replace the rule with a trigger")
+    triggers = [h for h in hooks if h.kind == "trigger"]
+    if triggers and table.delete_triggers == "refuse":
+        names = ", ".join(f"trigger {h.name}" for h in triggers)
+        reasons.append(f"{names} fire(s) on DELETE, once per archived row (set {field}.delete_triggers: fire "
+                       "to accept that)")
+    return "; ".join(reasons) or None
 
 
 # A rate measured over fewer rows is mostly the move's fixed costs, not its pace.

@@ -92,13 +92,62 @@ def _has_default(conn, table: TableInfo) -> bool:
                         (table.ident.as_string(conn),)).fetchone()[0]
 
 
-def move_partition(conn, source: TableInfo, archive_ident: sql.Identifier, part: Partition) -> str:
+# A partition between two tables carries this note (its comment) until it lands: a run killed
+# after the detach finds it, detached from the source and attached nowhere, and finishes the move.
+MOVING = "maintenance: moving partition "
+
+
+def _mark(conn, part: Relation, note: dict | None) -> None:
+    import json
+
+    text = sql.Literal(MOVING + json.dumps(note)) if note else sql.SQL("NULL")
+    conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(part.ident, text))
+
+
+def move_partition(conn, source: TableInfo, archive_name: str, part: Partition) -> str:
     """Detach a wholly old partition from the source and attach it to the archive."""
+    from maintenance.archive.tables import split
+
+    archive_ident = sql.Identifier(*split(archive_name))
+    _mark(conn, part, {"from": source.qualified, "to": archive_name, "bound": part.bound})
     how = _detach(conn, source, part)
     # The bound text is the server's own rendering of the partition's range.
     conn.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} {}").format(archive_ident, part.ident,
                                                                           sql.SQL(part.bound)))
+    _mark(conn, part, None)
     return how
+
+
+def finish_interrupted_moves(conn, source: TableInfo) -> list[dict]:
+    """Partitions a killed run left between the source and the archive (detached, attached
+    nowhere, still marked): attached where they were going, or back to the source."""
+    import json
+
+    rows = conn.execute("""
+        SELECT n.nspname, c.relname, d.description FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_description d ON d.objoid = c.oid AND d.objsubid = 0
+        WHERE c.relkind = 'r' AND NOT c.relispartition AND d.description LIKE %s""", (MOVING + "%",)).fetchall()
+    done = []
+    for schema, name, description in rows:
+        note = json.loads(description.removeprefix(MOVING))
+        if note["from"] != source.qualified:
+            continue
+        part = Partition(schema, name, note["bound"], None)
+        target = sql.Identifier(*note["to"].split(".", 1)) if note.get("to") else None
+        taken = target is not None and conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass AND pg_get_expr(c.relpartbound, c.oid) = %s)",
+            (target.as_string(conn), note["bound"])).fetchone()[0]
+        if target is not None and not taken:
+            conn.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} {}").format(target, part.ident,
+                                                                                  sql.SQL(part.bound)))
+            outcome = f"attached to {note['to']}, as the interrupted run meant to"
+        else:
+            outcome = "dropped (empty)" if drop_or_return(conn, source, part) else "attached back to the source"
+        if outcome != "dropped (empty)":
+            _mark(conn, part, None)
+        done.append({"partition": part.qualified, "outcome": outcome})
+    return done
 
 
 def ensure_archive_partition(conn, archive_ident: sql.Identifier, archive_parts: list[Partition],
@@ -110,22 +159,68 @@ def ensure_archive_partition(conn, archive_ident: sql.Identifier, archive_parts:
     conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF {} {}").format(name, archive_ident, sql.SQL(part.bound)))
 
 
+def _has_rows(conn, table: Relation) -> bool:
+    return conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table.ident)).fetchone()[0]
+
+
 def drop_if_empty(conn, source: TableInfo, part: Partition) -> bool:
-    """An old source partition emptied by verified batches: detach and drop it."""
-    if conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(part.ident)).fetchone()[0]:
+    """An old source partition emptied by verified batches: detach it, then drop it if it is
+    still empty under the lock the drop takes. A back-dated row committed before the detach is
+    in the detached table: the partition goes back into the source, nothing dropped."""
+    if _has_rows(conn, part):  # not empty yet: nothing to do (this look decides nothing else)
         return False
+    _mark(conn, part, {"from": source.qualified, "to": None, "bound": part.bound})
     _detach(conn, source, part)
-    conn.execute(sql.SQL("DROP TABLE {}").format(part.ident))
-    return True
+    dropped = drop_or_return(conn, source, part)
+    if not dropped:
+        _mark(conn, part, None)
+    return dropped
+
+
+def drop_or_return(conn, source: TableInfo, part: Partition) -> bool:
+    """A detached old partition: dropped when empty (decided under the drop's own lock), else
+    attached back to the source with its bound, its rows left for the batched path."""
+    with conn.transaction():
+        conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(part.ident))
+        if not _has_rows(conn, part):
+            conn.execute(sql.SQL("DROP TABLE {}").format(part.ident))
+            return True
+    conn.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} {}").format(source.ident, part.ident,
+                                                                         sql.SQL(part.bound)))
+    return False
+
+
+def finish_pending_detaches(conn, source: TableInfo) -> list[dict]:
+    """A ``DETACH ... CONCURRENTLY`` interrupted (a timeout, a kill) leaves its partition *detach
+    pending*: hidden from the source's readers, refusing inserts into its range. Finish it
+    (``FINALIZE``), then drop it when empty or attach it back to the source: its rows are never
+    left outside both tables."""
+    pending = conn.execute("""
+        SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid)
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE i.inhparent = %s::regclass AND i.inhdetachpending""", (source.ident.as_string(conn),)).fetchall()
+    done = []
+    for schema, name, bound in pending:
+        part = Partition(schema, name, bound, None)
+        conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {} FINALIZE").format(source.ident, part.ident))
+        note = conn.execute("SELECT obj_description(%s::regclass, 'pg_class')",
+                            (part.ident.as_string(conn),)).fetchone()[0] or ""
+        if note.startswith(MOVING):  # ours: finish_interrupted_moves takes it where it was going
+            done.append({"partition": part.qualified, "finalized": True})
+        else:  # someone else's detach: its rows are not ours to drop or move
+            outcome = "dropped (empty)" if drop_or_return(conn, source, part) else "attached back to the source"
+            done.append({"partition": part.qualified, "finalized": True, "outcome": outcome})
+    return done
 
 
 @dataclass
 class PartitionedMove:
     attached: list[dict]
     dropped: list[str]
+    recovered: list[dict]  # interrupted detaches finished this run
 
     def as_dict(self) -> dict:
-        return {"attached": self.attached, "dropped": self.dropped}
+        return {"attached": self.attached, "dropped": self.dropped, "recovered": self.recovered}
 
 
 def archive_whole_partitions(conn, source: TableInfo, archive_name: str, cutoff: datetime) -> tuple[
@@ -142,15 +237,18 @@ def archive_whole_partitions(conn, source: TableInfo, archive_name: str, cutoff:
     key = key_column(conn, source)
     archive_ident = sql.Identifier(*split(archive_name))
     ensure_partitioned_archive(conn, source, archive_ident, key)
+    recovered: dict[str, dict] = {}
+    for step in finish_pending_detaches(conn, source) + finish_interrupted_moves(conn, source):
+        recovered.setdefault(step["partition"], {}).update(step)
     archive_info = TableInfo(*split(archive_name), source.columns, source.key, True)
     taken = {p.bound for p in partitions(conn, archive_info)}
-    moved, left = PartitionedMove([], []), []
+    moved, left = PartitionedMove([], [], list(recovered.values())), []
     for part in partitions(conn, source):
         if fully_old(part, cutoff) and part.bound not in taken:
             size = conn.execute("SELECT pg_total_relation_size(%s::regclass)",
                                 (part.ident.as_string(conn),)).fetchone()[0]
             started = time.perf_counter()
-            how = move_partition(conn, source, archive_ident, part)
+            how = move_partition(conn, source, archive_name, part)
             moved.attached.append({"partition": part.qualified, "bytes": size, "detach": how,
                                    "seconds": round(time.perf_counter() - started, 3)})
             continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -37,9 +37,27 @@ class TablePlan:
     estimated_seconds: float
     archive_exists: bool
     estimate_basis: str = ""
+    references: list[dict] = field(default_factory=list)  # foreign keys of other tables pointing here
+    delete_hooks: list[dict] = field(default_factory=list)  # user triggers and rules on DELETE
+    delete_triggers: str = "refuse"  # the policy's choice for them
+    kept_referenced: dict[str, int] = field(default_factory=dict)  # old rows kept: child table -> rows
+    no_time: int = 0  # rows whose time is NULL: never archived
+    refused: str | None = None  # why the move will not touch this table
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def notes(self) -> list[str]:
+        """What an operator must know before the move: refusals, rows that stay, what fires."""
+        notes = [f"refused: {self.refused}"] if self.refused else []
+        notes += [f"kept: {n:,} old rows still referenced by {child}" for child, n in self.kept_referenced.items()
+                  if n]
+        if self.no_time:
+            notes.append(f"{self.no_time:,} rows with no {self.time_column}: never archived")
+        if self.delete_hooks and self.delete_triggers == "fire":
+            names = ", ".join(f"{h['kind']} {h['name']}" for h in self.delete_hooks)
+            notes.append(f"{names} fire on each archived row (archive.tables[].delete_triggers: fire)")
+        return notes
 
 
 def estimate(rows: int, rows_per_second: float, batching) -> tuple[int, float]:

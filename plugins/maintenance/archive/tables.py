@@ -99,9 +99,98 @@ def exists(conn, qualified: str) -> bool:
                            WHERE n.nspname = %s AND c.relname = %s""", (schema, name)).fetchone() is not None
 
 
-def eligible(conn, source: TableInfo, time_column: str, cutoff) -> tuple[int, int]:
-    """Rows older than the cutoff and their bytes (for the plan)."""
-    row = conn.execute(sql.SQL(
-        "SELECT count(*), coalesce(sum(pg_column_size(r.*)), 0) FROM {} AS r WHERE {} < %s").format(
-        source.ident, sql.Identifier(time_column)), (cutoff,)).fetchone()
-    return int(row[0]), int(row[1])
+# What happens to rows of other tables when a source row is deleted (pg_constraint.confdeltype).
+ON_DELETE = {"a": "no action", "r": "restrict", "c": "cascade", "n": "set null", "d": "set default"}
+KEEPS_REFERENCED = ("no action", "restrict")  # the delete would fail: such rows stay in the source
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A foreign key of another table (the child) that points at the source."""
+
+    constraint: str
+    table: str  # the child, schema.table
+    columns: tuple[str, ...]  # the child's columns...
+    referenced: tuple[str, ...]  # ...equal to these columns of the source
+    on_delete: str
+
+    @property
+    def keeps_rows(self) -> bool:
+        return self.on_delete in KEEPS_REFERENCED
+
+    def as_dict(self) -> dict:
+        return {"constraint": self.constraint, "table": self.table, "columns": list(self.columns),
+                "referenced": list(self.referenced), "on_delete": self.on_delete}
+
+
+def references_to(conn, source: Relation) -> list[Reference]:
+    """Every foreign key, from any table of any schema (plain or partitioned), that references
+    the source (a partitioned source: its top-level constraints, not their per-partition copies)."""
+    rows = conn.execute("""
+        SELECT c.conname, cn.nspname, cc.relname, c.confdeltype,
+               array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, o)
+                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o),
+               array(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(n, o)
+                     JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o)
+        FROM pg_constraint c JOIN pg_class cc ON cc.oid = c.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace
+        WHERE c.contype = 'f' AND c.confrelid = (format('%%I.%%I', %s::text, %s::text))::regclass
+          AND c.conparentid = 0
+        ORDER BY cn.nspname, cc.relname, c.conname""", (source.schema, source.name)).fetchall()
+    return [Reference(name, f"{schema}.{table}", tuple(cols), tuple(refs), ON_DELETE[kind])
+            for name, schema, table, kind, cols, refs in rows]
+
+
+@dataclass(frozen=True)
+class DeleteHook:
+    """A user trigger or rule that fires when a source row is deleted."""
+
+    kind: str  # "trigger" or "rule"
+    name: str
+    enabled: bool
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "enabled": self.enabled}
+
+
+def delete_hooks(conn, source: Relation) -> list[DeleteHook]:
+    """User triggers (row or statement, BEFORE or AFTER) and rules on DELETE of the source."""
+    rows = conn.execute("""
+        SELECT 'trigger', t.tgname, t.tgenabled <> 'D' FROM pg_trigger t
+        WHERE t.tgrelid = (format('%%I.%%I', %s::text, %s::text))::regclass AND NOT t.tgisinternal
+          AND t.tgtype::int & 8 <> 0
+        UNION ALL
+        SELECT 'rule', r.rulename, r.ev_enabled <> 'D' FROM pg_rewrite r
+        WHERE r.ev_class = (format('%%I.%%I', %s::text, %s::text))::regclass AND r.ev_type = '4'
+        ORDER BY 1, 2""", (source.schema, source.name) * 2).fetchall()
+    return [DeleteHook(kind, name, enabled) for kind, name, enabled in rows]
+
+
+def still_referenced(references: list[Reference], alias: str = "s") -> sql.Composable:
+    """``EXISTS (a child row points at this source row)`` for the references that keep rows, OR'ed;
+    ``false`` when there is none. The source row is ``alias``."""
+    tests = []
+    for ref in references:
+        if not ref.keeps_rows:
+            continue
+        child = sql.Identifier(*split(ref.table))
+        match = sql.SQL(" AND ").join(
+            sql.SQL("c.{} = {}.{}").format(sql.Identifier(c), sql.Identifier(alias), sql.Identifier(p))
+            for c, p in zip(ref.columns, ref.referenced, strict=True))
+        tests.append(sql.SQL("EXISTS (SELECT 1 FROM {} AS c WHERE {})").format(child, match))
+    return sql.SQL(" OR ").join(tests) if tests else sql.SQL("false")
+
+
+def census(conn, source: TableInfo, time_column: str, cutoff, references: list[Reference]) -> dict:
+    """For the plan: the old rows that will move and their bytes, the old rows kept because a
+    child still references them (per reference), and the rows with no time at all (never moved)."""
+    time = sql.Identifier(time_column)
+    kept = {}
+    for ref in references:
+        if ref.keeps_rows:
+            kept[ref.table] = conn.execute(sql.SQL("SELECT count(*) FROM {} AS s WHERE {} < %s AND {}").format(
+                source.ident, time, still_referenced([ref])), (cutoff,)).fetchone()[0]
+    movable, size = conn.execute(sql.SQL(
+        "SELECT count(*), coalesce(sum(pg_column_size(s.*)), 0) FROM {} AS s WHERE {} < %s AND NOT ({})").format(
+        source.ident, time, still_referenced(references)), (cutoff,)).fetchone()
+    no_time = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL").format(source.ident, time)).fetchone()[0]
+    return {"rows": int(movable), "bytes": int(size), "kept_referenced": kept, "no_time": int(no_time)}

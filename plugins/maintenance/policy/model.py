@@ -374,10 +374,24 @@ class ArchiveTable(_Strict):
     time_column: str = Field(min_length=1)
     age_months: int = Field(6, ge=1, le=120)
     export: ArchiveExport | None = Field(None, description="also copy the archive's full months to S3")
+    # A foreign key of another table with ON DELETE CASCADE, SET NULL or SET DEFAULT would delete
+    # or rewrite that table's rows as source rows leave: the move refuses the source unless the
+    # child table is named here, acknowledging exactly that.
+    cascade_acknowledged: list[QualifiedName] = Field(
+        [], description="child tables whose cascading foreign keys may act on the children of archived rows")
+    # User triggers and rules on DELETE of the source would fire once per archived row.
+    delete_triggers: Literal["refuse", "fire"] = Field(
+        "refuse", description="refuse: the move refuses a source with delete triggers or rules; fire: they fire")
 
     @property
     def archive_name(self) -> str:
         return self.archive or f"{self.source}_archive"
+
+    @model_validator(mode="after")
+    def _archive_is_not_the_source(self) -> ArchiveTable:
+        if self.archive_name.lower() == self.source.lower():
+            raise ValueError(f"archive: {self.archive_name} is the source itself")
+        return self
 
 
 class ArchiveBatching(_Strict):
@@ -421,6 +435,18 @@ class Archive(_Strict):
     load_check_seconds: float = Field(30, gt=0, description="how often the load probe is consulted")
     expected_rows_per_second: float = Field(20_000, gt=0,
                                             description="the dry run's guess until a move is measured")
+
+    @model_validator(mode="after")
+    def _archives_apart_from_sources(self) -> Archive:
+        sources = {(t.conn_id, t.source.lower()): i for i, t in enumerate(self.tables)}
+        if len(sources) < len(self.tables):
+            raise ValueError("tables: a source is listed twice")
+        for i, table in enumerate(self.tables):
+            other = sources.get((table.conn_id, table.archive_name.lower()))
+            if other is not None:
+                raise ValueError(f"tables[{i}].archive: {table.archive_name} is the source of tables[{other}]; "
+                                 "archiving into it would move rows back into a table being archived")
+        return self
 
 
 class LogFolder(_Strict):

@@ -84,8 +84,3 @@ def resolve(conn, schemas: list[str], names, *, conn_id: str) -> set[str] | None
         raise InputError(f"{FIELD}: " + "; ".join(problems))
     return found
 
-
-def qualified(conn, name: str) -> str:
-    """A configured ``schema.table`` as PostgreSQL reads it (case folded, quotes removed)."""
-    parts = _parse(conn, name)
-    return ".".join(parts)
