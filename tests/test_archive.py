@@ -276,6 +276,43 @@ def test_killed_and_disconnected_at_random_points_no_row_is_lost_or_duplicated(d
     assert count(db, "public.learning_sessions_archive") == 80_000
 
 
+def test_a_killed_try_is_closed_by_the_next_with_exactly_what_it_moved(db):
+    """The ledger tells the truth after a kill: each try's action counts, inside each batch's own
+    transaction, the rows it moved; the next try closes a killed one as interrupted. Every row in
+    the archive is accounted for by exactly one try."""
+    import json
+
+    fill(db, "public.learning_sessions", 80_000, old_fraction=0.8)
+    db.execute("CREATE TABLE original AS SELECT * FROM learning_sessions")
+    rng = random.Random(11)
+    env = os.environ | {"PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT}"}
+    args = [sys.executable, "-m", "tests.support.archive_worker", db.dsn, "public.learning_sessions",
+            "public.learning_sessions_archive", "created_at", "2026-06-01T00:00:00+00:00"]
+    closed_before, killed = [], []
+    for try_number in range(1, 6):
+        worker = subprocess.Popen([*args, str(try_number)], env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        worker.stdout.readline()  # its backend pid
+        closed_before.append([c["try_number"] for c in json.loads(worker.stdout.readline())])
+        time.sleep(rng.uniform(0.1, 0.4))
+        worker.send_signal(signal.SIGKILL)
+        killed.append(worker.wait(timeout=30) != 0)  # else it had finished before the kill
+        union_equals_original(db)
+    last = subprocess.run([*args, "6"], env=env, capture_output=True, text=True, cwd=ROOT, timeout=300, check=True)
+    closed_before.append([c["try_number"] for c in json.loads(last.stdout.splitlines()[1])])
+    assert sum(killed) >= 3  # the kills landed during the move
+    # Each try closed the one before it when that one was killed, naming what it had moved.
+    assert closed_before == [[]] + [[t] if killed[t - 1] else [] for t in range(1, 6)]
+    outcomes = dict(db.execute("SELECT try_number, outcome FROM maintenance.task_runs WHERE run_id = 'fault-run'"))
+    assert outcomes == {t: "interrupted" if killed[t - 1] else "done" for t in range(1, 6)} | {6: "done"}
+    actions = db.execute("SELECT try_number, outcome, rows_affected FROM maintenance.actions "
+                         "WHERE run_id = 'fault-run' ORDER BY 1")
+    assert [a[1] for a in actions] == ["interrupted" if k else "applied" for k in killed] + ["applied"]
+    assert sum(a[2] for a, k in zip(actions, killed, strict=False) if k) > 0  # killed after moving rows
+    # Exactly: every row in the archive is counted by one try, none twice, none missed.
+    assert sum(a[2] for a in actions) == count(db, "public.learning_sessions_archive") == 64_000
+    union_equals_original(db)
+
+
 # --- through the monthly DAG ----------------------------------------------------------------------
 
 @pytest.fixture

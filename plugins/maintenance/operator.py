@@ -85,7 +85,8 @@ class MaintenanceOperator(BaseOperator):
         self.log.info("%s: %s%s", self.task_id, "dry run (plans only) " if dry_run else "",
                       (self.__doc__ or type(self).__name__).strip().splitlines()[0])
         with open_ledger(context, policy, dry_run=dry_run) as ledger:
-            ledger.start_task()
+            for closed in ledger.start_task():
+                self.log.warning("Closed as interrupted (killed, or its worker lost): %s", closed)
             try:
                 summary = self.run(context, ledger, dry_run) or {}
             except TryLater as exc:  # not a failure: the work waits for a later try

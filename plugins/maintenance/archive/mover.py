@@ -180,7 +180,7 @@ def batch_params(cutoff, position: tuple | None, upper: tuple) -> dict:
 
 def batch_statement(source: TableInfo, archive: TableInfo, time_column: str, *, after_key: bool,
                     check: Check, skip_locked: bool = False,
-                    kept: sql.Composable = NOTHING_KEPT) -> sql.Composed:
+                    kept: sql.Composable = NOTHING_KEPT, tally: sql.Composable | None = None) -> sql.Composed:
     """One batch: the rows older than the cutoff with keys past the position (``after_key``) up
     to the batch's last key, moved, except those ``kept`` holds back (a condition on the source
     row ``s``: rows other tables still reference); and the count and checksum of what left and
@@ -202,16 +202,19 @@ def batch_statement(source: TableInfo, archive: TableInfo, time_column: str, *, 
         delete = sql.SQL("DELETE FROM {source} AS s WHERE {old} AND {within} RETURNING s.*").format(
             source=source.ident, old=old, within=within)
     arrived = sql.SQL(", ").join(map(sql.Identifier, check.columns))
+    # ``tally``: a statement over ``moved`` (the ledger's count of this step, when the ledger is
+    # in the same database), committed with the batch: the count can never disagree with the data.
+    counted = sql.SQL(", tallied AS ({})").format(tally) if tally is not None else sql.SQL("")
     return sql.SQL("""
         WITH {first}moved AS (
             {delete}
         ), arrived AS (
             INSERT INTO {archive} ({cols}) SELECT {cols} FROM moved RETURNING {arrived}
-        )
+        ){counted}
         SELECT m.n, m.h, a.n, a.h
         FROM (SELECT count(*) AS n, {moved_hash} AS h FROM moved AS m) AS m,
              (SELECT count(*) AS n, {arrived_hash} AS h FROM arrived AS a) AS a
-    """).format(first=first, delete=delete, archive=archive.ident, cols=cols, arrived=arrived,
+    """).format(first=first, delete=delete, archive=archive.ident, cols=cols, arrived=arrived, counted=counted,
                 moved_hash=check.hash("m"), arrived_hash=check.hash("a"))
 
 
@@ -267,14 +270,14 @@ def move_rows(conn, source: TableInfo, archive: TableInfo, time_column: str, cut
               max_rows: int, deadline: float | None = None, should_pause: Callable[[], str | None] = lambda: None,
               pause_seconds: float = 30, sleep=time.sleep,
               progress: Callable[[MoveResult, int], None] | None = None, total_hint: int = 0,
-              kept: sql.Composable = NOTHING_KEPT) -> MoveResult:
+              kept: sql.Composable = NOTHING_KEPT, tally: sql.Composable | None = None) -> MoveResult:
     """Move rows of ``source`` older than ``cutoff`` into ``archive`` until none is left, ``max_rows``
     have moved or ``deadline`` (a ``time.monotonic()`` value) has passed; rows for which ``kept``
     holds (see ``tables.still_referenced``) stay. ``conn`` is autocommit, with ``lock_timeout``
     and ``statement_timeout`` already set."""
     check = choose_check(conn, source, archive)
     statements = {(after, skip): batch_statement(source, archive, time_column, after_key=after, check=check,
-                                                 skip_locked=skip, kept=kept)
+                                                 skip_locked=skip, kept=kept, tally=tally)
                   for after in (False, True) for skip in (False, True)}
     result, size, position = MoveResult(), batching.initial_rows, None
     end = walk_end(conn, source, time_column, cutoff)

@@ -89,7 +89,7 @@ class ArchiveOperator(MaintenanceOperator):
         """Per table of this database (narrowed by the form's ``tables``): what would move, and
         how long it would take at the rate its last move measured (the policy's guess before)."""
         from maintenance.archive import tables
-        from maintenance.archive.plan import TablePlan, cutoff_for, estimate
+        from maintenance.archive.plan import cutoff_for, estimate
         from maintenance.errors import InputError
         from maintenance.form import RunForm
         from maintenance.postgres import names
@@ -146,10 +146,23 @@ class ArchiveOperator(MaintenanceOperator):
         else:
             archive = tables.ensure_archive(conn, source, table.archive_name, field=field)
         with ledger.action("archive", target, "move_rows", plan=plan.as_dict()) as act:
+            # Recorded as running before the first batch; its count kept as batches commit, so a
+            # killed try leaves in the ledger what it moved (see Ledger.close_interrupted).
+            act.rows_affected = 0
+            action_id = ledger.checkpoint(act)
+            tally = ledger_tally(ledger, action_id) if same_database(conn, ledger.conn) else None
+
+            def progress(result, total):
+                log_progress(result, total)
+                if tally is None:  # counted after each commit: a kill may miss the last batch's count
+                    act.rows_affected = result.rows
+                    ledger.checkpoint(act)
+
             result = move_rows(conn, source, archive, table.time_column, cutoff, batching=settings.batching,
                                max_rows=budget["rows"], deadline=budget["deadline"],
                                should_pause=budget["should_pause"], pause_seconds=settings.load_check_seconds,
-                               progress=log_progress, total_hint=plan.rows, kept=tables.still_referenced(references))
+                               progress=progress, total_hint=plan.rows, kept=tables.still_referenced(references),
+                               tally=tally)
             act.rows_affected = result.rows
             act.plan = act.plan | result.as_dict()
         budget["rows"] -= result.rows
@@ -206,6 +219,26 @@ class ArchiveOperator(MaintenanceOperator):
         exported = sum(status.endswith("exported") for status in months)
         return text + (f"; S3 export: {exported} months written, {len(months) - exported} already there"
                        if months else "")
+
+
+def ledger_tally(ledger, action_id: int):
+    """The batch's addition to its ledger action's count, for the mover to run inside each batch's
+    transaction (the ledger in the same database): the count commits with the rows it counts."""
+    from psycopg import sql
+
+    return sql.SQL("UPDATE {}.actions SET rows_affected = rows_affected + (SELECT count(*) FROM moved) "
+                   "WHERE id = {}").format(sql.Identifier(ledger.schema_name), sql.Literal(action_id))
+
+
+def same_database(one, other) -> bool:
+    """Do two connections reach the same database (the same server, port and database)?"""
+    where = "SELECT inet_server_addr(), inet_server_port(), current_database(), " \
+            "(SELECT system_identifier FROM pg_control_system())"
+    try:
+        return one.execute(where).fetchone() == other.execute(where).fetchone()
+    except Exception:  # pg_control_system needs pg_monitor or superuser: compare the addresses only
+        info = (one.info.host, one.info.port, one.info.dbname)
+        return info == (other.info.host, other.info.port, other.info.dbname)
 
 
 def refusal(field: str, table, references, hooks) -> str | None:

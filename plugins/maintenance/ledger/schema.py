@@ -114,6 +114,14 @@ MIGRATIONS: list[tuple[int, str]] = [
     );
     CREATE INDEX ON {s}.pages (scope) WHERE resolved_at IS NULL;
     """),
+    (3, """
+    -- A step is recorded while it runs ('running', its count kept up to date), so a try killed
+    -- midway leaves what it did; the next try closes it as 'interrupted'.
+    ALTER TABLE {s}.actions DROP CONSTRAINT actions_outcome_check;
+    ALTER TABLE {s}.actions ADD CONSTRAINT actions_outcome_check CHECK (outcome IN
+        ('planned', 'applied', 'skipped', 'failed', 'rolled_back', 'running', 'interrupted'));
+    CREATE INDEX ON {s}.task_runs (dag_id, task_id, outcome) WHERE outcome = 'running';
+    """),
 ]
 
 

@@ -44,6 +44,8 @@ class Action:
     lock_wait_ms: float = 0.0
     outcome: str | None = None
     error: str | None = None
+    seq: int = 0  # its place among the task try's actions, given when it starts
+    started_at: datetime | None = None
 
 
 class Ledger:
@@ -56,7 +58,15 @@ class Ledger:
         return sql.SQL(text).format(s=self.schema)
 
     # -- task runs ---------------------------------------------------------------------
-    def start_task(self) -> None:
+    # A task run still 'running' in another run after this long was killed, not slow: no step
+    # runs that long (the longest, a paced VACUUM, has a 4-hour timeout).
+    STALE_RUNNING = "24 hours"
+
+    def start_task(self) -> list[dict]:
+        """Record this try as running, after closing the tries a kill left 'running': earlier tries
+        of this task instance, and this task's runs of other DAG runs older than a day. Their
+        actions keep the counts they recorded while running. Returns what was closed."""
+        closed = self.close_interrupted()
         k = self.key
         self.conn.execute(self._q("""
             INSERT INTO {s}.task_runs (dag_id, task_id, run_id, map_index, try_number, logical_date,
@@ -66,6 +76,26 @@ class Ledger:
             DO UPDATE SET started_at = now(), outcome = 'running'"""),
             (k.dag_id, k.task_id, k.run_id, k.map_index, k.try_number, k.logical_date, k.dry_run,
              k.forced_reason))
+        return closed
+
+    def close_interrupted(self) -> list[dict]:
+        k = self.key
+        where = self._q("""
+            dag_id = %(dag)s AND task_id = %(task)s AND map_index = %(index)s AND outcome = 'running'
+            AND ((run_id = %(run)s AND try_number < %(try)s)
+                 OR (run_id <> %(run)s AND started_at < now() - %(stale)s::interval))""")
+        params = {"dag": k.dag_id, "task": k.task_id, "index": k.map_index, "run": k.run_id, "try": k.try_number,
+                  "stale": self.STALE_RUNNING}
+        runs = self.conn.execute(sql.SQL(
+            "UPDATE {}.task_runs SET outcome = 'interrupted', ended_at = now() WHERE {} "
+            "RETURNING run_id, try_number").format(self.schema, where), params).fetchall()
+        acts = self.conn.execute(sql.SQL(
+            "UPDATE {}.actions SET outcome = 'interrupted', error = 'the try was killed or lost its worker' "
+            "WHERE {} RETURNING run_id, try_number, target, action, rows_affected").format(
+            self.schema, where), params).fetchall()
+        return [{"run_id": r, "try_number": t, "actions": [
+            {"target": tg, "action": a, "rows_affected": n} for rr, tt, tg, a, n in acts if (rr, tt) == (r, t)]}
+            for r, t in runs]
 
     def finish_task(self, outcome: str, summary: dict | None = None) -> None:
         k = self.key
@@ -76,7 +106,9 @@ class Ledger:
 
     # -- actions -----------------------------------------------------------------------
     def record_action(self, act: Action, started_at: datetime, duration_ms: float) -> int:
-        self._seq += 1
+        if not act.seq:
+            self._seq += 1
+            act.seq = self._seq
         k = self.key
         row = self.conn.execute(self._q("""
             INSERT INTO {s}.actions (dag_id, task_id, run_id, map_index, try_number, seq, logical_date,
@@ -88,7 +120,7 @@ class Ledger:
                 bytes_affected = EXCLUDED.bytes_affected, duration_ms = EXCLUDED.duration_ms,
                 lock_wait_ms = EXCLUDED.lock_wait_ms, error = EXCLUDED.error, plan = EXCLUDED.plan
             RETURNING id"""),
-            (k.dag_id, k.task_id, k.run_id, k.map_index, k.try_number, self._seq, k.logical_date,
+            (k.dag_id, k.task_id, k.run_id, k.map_index, k.try_number, act.seq, k.logical_date,
              act.system, act.target, act.action, Jsonb(act.plan), act.outcome, act.rows_affected,
              act.bytes_affected, started_at, duration_ms, act.lock_wait_ms, k.dry_run, k.forced_reason,
              act.error)).fetchone()
@@ -99,8 +131,10 @@ class Ledger:
         """Time and record one step. A dry run records it as planned and does not run the body's
         change: callers check ``ledger.key.dry_run`` and skip the mutation; the record says 'planned'.
         A failure is recorded with its error and re-raised."""
-        act = Action(system, target, action, plan or {})
+        self._seq += 1
+        act = Action(system, target, action, plan or {}, seq=self._seq)
         started, clock = datetime.now(UTC), time.perf_counter()
+        act.started_at = started
         try:
             yield act
         except Exception as exc:
@@ -110,6 +144,15 @@ class Ledger:
         if act.outcome is None:
             act.outcome = "planned" if self.key.dry_run else "applied"
         self.record_action(act, started, (time.perf_counter() - clock) * 1000)
+
+    def checkpoint(self, act: Action) -> int:
+        """Record a step still under way ('running', with its count so far), so a try killed
+        midway leaves what it did; returns the action's id. The step's end records it again."""
+        outcome, act.outcome = act.outcome, "running"
+        try:
+            return self.record_action(act, act.started_at or datetime.now(UTC), 0.0)
+        finally:
+            act.outcome = outcome
 
     # -- findings and metrics ------------------------------------------------------------
     def record_findings(self, findings) -> None:
