@@ -7,7 +7,6 @@ connection (VACUUM and the CONCURRENTLY forms cannot run in a transaction) on wh
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -61,6 +60,8 @@ def vacuum_analyze(conn, schema: str, name: str, safety) -> Result:
 
 
 def reindex_concurrently(conn, schema: str, name: str, safety) -> Result:
+    # A try killed mid-rebuild left an invalid copy: dropped first, or every retry would add one.
+    drop_rebuild_leftovers(conn, schema, name)
     before = _size(conn, schema, name)
     statement = sql.SQL("REINDEX INDEX CONCURRENTLY {}").format(sql.Identifier(schema, name))
     try:
@@ -76,12 +77,29 @@ def reindex_concurrently(conn, schema: str, name: str, safety) -> Result:
 
 
 def drop_rebuild_leftovers(conn, schema: str, index: str) -> list[str]:
-    """Drop invalid ``<index>_ccnew*`` copies a failed REINDEX CONCURRENTLY left behind."""
-    leftovers = [r[0] for r in conn.execute(
-        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND NOT i.indisvalid AND c.relname ~ ('^' || %s || '_ccnew[0-9]*$')",
-        (schema, re.escape(index))).fetchall()]
+    """Drop the invalid copies a failed or killed REINDEX CONCURRENTLY of ``index`` left behind:
+    invalid indexes of the same table named ``<index, maybe cut short>_ccnew[N]`` with the same
+    definition. Refuses, naming the session, while a rebuild of that table is under way: its
+    copy is not a leftover yet."""
+    busy = conn.execute(
+        "SELECT pid, command FROM pg_stat_progress_create_index WHERE relid = "
+        "(SELECT indrelid FROM pg_index WHERE indexrelid = (format('%%I.%%I', %s::text, %s::text))::regclass) "
+        "AND pid <> pg_backend_pid()", (schema, index)).fetchall()
+    if busy:
+        raise RuntimeError(f"{schema}.{index}: {busy[0][1]} of its table is under way in session {busy[0][0]}; "
+                           "not touching its copies")
+    leftovers = [r[0] for r in conn.execute("""
+        SELECT c.relname FROM pg_index o
+        JOIN pg_index i ON i.indrelid = o.indrelid AND i.indexrelid <> o.indexrelid AND NOT i.indisvalid
+        JOIN pg_class c ON c.oid = i.indexrelid
+        CROSS JOIN LATERAL (SELECT regexp_replace(c.relname, '_ccnew[0-9]*$', '') AS base) AS b
+        WHERE o.indexrelid = (format('%%I.%%I', %s::text, %s::text))::regclass
+          AND c.relname ~ '_ccnew[0-9]*$' AND starts_with(%s, b.base)
+          AND i.indkey = o.indkey AND i.indclass = o.indclass AND i.indoption = o.indoption
+          AND i.indisunique = o.indisunique
+          AND pg_get_expr(i.indexprs, i.indrelid) IS NOT DISTINCT FROM pg_get_expr(o.indexprs, o.indrelid)
+          AND pg_get_expr(i.indpred, i.indrelid) IS NOT DISTINCT FROM pg_get_expr(o.indpred, o.indrelid)""",
+        (schema, index, index)).fetchall()]
     for leftover in leftovers:
         conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, leftover)))
     return leftovers
