@@ -26,10 +26,8 @@ def main(dsn: str, out: str, days: int = 7) -> None:
     rendered = render(data, tz=policy.tz, targets=policy.reports.kpi_targets, dag_id="maintenance_weekly",
                       run_id="sample", generated=end)
     folder = Path(out)
-    (folder / "charts").mkdir(parents=True, exist_ok=True)
-    (folder / "index.html").write_text(rendered.html)
-    for path, content in rendered.files.items():
-        (folder / path).write_bytes(content)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "index.html").write_text(rendered.html)  # self-contained: the charts are embedded
     print(f"{folder / 'index.html'}: {len(rendered.files)} charts, {len(data.recommendations)} recommendations")
 
 
