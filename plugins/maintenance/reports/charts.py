@@ -50,17 +50,20 @@ def kpis_vs_targets(checks: dict) -> bytes:
         values = [checks[n]["value"] or 0 for n in names]
         labels = [n.replace("_pct", "").replace("_minutes", "").replace("_", " ") for n in names]
         colors = ["#16a34a" if checks[n]["met"] else "#dc2626" for n in names]
+        floor = max(0.0, min(min([*values, *(checks[n]["limit"] for n in names)]) - 0.2, 99.0))
         ax.bar(labels, values, color=colors, width=0.55)
         for x, n in enumerate(names):
             limit, value = checks[n]["limit"], checks[n]["value"]
             ax.hlines(limit, x - 0.4, x + 0.4, colors="#111827", linestyles="--", linewidth=1.2)
             ax.annotate(f"target {checks[n]['target']}", (x, limit), textcoords="offset points", xytext=(0, 3),
                         ha="center", fontsize=7, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"})
-            ax.annotate("n/a" if value is None else f"{value:.2f}", (x, values[x]), textcoords="offset points",
-                        xytext=(0, -11 if unit == "%" else 3), ha="center", fontsize=8, color="#111827")
+            # The value inside its bar (percent: the bar's visible half) so it never meets the target's label.
+            at = (values[x] + floor) / 2 if unit == "%" else values[x]
+            ax.annotate("n/a" if value is None else f"{value:.2f}", (x, at), textcoords="offset points",
+                        xytext=(0, 0 if unit == "%" else 3), ha="center", fontsize=8,
+                        color="white" if unit == "%" else "#111827")
         if unit == "%":
-            low = min([*values, *(checks[n]["limit"] for n in names)])
-            ax.set_ylim(max(0.0, min(low - 0.2, 99.0)), 100.05)
+            ax.set_ylim(floor, 100.05)
         else:
             top = max([*values, *(checks[n]["limit"] for n in names), 1])
             ax.set_ylim(0, top * 1.2)
