@@ -21,6 +21,7 @@ ONLY_ARCHIVE = r"^((plan_)?debloat|monthly_report|security_audit|compliance|upda
 SCHEMA = """
 DROP SCHEMA IF EXISTS "Ops" CASCADE;
 DROP TABLE IF EXISTS public.visit_flags, public.order_lines, public.order_tags, public.orders_c,
+    public.order_lines_archive, public.order_tags_archive,
     public.orders_c_archive, public.audited, public.audited_archive, public.audit_log, public.naive_times,
     public.naive_times_archive CASCADE;
 CREATE SCHEMA "Ops";
@@ -253,3 +254,87 @@ def test_errors_a_retry_cannot_fix_are_told_from_those_it_can(platform_db):
         psycopg.connect(f"postgresql://postgres@127.0.0.1:{servers.free_port()}/x", connect_timeout=2)
     except psycopg.OperationalError as exc:
         assert not permanent(exc)
+
+
+def test_children_named_in_the_policy_are_archived_with_their_parents(schema, tmp_path, monkeypatch, slack):
+    db = schema
+    lines, tags = rows(db, "public.order_lines"), rows(db, "public.order_tags")
+    archive_with(tmp_path, monkeypatch, ORDERS | {"children": [{"table": "public.order_lines"},
+                                                                {"table": "public.order_tags"}]})
+    dry = monthly(dry_run=True)
+    (plan,) = dry.xcom("archive")["plan"]
+    assert plan["refused"] is None
+    assert [(c["table"], c["archive"], c["rows"]) for c in plan["children"]] == [
+        ("public.order_lines", "public.order_lines_archive", 50),
+        ("public.order_tags", "public.order_tags_archive", 50)]
+    result = monthly(dry_run=False)
+    assert result.states["archive"] == "success", result.states
+    (moved,) = result.xcom("archive")["moved"]
+    assert moved["rows"] == 50 and moved["children"] == {"public.order_lines": 50, "public.order_tags": 50}
+    # Every child row is in exactly one of its two tables, unchanged, next to its parent.
+    assert sorted(rows(db, "public.order_lines") + rows(db, "public.order_lines_archive")) == lines
+    assert sorted(rows(db, "public.order_tags") + rows(db, "public.order_tags_archive")) == tags
+    assert db.execute("SELECT count(*) FROM public.order_lines_archive l "
+                      "WHERE NOT EXISTS (SELECT 1 FROM public.orders_c_archive o WHERE o.id = l.order_id)") == [(0,)]
+    assert db.execute("SELECT count(*) FROM public.order_tags WHERE order_id IS NULL") == [(0,)]  # nothing rewritten
+    assert "with 50 rows of public.order_lines archived along into public.order_lines_archive" in last_summary(slack)
+
+
+def test_children_written_during_the_move_are_never_lost(schema):
+    """Writers keep adding children of old orders while the move runs: each child row ends either
+    beside its parent in the source, or with it in the archive; none is deleted by the cascade
+    without being archived."""
+    import threading
+
+    from maintenance.archive import tables
+    from maintenance.archive.mover import ChildMove, move_rows
+    from maintenance.policy.model import ArchiveBatching
+
+    db = schema
+    db.execute("INSERT INTO public.orders_c SELECT g, timestamptz '2025-12-01' FROM generate_series(1000, 6000) g")
+    stop, written, refused = threading.Event(), [0], [0]
+
+    def writer():
+        import psycopg
+
+        with psycopg.connect(db.dsn, autocommit=True) as conn:
+            next_id = 100_000
+            while not stop.is_set():
+                next_id += 1
+                try:
+                    conn.execute("INSERT INTO public.order_lines VALUES (%s, %s)", (next_id, 1000 + next_id % 5000))
+                    written[0] += 1
+                except psycopg.errors.ForeignKeyViolation:
+                    refused[0] += 1  # its order was already archived: the insert fails, nothing lost
+
+    threads = [threading.Thread(target=writer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        with db.connect() as conn:
+            conn.execute("SET lock_timeout = '200ms'")
+            source = tables.describe(conn, "public.orders_c", field="s")
+            archive = tables.ensure_archive(conn, source, "public.orders_c_archive", field="a")
+            refs = {r.table: r for r in tables.references_to(conn, source)}
+            children = []
+            for name in ("public.order_lines", "public.order_tags"):
+                child = tables.describe(conn, name, field="c")
+                children.append(ChildMove.of(conn, refs[name], child,
+                                             tables.ensure_archive(conn, child, f"{name}_archive", field="c")))
+            result = move_rows(conn, source, archive, "created_at", datetime(2026, 6, 6, tzinfo=NY),
+                               batching=ArchiveBatching(initial_rows=200, min_rows=50, max_rows=400, target_ms=20),
+                               max_rows=10**9, children=tuple(children))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert result.rows == 5051 and written[0] > 100
+    total = db.execute("SELECT (SELECT count(*) FROM public.order_lines) + "
+                       "(SELECT count(*) FROM public.order_lines_archive)")[0][0]
+    assert total == 100 + written[0]  # every child row written is somewhere
+    orphans = db.execute("""
+        SELECT (SELECT count(*) FROM public.order_lines_archive l
+                WHERE NOT EXISTS (SELECT 1 FROM public.orders_c_archive o WHERE o.id = l.order_id)),
+               (SELECT count(*) FROM public.order_lines l
+                WHERE NOT EXISTS (SELECT 1 FROM public.orders_c o WHERE o.id = l.order_id))""")
+    assert orphans == [(0, 0)]

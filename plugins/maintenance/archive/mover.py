@@ -53,6 +53,7 @@ class MoveResult:
     paused_seconds: float = 0.0
     stopped: str | None = None  # why it stopped before moving everything (cap, time budget)
     batch_sizes: list[int] = field(default_factory=list)
+    children: dict[str, int] = field(default_factory=dict)  # rows of each child archived along
 
     def record(self, rows: int, limit: int, elapsed_ms: float) -> None:
         self.rows += rows
@@ -64,7 +65,7 @@ class MoveResult:
         return {"rows": self.rows, "batches": self.batches, "seconds": round(self.seconds, 3),
                 "rows_per_second": round(self.rows / self.seconds) if self.seconds else 0,
                 "longest_batch_ms": round(self.longest_batch_ms, 1), "lock_timeouts": self.lock_timeouts,
-                "batch_timeouts": self.batch_timeouts,
+                "batch_timeouts": self.batch_timeouts, "children": dict(self.children),
                 "paused_seconds": round(self.paused_seconds, 1), "stopped": self.stopped}
 
 
@@ -119,6 +120,45 @@ class Check:
 def choose_check(conn, source: TableInfo, archive: TableInfo) -> Check:
     columns = source.key if arrives_unchanged(conn, source, archive) else source.columns
     return Check(columns, hashable_by_type(conn, source, columns))
+
+
+@dataclass(frozen=True)
+class ChildMove:
+    """A table whose rows reference the source through ``columns`` (equal to the source's
+    ``referenced``): in each batch, its rows that reference a moved row move to ``archive``."""
+
+    table: TableInfo
+    archive: TableInfo
+    columns: tuple[str, ...]
+    referenced: tuple[str, ...]
+    check: Check
+
+    @classmethod
+    def of(cls, conn, reference, table: TableInfo, archive: TableInfo) -> ChildMove:
+        return cls(table, archive, reference.columns, reference.referenced, choose_check(conn, table, archive))
+
+
+def _child_ctes(children: list[ChildMove]) -> tuple[sql.Composable, sql.Composable, sql.Composable]:
+    """Each child's move (its rows referencing the batch's moved rows), the sums over what left and
+    arrived, and their FROM items."""
+    ctes, sums, froms = [], [], []
+    for i, child in enumerate(children):
+        cols = sql.SQL(", ").join(map(sql.Identifier, child.table.columns))
+        match = sql.SQL(" AND ").join(sql.SQL("c.{} = m.{}").format(sql.Identifier(c), sql.Identifier(p))
+                                      for c, p in zip(child.columns, child.referenced, strict=True))
+        moved, arrived = sql.Identifier(f"c{i}_moved"), sql.Identifier(f"c{i}_arrived")
+        ctes.append(sql.SQL(
+            ", {moved} AS (DELETE FROM {child} AS c USING moved AS m WHERE {match} RETURNING c.*)"
+            ", {arrived} AS (INSERT INTO {archive} ({cols}) SELECT {cols} FROM {moved} RETURNING {checked})").format(
+            moved=moved, arrived=arrived, child=child.table.ident, match=match, archive=child.archive.ident,
+            cols=cols, checked=sql.SQL(", ").join(map(sql.Identifier, child.check.columns))))
+        sums.append(sql.SQL(", {m}.n, {m}.h, {a}.n, {a}.h").format(
+            m=sql.Identifier(f"c{i}m"), a=sql.Identifier(f"c{i}a")))
+        froms.append(sql.SQL(", (SELECT count(*) AS n, {mh} AS h FROM {moved} AS m) AS {m}"
+                             ", (SELECT count(*) AS n, {ah} AS h FROM {arrived} AS a) AS {a}").format(
+            mh=child.check.hash("m"), ah=child.check.hash("a"), moved=moved, arrived=arrived,
+            m=sql.Identifier(f"c{i}m"), a=sql.Identifier(f"c{i}a")))
+    return sql.SQL("").join(ctes), sql.SQL("").join(sums), sql.SQL("").join(froms)
 
 
 def walk_end(conn, source: TableInfo, time_column: str, cutoff) -> tuple | None:
@@ -180,7 +220,8 @@ def batch_params(cutoff, position: tuple | None, upper: tuple) -> dict:
 
 def batch_statement(source: TableInfo, archive: TableInfo, time_column: str, *, after_key: bool,
                     check: Check, skip_locked: bool = False,
-                    kept: sql.Composable = NOTHING_KEPT, tally: sql.Composable | None = None) -> sql.Composed:
+                    kept: sql.Composable = NOTHING_KEPT, tally: sql.Composable | None = None,
+                    children: tuple[ChildMove, ...] = ()) -> sql.Composed:
     """One batch: the rows older than the cutoff with keys past the position (``after_key``) up
     to the batch's last key, moved, except those ``kept`` holds back (a condition on the source
     row ``s``: rows other tables still reference); and the count and checksum of what left and
@@ -205,32 +246,43 @@ def batch_statement(source: TableInfo, archive: TableInfo, time_column: str, *, 
     # ``tally``: a statement over ``moved`` (the ledger's count of this step, when the ledger is
     # in the same database), committed with the batch: the count can never disagree with the data.
     counted = sql.SQL(", tallied AS ({})").format(tally) if tally is not None else sql.SQL("")
+    child_ctes, child_sums, child_froms = _child_ctes(list(children))
     return sql.SQL("""
         WITH {first}moved AS (
             {delete}
         ), arrived AS (
             INSERT INTO {archive} ({cols}) SELECT {cols} FROM moved RETURNING {arrived}
-        ){counted}
-        SELECT m.n, m.h, a.n, a.h
+        ){counted}{child_ctes}
+        SELECT m.n, m.h, a.n, a.h{child_sums}
         FROM (SELECT count(*) AS n, {moved_hash} AS h FROM moved AS m) AS m,
-             (SELECT count(*) AS n, {arrived_hash} AS h FROM arrived AS a) AS a
+             (SELECT count(*) AS n, {arrived_hash} AS h FROM arrived AS a) AS a{child_froms}
     """).format(first=first, delete=delete, archive=archive.ident, cols=cols, arrived=arrived, counted=counted,
-                moved_hash=check.hash("m"), arrived_hash=check.hash("a"))
+                moved_hash=check.hash("m"), arrived_hash=check.hash("a"), child_ctes=child_ctes,
+                child_sums=child_sums, child_froms=child_froms)
 
 
-def _one_batch(conn, statement, params, source: TableInfo, archive: TableInfo, max_ms: float) -> tuple:
-    """Run one batch in its own transaction; commit only when what left equals what arrived.
+def _one_batch(conn, statement, params, source: TableInfo, archive: TableInfo, max_ms: float,
+               children: tuple[ChildMove, ...] = ()) -> tuple:
+    """Run one batch in its own transaction; commit only when what left equals what arrived, for
+    the source and for each child that goes along.
 
     The batch may take at most ``max_ms``: past that the server cancels it and the transaction
-    rolls back, so no batch holds its row locks longer, whatever the disk does meanwhile."""
+    rolls back, so no batch holds its row locks longer, whatever the disk does meanwhile. With
+    children it runs in REPEATABLE READ: a foreign key's cascade then refuses (a serialization
+    failure, retried) rather than touch a child row committed after the batch looked, which it
+    did not archive."""
     with conn.transaction():
+        if children:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         conn.execute("SELECT set_config('statement_timeout', %s, true)", (f"{int(max_ms)}ms",))
         row = conn.execute(statement, params).fetchone()
-        left, left_sum, arrived, arrived_sum = row[:4]
-        if (left, left_sum) != (arrived, arrived_sum):
-            raise ArchiveMismatch(
-                f"{source.qualified}: {left} rows left the source (checksum {left_sum}) but {arrived} "
-                f"arrived in {archive.qualified} (checksum {arrived_sum}); the batch was rolled back")
+        pairs = [(source, archive), *((c.table, c.archive) for c in children)]
+        for i, (left_table, arrived_table) in enumerate(pairs):
+            left, left_sum, arrived, arrived_sum = row[4 * i:4 * i + 4]
+            if (left, left_sum) != (arrived, arrived_sum):
+                raise ArchiveMismatch(
+                    f"{left_table.qualified}: {left} rows left (checksum {left_sum}) but {arrived} arrived in "
+                    f"{arrived_table.qualified} (checksum {arrived_sum}); the batch was rolled back")
     return row
 
 
@@ -270,14 +322,15 @@ def move_rows(conn, source: TableInfo, archive: TableInfo, time_column: str, cut
               max_rows: int, deadline: float | None = None, should_pause: Callable[[], str | None] = lambda: None,
               pause_seconds: float = 30, sleep=time.sleep,
               progress: Callable[[MoveResult, int], None] | None = None, total_hint: int = 0,
-              kept: sql.Composable = NOTHING_KEPT, tally: sql.Composable | None = None) -> MoveResult:
+              kept: sql.Composable = NOTHING_KEPT, tally: sql.Composable | None = None,
+              children: tuple[ChildMove, ...] = ()) -> MoveResult:
     """Move rows of ``source`` older than ``cutoff`` into ``archive`` until none is left, ``max_rows``
     have moved or ``deadline`` (a ``time.monotonic()`` value) has passed; rows for which ``kept``
     holds (see ``tables.still_referenced``) stay. ``conn`` is autocommit, with ``lock_timeout``
     and ``statement_timeout`` already set."""
     check = choose_check(conn, source, archive)
     statements = {(after, skip): batch_statement(source, archive, time_column, after_key=after, check=check,
-                                                 skip_locked=skip, kept=kept, tally=tally)
+                                                 skip_locked=skip, kept=kept, tally=tally, children=children)
                   for after in (False, True) for skip in (False, True)}
     result, size, position = MoveResult(), batching.initial_rows, None
     end = walk_end(conn, source, time_column, cutoff)
@@ -300,8 +353,10 @@ def move_rows(conn, source: TableInfo, archive: TableInfo, time_column: str, cut
         try:
             upper, last_batch = next_upper(conn, source, position, end, limit)
             row = _one_batch(conn, statements[(position is not None, skipping)],
-                             batch_params(cutoff, position, upper), source, archive, batching.max_batch_ms)
-        except (errors.LockNotAvailable, errors.QueryCanceled, errors.ForeignKeyViolation) as exc:
+                             batch_params(cutoff, position, upper), source, archive, batching.max_batch_ms,
+                             children)
+        except (errors.LockNotAvailable, errors.QueryCanceled, errors.ForeignKeyViolation,
+                errors.SerializationFailure) as exc:
             # A row a writer holds, a batch that would hold its locks too long, or a row another
             # table came to reference after the batch looked: nothing moved (the next batch's
             # look keeps the newly referenced row). Halve the batch, skip locked rows, back off.
@@ -317,6 +372,8 @@ def move_rows(conn, source: TableInfo, archive: TableInfo, time_column: str, cut
         backoff, skip_locked, failures = 0.5, False, 0
         position = upper
         result.record(row[0], limit, elapsed_ms)
+        for i, child in enumerate(children):
+            result.children[child.table.qualified] = result.children.get(child.table.qualified, 0) + row[4 + 4 * i]
         size = next_size(size, elapsed_ms, batching)
         result.seconds = time.monotonic() - started
         if progress:

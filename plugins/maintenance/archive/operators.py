@@ -112,15 +112,21 @@ class ArchiveOperator(MaintenanceOperator):
                 raise InputError(f"{field}.time_column: {table.source} has no column {table.time_column!r}")
             cutoff = cutoff_for(as_of, table.age_months, policy.tz)
             references = tables.references_to(conn, source)
+            along, others, problems = children_along(conn, field, table, source, references)
             hooks = [h for h in tables.delete_hooks(conn, source) if h.enabled]
-            counts = tables.census(conn, source, table.time_column, cutoff, references)
+            counts = tables.census(conn, source, table.time_column, cutoff, others)
             rate, basis = expected_rate(ledger, relation_target(self.conn_id, table.source), settings)
             batches, seconds = estimate(counts["rows"], rate, settings.batching)
+            refused = "; ".join(filter(None, [*problems, refusal(field, table, others, hooks)])) or None
             plan = TablePlan(table.source, table.archive_name, table.time_column, cutoff.isoformat(), counts["rows"],
                              counts["bytes"], batches, seconds, tables.exists(conn, table.archive_name), basis,
                              references=[r.as_dict() for r in references], delete_hooks=[h.as_dict() for h in hooks],
                              delete_triggers=table.delete_triggers, kept_referenced=counts["kept_referenced"],
-                             no_time=counts["no_time"], refused=refusal(field, table, references, hooks))
+                             no_time=counts["no_time"], refused=refused,
+                             children=[{"table": ref.table, "archive": child.archive_name, "constraint": ref.constraint,
+                                        "rows": tables.children_of_old(conn, source, table.time_column, cutoff, ref,
+                                                                       others)}
+                                       for ref, child in along])
             self.log.info("%s -> %s: %s rows (%.1f MB) older than %s, ~%d batches, ~%.0fs (%s)", plan.source,
                           plan.archive, f"{plan.rows:,}", plan.bytes / 2**20, plan.cutoff, plan.batches,
                           plan.estimated_seconds, basis)
@@ -129,10 +135,25 @@ class ArchiveOperator(MaintenanceOperator):
             plans.append((plan, index, table, source, cutoff, references))
         return plans
 
+    @staticmethod
+    def children_moves(conn, field: str, table, source, references) -> tuple[list, list]:
+        """The children that go along (their archives made when missing), and the other references."""
+        from maintenance.archive import tables
+        from maintenance.archive.mover import ChildMove
+
+        along, others, _ = children_along(conn, field, table, source, references)
+        moves = []
+        for i, (ref, child) in enumerate(along):
+            info = tables.describe(conn, ref.table, field=f"{field}.children[{i}].table")
+            archive = tables.ensure_archive(conn, info, child.archive_name, field=f"{field}.children[{i}].archive")
+            moves.append(ChildMove.of(conn, ref, info, archive))
+        return moves, others
+
     def move_table(self, conn, ledger, settings, plan, index, table, source, cutoff, budget, references) -> dict:
         from maintenance.archive import partitions, tables
         from maintenance.archive.mover import log_progress, move_rows
 
+        children, references = self.children_moves(conn, f"archive.tables[{index}]", table, source, references)
         field = f"archive.tables[{index}].archive"
         target = relation_target(self.conn_id, table.source)
         whole, left = None, []
@@ -162,7 +183,7 @@ class ArchiveOperator(MaintenanceOperator):
                                max_rows=budget["rows"], deadline=budget["deadline"],
                                should_pause=budget["should_pause"], pause_seconds=settings.load_check_seconds,
                                progress=progress, total_hint=plan.rows, kept=tables.still_referenced(references),
-                               tally=tally)
+                               tally=tally, children=tuple(children))
             act.rows_affected = result.rows
             act.plan = act.plan | result.as_dict()
         budget["rows"] -= result.rows
@@ -239,6 +260,36 @@ def same_database(one, other) -> bool:
     except Exception:  # pg_control_system needs pg_monitor or superuser: compare the addresses only
         info = (one.info.host, one.info.port, one.info.dbname)
         return info == (other.info.host, other.info.port, other.info.dbname)
+
+
+def children_along(conn, field: str, table, source, references) -> tuple[list, list, list[str]]:
+    """The policy's ``children`` matched to the foreign keys that reference the source: those that
+    go along (reference, policy entry), the other references, and why going along cannot work
+    (a child with no key to the source, or with two, or referenced in turn by other tables; a
+    partitioned source, whose partitions change tables whole)."""
+    from maintenance.archive import tables
+    from maintenance.errors import InputError
+
+    by_child: dict[str, list] = {}
+    for ref in references:
+        by_child.setdefault(ref.table.lower(), []).append(ref)
+    along, problems = [], []
+    for i, child in enumerate(table.children):
+        refs = by_child.get(child.table.lower(), [])
+        if not refs:
+            raise InputError(f"{field}.children[{i}].table: {child.table} has no foreign key to {table.source}")
+        if len(refs) > 1:
+            problems.append(f"{child.table} references {table.source} by {len(refs)} keys: archiving it along "
+                            "is for one key")
+        grandchildren = tables.references_to(conn, tables.Relation(*tables.split(refs[0].table)))
+        if grandchildren:
+            problems.append(f"{child.table} is itself referenced by {', '.join(g.table for g in grandchildren)}: "
+                            "archiving children of children is not supported")
+        along.append((refs[0], child))
+    if along and source.partitioned:
+        problems.append("children go along only with an unpartitioned source")
+    taken = {id(ref) for ref, _ in along}
+    return along, [r for r in references if id(r) not in taken], problems
 
 
 def refusal(field: str, table, references, hooks) -> str | None:

@@ -43,6 +43,7 @@ class TablePlan:
     kept_referenced: dict[str, int] = field(default_factory=dict)  # old rows kept: child table -> rows
     no_time: int = 0  # rows whose time is NULL: never archived
     refused: str | None = None  # why the move will not touch this table
+    children: list[dict] = field(default_factory=list)  # tables archived along: table, archive, rows
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +53,8 @@ class TablePlan:
         notes = [f"refused: {self.refused}"] if self.refused else []
         notes += [f"kept: {n:,} old rows still referenced by {child}" for child, n in self.kept_referenced.items()
                   if n]
+        notes += [f"with {c['rows']:,} rows of {c['table']} archived along into {c['archive']}"
+                  for c in self.children]
         if self.no_time:
             notes.append(f"{self.no_time:,} rows with no {self.time_column}: never archived")
         if self.delete_hooks and self.delete_triggers == "fire":

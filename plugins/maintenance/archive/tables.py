@@ -194,3 +194,14 @@ def census(conn, source: TableInfo, time_column: str, cutoff, references: list[R
         source.ident, time, still_referenced(references)), (cutoff,)).fetchone()
     no_time = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL").format(source.ident, time)).fetchone()[0]
     return {"rows": int(movable), "bytes": int(size), "kept_referenced": kept, "no_time": int(no_time)}
+
+
+def children_of_old(conn, source: TableInfo, time_column: str, cutoff, ref: Reference,
+                    kept: list[Reference]) -> int:
+    """Rows of ``ref``'s child that reference source rows about to move (for the plan)."""
+    match = sql.SQL(" AND ").join(sql.SQL("s.{} = c.{}").format(sql.Identifier(p), sql.Identifier(c))
+                                  for c, p in zip(ref.columns, ref.referenced, strict=True))
+    return conn.execute(sql.SQL(
+        "SELECT count(*) FROM {} AS c WHERE EXISTS (SELECT 1 FROM {} AS s WHERE {} AND s.{} < %s AND NOT ({}))").format(
+        sql.Identifier(*split(ref.table)), source.ident, match, sql.Identifier(time_column),
+        still_referenced(kept)), (cutoff,)).fetchone()[0]

@@ -365,6 +365,18 @@ class ArchiveExport(_Strict):
     prefix: str = Field("archive/", description="s3://bucket/prefix<schema.table>/<YYYY-MM>.csv.gz")
 
 
+class ArchiveChild(_Strict):
+    """A table whose rows reference the source: its rows go to their own archive table in the
+    same transaction as the source rows they reference."""
+
+    table: QualifiedName
+    archive: QualifiedName | None = Field(None, description="default: <table>_archive in the same schema")
+
+    @property
+    def archive_name(self) -> str:
+        return self.archive or f"{self.table}_archive"
+
+
 class ArchiveTable(_Strict):
     """One table whose old rows move to an archive table (procedures 2.3, database reorganization)."""
 
@@ -379,6 +391,8 @@ class ArchiveTable(_Strict):
     # child table is named here, acknowledging exactly that.
     cascade_acknowledged: list[QualifiedName] = Field(
         [], description="child tables whose cascading foreign keys may act on the children of archived rows")
+    # Or the children go along: archived with their parents, in the same transaction, verified alike.
+    children: list[ArchiveChild] = Field([], description="tables whose rows are archived with the rows they reference")
     # User triggers and rules on DELETE of the source would fire once per archived row.
     delete_triggers: Literal["refuse", "fire"] = Field(
         "refuse", description="refuse: the move refuses a source with delete triggers or rules; fire: they fire")
@@ -391,6 +405,16 @@ class ArchiveTable(_Strict):
     def _archive_is_not_the_source(self) -> ArchiveTable:
         if self.archive_name.lower() == self.source.lower():
             raise ValueError(f"archive: {self.archive_name} is the source itself")
+        names = [self.source.lower(), self.archive_name.lower()]
+        for i, child in enumerate(self.children):
+            if child.table.lower() in names or child.archive_name.lower() in names:
+                raise ValueError(f"children[{i}]: {child.table} -> {child.archive_name} reuses a table already "
+                                 "named for this source")
+            names += [child.table.lower(), child.archive_name.lower()]
+        acknowledged = {t.lower() for t in self.cascade_acknowledged} & {c.table.lower() for c in self.children}
+        if acknowledged:
+            raise ValueError(f"{', '.join(sorted(acknowledged))}: both in children (archived along) and in "
+                             "cascade_acknowledged (left to the foreign key); name it in one")
         return self
 
 
