@@ -157,40 +157,47 @@ def test_lock_budget_gives_up_and_leaves_no_invalid_copy(db):
 def test_a_killed_reindex_leaves_a_copy_that_the_next_try_drops_by_name(db):
     """REINDEX CONCURRENTLY killed after it built its copy leaves an invalid <index>_ccnew: the next
     try drops exactly that copy before rebuilding, instead of adding a second one."""
-    db.script("CREATE TABLE IF NOT EXISTS rebuilt (id bigint PRIMARY KEY, v int);"
-              "INSERT INTO rebuilt SELECT g, g FROM generate_series(1, 50000) g ON CONFLICT DO NOTHING;"
-              "CREATE INDEX IF NOT EXISTS rebuilt_v_idx ON rebuilt (v);"
-              "CREATE INDEX IF NOT EXISTS rebuilt_v_idx_ccnew_other ON rebuilt (id)")  # not a copy of it
-    holder = psycopg.connect(db.dsn)
-    holder.execute("SELECT count(*) FROM rebuilt")  # an old snapshot the rebuild must wait out
-    victim = db.connect()
-    pid = victim.info.backend_pid
-    threading.Thread(target=lambda: victim.execute("REINDEX INDEX CONCURRENTLY rebuilt_v_idx"), daemon=True).start()
+    db.script("DROP TABLE IF EXISTS rebuilt; CREATE TABLE rebuilt (id bigint PRIMARY KEY, v int);"
+              "INSERT INTO rebuilt SELECT g, g FROM generate_series(1, 50000) g;"
+              "CREATE INDEX rebuilt_v_idx ON rebuilt (v);"
+              "CREATE INDEX rebuilt_v_idx_ccnew_other ON rebuilt (v, id)")  # valid, and not a copy of it
     try:
-        deadline = time.monotonic() + 20
-        while not db.execute("SELECT 1 FROM pg_class WHERE relname = 'rebuilt_v_idx_ccnew'"):
-            assert time.monotonic() < deadline, "the rebuild did not start"
+        holder = psycopg.connect(db.dsn)
+        holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        holder.execute("SELECT count(*) FROM rebuilt")  # an old snapshot the rebuild must wait out
+        victim = db.connect()
+        pid = victim.info.backend_pid
+        threading.Thread(target=lambda: victim.execute("REINDEX INDEX CONCURRENTLY rebuilt_v_idx"),
+                         daemon=True).start()
+        try:
+            deadline = time.monotonic() + 20
+            while not db.execute("SELECT 1 FROM pg_stat_progress_create_index WHERE pid = %s AND phase LIKE "
+                                 "'waiting for%%'", (pid,)):
+                assert time.monotonic() < deadline, "the rebuild did not reach its wait"
+                time.sleep(0.05)
+            with db.connect() as conn, pytest.raises(RuntimeError, match=f"under way in session {pid}"):
+                actions.drop_rebuild_leftovers(conn, "public", "rebuilt_v_idx")  # not while it runs
+            db.execute("SELECT pg_terminate_backend(%s)", (pid,))  # the try is killed mid-rebuild
+        finally:
+            holder.rollback()
+            holder.close()
+        deadline = time.monotonic() + 10
+        while db.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)):
+            assert time.monotonic() < deadline
             time.sleep(0.05)
-        with db.connect() as conn, pytest.raises(RuntimeError, match=f"under way in session {pid}"):
-            actions.drop_rebuild_leftovers(conn, "public", "rebuilt_v_idx")  # not while it runs
-        db.execute("SELECT pg_terminate_backend(%s)", (pid,))  # the try is killed mid-rebuild
+        invalid = ("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                   "WHERE NOT i.indisvalid AND i.indrelid = 'rebuilt'::regclass")
+        (left_behind,) = db.execute(invalid)
+        assert left_behind[0] in ("rebuilt_v_idx_ccnew", "rebuilt_v_idx_ccold")  # before or after the swap
+        with db.connect() as conn:
+            apply_session_limits(conn, SAFETY)
+            result = actions.reindex_concurrently(conn, "public", "rebuilt_v_idx", SAFETY)
+        assert result.verified == "index valid"
+        assert db.execute(invalid) == []
+        names = {r[0] for r in db.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'rebuilt'")}
+        assert names == {"rebuilt_pkey", "rebuilt_v_idx", "rebuilt_v_idx_ccnew_other"}
     finally:
-        holder.rollback()
-        holder.close()
-    deadline = time.monotonic() + 10
-    while db.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    invalid = "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid"
-    assert db.execute(invalid) == [("rebuilt_v_idx_ccnew",)]
-    with db.connect() as conn:
-        apply_session_limits(conn, SAFETY)
-        result = actions.reindex_concurrently(conn, "public", "rebuilt_v_idx", SAFETY)
-    assert result.verified == "index valid"
-    assert db.execute(invalid) == []
-    names = {r[0] for r in db.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'rebuilt'")}
-    assert names == {"rebuilt_pkey", "rebuilt_v_idx", "rebuilt_v_idx_ccnew_other"}
-    db.execute("DROP TABLE rebuilt")
+        db.execute("DROP TABLE IF EXISTS rebuilt")
 
 
 def conninfo_of(db) -> dict:

@@ -78,9 +78,9 @@ def reindex_concurrently(conn, schema: str, name: str, safety) -> Result:
 
 def drop_rebuild_leftovers(conn, schema: str, index: str) -> list[str]:
     """Drop the invalid copies a failed or killed REINDEX CONCURRENTLY of ``index`` left behind:
-    invalid indexes of the same table named ``<index, maybe cut short>_ccnew[N]`` with the same
-    definition. Refuses, naming the session, while a rebuild of that table is under way: its
-    copy is not a leftover yet."""
+    invalid indexes of the same table named ``<index, maybe cut short>_ccnew[N]`` (killed before
+    the swap) or ``_ccold[N]`` (killed after it) with the same definition. Refuses, naming the
+    session, while a rebuild of that table is under way: its copy is not a leftover yet."""
     busy = conn.execute(
         "SELECT pid, command FROM pg_stat_progress_create_index WHERE relid = "
         "(SELECT indrelid FROM pg_index WHERE indexrelid = (format('%%I.%%I', %s::text, %s::text))::regclass) "
@@ -92,9 +92,9 @@ def drop_rebuild_leftovers(conn, schema: str, index: str) -> list[str]:
         SELECT c.relname FROM pg_index o
         JOIN pg_index i ON i.indrelid = o.indrelid AND i.indexrelid <> o.indexrelid AND NOT i.indisvalid
         JOIN pg_class c ON c.oid = i.indexrelid
-        CROSS JOIN LATERAL (SELECT regexp_replace(c.relname, '_ccnew[0-9]*$', '') AS base) AS b
+        CROSS JOIN LATERAL (SELECT regexp_replace(c.relname, '_cc(new|old)[0-9]*$', '') AS base) AS b
         WHERE o.indexrelid = (format('%%I.%%I', %s::text, %s::text))::regclass
-          AND c.relname ~ '_ccnew[0-9]*$' AND starts_with(%s, b.base)
+          AND c.relname ~ '_cc(new|old)[0-9]*$' AND starts_with(%s, b.base)
           AND i.indkey = o.indkey AND i.indclass = o.indclass AND i.indoption = o.indoption
           AND i.indisunique = o.indisunique
           AND pg_get_expr(i.indexprs, i.indrelid) IS NOT DISTINCT FROM pg_get_expr(o.indexprs, o.indrelid)
