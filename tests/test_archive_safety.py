@@ -5,6 +5,7 @@ each case either moves exactly the rows it may, or refuses loudly and touches no
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -338,3 +339,70 @@ def test_children_written_during_the_move_are_never_lost(schema):
                (SELECT count(*) FROM public.order_lines l
                 WHERE NOT EXISTS (SELECT 1 FROM public.orders_c o WHERE o.id = l.order_id))""")
     assert orphans == [(0, 0)]
+
+
+CHILD_WORKER = """
+import sys, time
+from datetime import datetime
+import psycopg
+from maintenance.archive import tables
+from maintenance.archive.mover import ChildMove, move_rows
+from maintenance.policy.model import ArchiveBatching
+
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+conn.execute("SET lock_timeout = '1s'")
+print(conn.info.backend_pid, flush=True)
+source = tables.describe(conn, "public.orders_c", field="s")
+archive = tables.ensure_archive(conn, source, "public.orders_c_archive", field="a")
+refs = {r.table: r for r in tables.references_to(conn, source)}
+children = []
+for name in ("public.order_lines", "public.order_tags"):
+    child = tables.describe(conn, name, field="c")
+    children.append(ChildMove.of(conn, refs[name], child, tables.ensure_archive(conn, child, name + "_archive",
+                                                                               field="c")))
+move_rows(conn, source, archive, "created_at", datetime.fromisoformat(sys.argv[2]),
+          batching=ArchiveBatching(initial_rows=100, min_rows=50, max_rows=100, target_ms=5),
+          max_rows=10**9, progress=lambda *_: time.sleep(0.01), children=tuple(children))
+print("done", flush=True)
+"""
+
+
+def test_a_move_with_children_killed_at_any_point_loses_and_duplicates_nothing(schema):
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    db = schema
+    db.script("""
+        INSERT INTO public.orders_c SELECT g, timestamptz '2025-12-01' FROM generate_series(1000, 9000) g;
+        INSERT INTO public.order_lines SELECT 100000 + g, 1000 + g % 8000 FROM generate_series(1, 16000) g;
+        INSERT INTO public.order_tags SELECT 100000 + g, 1000 + g % 8000 FROM generate_series(1, 8000) g""")
+    originals = {t: rows(db, f"public.{t}") for t in ("orders_c", "order_lines", "order_tags")}
+    env = os.environ | {"PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT}"}
+    args = [sys.executable, "-c", CHILD_WORKER, db.dsn, "2026-06-06T04:00:00+00:00"]
+
+    def each_row_once():
+        for table, before in originals.items():
+            after = rows(db, f"public.{table}") + (rows(db, f"public.{table}_archive")
+                                                   if db.execute("SELECT to_regclass(%s)", (f"public.{table}_archive",))
+                                                   != [(None,)] else [])
+            assert sorted(after) == before, f"{table}: rows lost or duplicated"
+
+    rng, killed = random.Random(5), 0
+    for _ in range(8):
+        worker = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        worker.stdout.readline()
+        time.sleep(rng.uniform(0.1, 0.5))
+        worker.send_signal(signal.SIGKILL)
+        killed += worker.wait(timeout=30) != 0
+        each_row_once()
+    assert killed >= 6
+    subprocess.run(args, env=env, check=True, cwd=ROOT, timeout=300, capture_output=True)
+    each_row_once()
+    assert db.execute("SELECT count(*) FROM public.orders_c_archive") == [(8051,)]
+    assert db.execute("SELECT count(*) FROM public.order_lines l WHERE NOT EXISTS "
+                      "(SELECT 1 FROM public.orders_c o WHERE o.id = l.order_id)") == [(0,)]
