@@ -258,3 +258,36 @@ def test_prewarm_reports_status_and_latency_per_path():
     assert all(r["ms"] >= 0 for r in results)
     unreachable = engine.prewarm("http://127.0.0.1:9", ["/x"], 1)
     assert str(unreachable[0]["status"]).startswith("error:")
+
+
+def test_a_disposable_prefix_is_literal_never_a_glob(r):
+    """``api:content?`` is a prefix of eleven characters: it must not reach ``api:contentX:y``; nor
+    may ``api:content:`` reach ``api:content-archive:1``."""
+    from maintenance.policy.model import DisposablePrefix
+
+    for key in ("api:content:a", "api:content?:b", "api:contentX:y", "api:content-archive:1", "api:content*z",
+                "api:content[1]:c", "other"):
+        r.set(key, "v")
+    time.sleep(1.1)  # every key idle a second
+
+    def stale(prefix):
+        found = engine.stale_disposable_keys(r, [DisposablePrefix(prefix=prefix, stale_idle_seconds=1)], 10, 100)
+        return sorted(k.decode() if isinstance(k, bytes) else k for k in found)
+
+    assert stale("api:content?") == ["api:content?:b"]
+    assert stale("api:content:") == ["api:content:a"]
+    assert stale("api:content*") == ["api:content*z"]
+    assert stale("api:content[1]") == ["api:content[1]:c"]
+    assert engine.glob_literal("a*b?c[d]e\\f") == "a\\*b\\?c\\[d\\]e\\\\f"
+
+
+@pytest.mark.parametrize("pattern", ["*", "**", "?*", "[a-z]*", "*:content:*"])
+def test_a_default_ttl_pattern_reaching_every_namespace_is_refused_on_load(tmp_path, monkeypatch, pattern):
+    from maintenance.policy import PolicyError
+
+    path = use_policy(tmp_path, monkeypatch, redis=load_policy().redis.model_dump() | {
+        "ttl_audit": load_policy().redis.ttl_audit.model_dump() | {
+            "default_ttls": [{"pattern": pattern, "ttl_seconds": 60}]}})
+    with pytest.raises(PolicyError, match=r"redis\.ttl_audit\.default_ttls\.0\.pattern: .* would match keys of every "
+                                          "namespace"):
+        load_policy(path)

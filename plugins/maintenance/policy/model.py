@@ -258,13 +258,22 @@ class Postgres(_Strict):
 
 
 class DisposablePrefix(_Strict):
-    prefix: str = Field(min_length=1)
+    prefix: str = Field(min_length=1, description="literal: glob characters in it match only themselves")
     stale_idle_seconds: int = Field(gt=0, description="idle at least this long (OBJECT IDLETIME) to be deleted")
 
 
 class DefaultTtl(_Strict):
     pattern: str = Field(min_length=1, description="a SCAN MATCH pattern, e.g. api:content:*")
     ttl_seconds: int = Field(gt=0)
+
+    @field_validator("pattern")
+    @classmethod
+    def _starts_with_a_namespace(cls, value: str) -> str:
+        # A pattern that starts with a glob reaches into every namespace ("*" is the whole keyspace).
+        if value[0] in "*?[":
+            raise ValueError(f"{value!r} starts with a glob and would match keys of every namespace; start it "
+                             "with the literal namespace it is for, e.g. api:content:*")
+        return value
 
 
 class RedisBigKeys(_Strict):

@@ -75,11 +75,23 @@ def _scan_batches(client, pattern: str, batch: int):
             return
 
 
+def glob_literal(text: str) -> str:
+    """``text`` as a SCAN MATCH pattern matching itself only: Redis's glob characters escaped."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
 def stale_disposable_keys(client, disposable, batch: int, limit: int) -> list:
-    """Keys under a disposable prefix idle at least that prefix's stale time (at most ``limit``)."""
+    """Keys under a disposable prefix idle at least that prefix's stale time (at most ``limit``).
+
+    A prefix is literal: ``api:content?`` means those eleven characters, never a glob."""
     found = []
     for rule in disposable:
-        for keys in _scan_batches(client, rule.prefix + "*", batch):
+        prefix = rule.prefix.encode()
+        for matched in _scan_batches(client, glob_literal(rule.prefix) + "*", batch):
+            # SCAN's matching is the server's; the prefix test is ours, so a slip in either stays harmless.
+            keys = [k for k in matched if (k if isinstance(k, bytes) else k.encode()).startswith(prefix)]
+            if not keys:
+                continue
             with client.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.object("idletime", key)
