@@ -49,6 +49,19 @@ def test_shipped_policy_has_the_documents_defaults():
      "less than or equal to 100"),
     (lambda d: d["postgres"]["thresholds"]["unused_index"].update(writes_per_scan=0),
      "postgres.thresholds.unused_index.writes_per_scan", "greater than or equal to 1"),
+    # Accepted once, wrong all the same: refused now, naming the field.
+    (lambda d: d.update(timezone="EST"), "timezone", "'EST' is an abbreviation or a fixed offset"),
+    (lambda d: d.update(timezone="EST5EDT"), "timezone", "use the IANA name of the place"),
+    (lambda d: d.update(timezone="Etc/GMT+5"), "timezone", "not a place's clock"),
+    (lambda d: d["blackouts"][0].update(start="09-15", end="08-15"), "blackouts.0",
+     "end (08-15) is before start (09-15): if the blackout runs over the new year, say so with wraps_year: true"),
+    (lambda d: d["blackouts"][0].update(wraps_year=True), "blackouts.0", "does not cross the new year"),
+    (lambda d: d["blackouts"].append({"name": "exams", "start": "04-20", "end": "05-10"}), "blackouts",
+     "testing_spring and exams overlap (11 days from 04-20)"),
+    (lambda d: d["blackouts"].append({"name": "new_year", "start": "12-31", "end": "01-02", "wraps_year": True}),
+     "blackouts", "holidays and new_year overlap (3 days from 01-01)"),
+    (lambda d: d.setdefault("security", {}).update(certificates={"warn_days": 5, "critical_days": 10}),
+     "security.certificates", "critical_days (10) is above warn_days (5)"),
 ])
 def test_invalid_policy_names_file_and_field(tmp_path, mutate, field, message):
     path = write(tmp_path, mutate)

@@ -106,12 +106,36 @@ class PlannedWindow(_Strict):
 
 
 class Blackout(_Strict):
-    """A period that recurs every year, inclusive of both days; it may wrap the year."""
+    """A period that recurs every year, inclusive of both days; one that runs over the new year
+    says so (``wraps_year``), so a slip such as 09-15..08-15 is not read as ten months."""
 
     name: str = Field(min_length=1)
     start: MonthDay
     end: MonthDay
     reason: str = ""
+    wraps_year: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Blackout:
+        backwards = self.end.key() < self.start.key()
+        if backwards and not self.wraps_year:
+            raise ValueError(f"end ({self.end}) is before start ({self.start}): if the blackout runs over the new "
+                             "year, say so with wraps_year: true")
+        if self.wraps_year and not backwards:
+            raise ValueError(f"wraps_year is set but {self.start}..{self.end} does not cross the new year")
+        return self
+
+    def days(self) -> set[tuple[int, int]]:
+        """Its days, as (month, day), in a leap year."""
+        day, found = date(2024, 1, 1), set()
+        while day.year == 2024:
+            key = (day.month, day.day)
+            inside = self.start.key() <= key <= self.end.key() if not self.wraps_year else (
+                key >= self.start.key() or key <= self.end.key())
+            if inside:
+                found.add(key)
+            day += timedelta(days=1)
+        return found
 
 
 class Freeze(_Strict):
@@ -547,6 +571,13 @@ class Certificates(_Strict):
     critical_days: float = Field(7, gt=0)
     timeout_s: float = Field(10, gt=0)
 
+    @model_validator(mode="after")
+    def _bands(self) -> Certificates:
+        if self.critical_days > self.warn_days:
+            raise ValueError(f"critical_days ({self.critical_days:g}) is above warn_days ({self.warn_days:g}): "
+                             "a certificate would page before it warns")
+        return self
+
 
 class Security(_Strict):
     lock_files: list[str] = Field([], description="npm package-lock.json and Python requirement/lock files")
@@ -695,6 +726,11 @@ class Policy(_Strict):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {value!r} (use an IANA name such as America/New_York)") from None
+        # EST, EST5EDT, Etc/GMT+5: fixed offsets or POSIX rules, not a place's clock. The procedures'
+        # times are New York's, daylight saving included.
+        if value != "UTC" and ("/" not in value or value.startswith("Etc/")):
+            raise ValueError(f"{value!r} is an abbreviation or a fixed offset, not a place's clock: use the "
+                             "IANA name of the place (America/New_York keeps EST in winter and EDT in summer)")
         return value
 
     @field_validator("blackouts", "freezes")
@@ -704,6 +740,18 @@ class Policy(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"names must be unique, repeated: {', '.join(dupes)}")
+        return value
+
+    @field_validator("blackouts")
+    @classmethod
+    def _apart(cls, value: list[Blackout]) -> list[Blackout]:
+        for i, one in enumerate(value):
+            for other in value[i + 1:]:
+                shared = sorted(one.days() & other.days())
+                if shared:
+                    first = f"{shared[0][0]:02d}-{shared[0][1]:02d}"
+                    raise ValueError(f"{one.name} and {other.name} overlap ({len(shared)} days from {first}): "
+                                     "make them one blackout, or move one's end")
         return value
 
     @property
