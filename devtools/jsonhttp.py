@@ -17,7 +17,8 @@ class JSONHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        self.wfile.write(payload)
+        if self.command != "HEAD":
+            self.wfile.write(payload)
 
 
 def serve(handler: type[JSONHandler], port: int = 0) -> tuple[str, ThreadingHTTPServer]:

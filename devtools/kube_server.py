@@ -53,6 +53,7 @@ class Cluster:
 
     @property
     def mutations(self) -> list[tuple[str, str]]:
+        """Every request other than a read (GET: get, list, watch), of any verb."""
         return [r for r in self.requests if r[0] != "GET"]
 
     def find(self, kind: str, namespace: str | None, name: str) -> dict | None:
@@ -164,6 +165,12 @@ def start_kube_server(cluster: Cluster):
                 if method == "PATCH":
                     _merge(obj, self._body())
                     return self._send(200, obj)
+                if method == "PUT" and not sub:  # a replace: the body is the whole new object
+                    replacement = self._body()
+                    replacement.setdefault("metadata", {}).update(name=name)
+                    objects = getattr(cluster, kind)
+                    objects[objects.index(obj)] = replacement
+                    return self._send(200, replacement)
             return self._send(405, _status(405, "MethodNotAllowed", f"{method} {self.path}"))
 
         def _evict(self, pod: dict):
@@ -190,6 +197,17 @@ def start_kube_server(cluster: Cluster):
 
         def do_PATCH(self):
             self._handle("PATCH")
+
+        def do_PUT(self):
+            self._handle("PUT")
+
+        def do_HEAD(self):  # recorded, answered as the API server does: no such route
+            cluster.requests.append(("HEAD", urlparse(self.path).path))
+            self._send(405, _status(405, "MethodNotAllowed", f"HEAD {self.path}"))
+
+        def do_OPTIONS(self):
+            cluster.requests.append(("OPTIONS", urlparse(self.path).path))
+            self._send(405, _status(405, "MethodNotAllowed", f"OPTIONS {self.path}"))
 
     url, server = serve(Handler)
     if cluster.reboot_after_drain is not None:

@@ -271,3 +271,27 @@ def test_tuesday_patch_review_finds_pending_reboots_old_kernels_and_drift(k8s_co
         ("node_image_drift", "cluster")}
     assert [n["kernel"] for n in found["nodes"]] == ["6.1.0-28-cloud-amd64", "5.10.0-26-cloud-amd64"]
     assert cluster.mutations == []  # it only reads
+
+
+def test_the_stand_in_records_every_verb_and_answers_the_unknown_as_the_api_server_does(cluster):
+    """A dry-run test asserts ``mutations == []``: that holds only if a request of any verb is seen."""
+    import urllib.error
+    import urllib.request
+
+    cluster.nodes = [node("node-a")]
+    k = apis(cluster.url)
+    body = k["core"].read_node("node-a")
+    body.spec.unschedulable = True
+    k["core"].replace_node("node-a", body)  # PUT
+    assert cluster.find("nodes", None, "node-a")["spec"]["unschedulable"] is True
+    for verb in ("HEAD", "OPTIONS", "PUT"):
+        request = urllib.request.Request(f"{cluster.url}/api/v1/nodes/nope" if verb == "PUT" else
+                                         f"{cluster.url}/api/v1/nodes", method=verb,
+                                         data=b"{}" if verb == "PUT" else None)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == (404 if verb == "PUT" else 405)
+    with pytest.raises(client.ApiException) as missing:
+        k["core"].read_namespaced_config_map("x", "default")  # a kind the stand-in does not hold
+    assert missing.value.status == 404
+    assert [m[0] for m in cluster.mutations] == ["PUT", "HEAD", "OPTIONS", "PUT"]
