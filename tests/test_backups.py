@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -230,6 +231,34 @@ def test_restore_test_checks_contents_and_indexes_then_drops_the_scratch_databas
     assert result.tables_checked == len(manifest["tables"])
     assert result.indexes_checked >= 8  # primary keys and the platform's btree indexes, amcheck'ed
     assert result.restore_seconds > 0 and result.backup_age_hours < 1
+    assert scratch_databases(source) == []
+
+
+def test_a_restore_test_never_drops_the_scratch_database_of_one_still_running(source, s3, bucket):
+    """Two restore tests at once: the second cleans up only what runs that are over left behind."""
+    import threading
+
+    import psycopg
+    from maintenance.backups import restore
+
+    backup, _ = make_backup(source, s3, bucket)
+    running = psycopg.connect(source.server.dsn("postgres"), autocommit=True)  # another run, alive
+    restore.hold_scratch(running, "maint_restore_other_live")
+    running.execute("CREATE DATABASE maint_restore_other_live")
+    with psycopg.connect(source.server.dsn("postgres"), autocommit=True) as dead:  # a run killed midway
+        restore.hold_scratch(dead, "maint_restore_other_dead")
+        dead.execute("CREATE DATABASE maint_restore_other_dead")
+    try:
+        result = run_restore(source, s3, backup)
+        assert result.problems == []
+        assert scratch_databases(source) == [("maint_restore_other_live",)]  # the dead run's is gone
+    finally:
+        threading.Thread(target=running.close).start()
+    with psycopg.connect(source.server.dsn("postgres"), autocommit=True) as admin:
+        deadline = time.monotonic() + 10
+        while restore.drop_leftovers(admin) != ["maint_restore_other_live"]:  # its run is over now
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
     assert scratch_databases(source) == []
 
 

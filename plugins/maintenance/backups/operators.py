@@ -158,7 +158,9 @@ class RestoreTestOperator(_BackupOperator):
         with ledger.action("backup", newest.url, kind, plan=plan) as act:
             result = restore_test(s3, newest, target=target, scratch=scratch, jobs=settings.restore_jobs,
                                   now=clock.now(), pg_bin_dir=settings.pg_bin_dir,
-                                  smoke_queries=settings.smoke_queries if drill else ())
+                                  smoke_queries=settings.smoke_queries if drill else (),
+                                  owner=f"{ledger.key.dag_id} {ledger.key.run_id} {ledger.key.task_id} "
+                                        f"try {ledger.key.try_number}")
             act.bytes_affected = newest.size
             if result.problems:
                 act.outcome, act.error = "failed", "; ".join(result.problems)[:2000]

@@ -64,13 +64,33 @@ def scratch_name(conn_id: str, day, token: str) -> str:
     return f"{SCRATCH_PREFIX}{re.sub(r'[^a-z0-9_]', '_', conn_id.lower())[:24]}_{day:%Y%m%d}_{token}"
 
 
+# A restore test holds this advisory lock (with its scratch database's name) on the target server
+# for as long as it uses the database: a killed run's lock is gone with its session.
+_OWNER_LOCK = 7_345_002
+
+
+def hold_scratch(admin, name: str) -> None:
+    """Mark ``name`` as in use by this session (taken before the database is created)."""
+    admin.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_OWNER_LOCK, name))
+
+
 def drop_leftovers(admin) -> list[str]:
-    """Drop scratch databases an earlier run could not (it was killed): only ours, by name."""
+    """Drop the scratch databases that runs which are over left behind (killed before their own
+    drop): only ours, by name, and only those whose restore test no longer holds them. Another
+    restore test running at the same moment, here or on another machine, keeps its database."""
     names = [r[0] for r in admin.execute(
         "SELECT datname FROM pg_database WHERE datname LIKE %s", (SCRATCH_PREFIX.replace("_", "\\_") + "%",))]
+    dropped = []
     for name in names:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    return names
+        if not admin.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_OWNER_LOCK, name)).fetchone()[0]:
+            log.info("Scratch database %s is in use by a running restore test: left alone", name)
+            continue
+        try:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            dropped.append(name)
+        finally:
+            admin.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_OWNER_LOCK, name))
+    return dropped
 
 
 @contextmanager
@@ -129,7 +149,8 @@ def _smoke(target: dict, queries) -> tuple[list[dict], list[str]]:
 
 
 def restore_test(s3, backup: store.StoredBackup, *, target: dict, scratch: str, jobs: int, now: datetime,
-                 pg_bin_dir: str | None = None, smoke_queries=(), workdir: Path | None = None) -> RestoreResult:
+                 pg_bin_dir: str | None = None, smoke_queries=(), workdir: Path | None = None,
+                 owner: str = "") -> RestoreResult:
     """Restore ``backup`` into database ``scratch`` on ``target``'s server, check it, drop it."""
     manifest = store.load_manifest(s3, backup)
     made = datetime.fromisoformat(manifest["finished_at"]) if manifest else backup.modified
@@ -142,7 +163,11 @@ def restore_test(s3, backup: store.StoredBackup, *, target: dict, scratch: str, 
         left = drop_leftovers(admin)
         if left:
             log.warning("Dropped scratch databases left by an earlier run: %s", ", ".join(left))
+        hold_scratch(admin, scratch)
         admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
+        if owner:  # for people listing databases: which run made it
+            admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                sql.Identifier(scratch), sql.Literal(f"restore test scratch database of {owner}")))
         try:
             with tempfile.TemporaryDirectory(dir=workdir, prefix="restore-") as tmp:
                 with _timed(result.timings, "download"):
