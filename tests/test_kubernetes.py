@@ -142,7 +142,7 @@ def test_a_node_goes_through_cordon_drain_reboot_ready_uncordon(cluster):
 
 
 def test_a_drain_blocked_by_a_budget_retries_then_times_out_and_leaves_the_node_schedulable(cluster):
-    cluster.nodes = [node("node-a", marked=True)]
+    cluster.nodes = [node("node-a", marked=True), node("node-b")]
     cluster.pods = [pod("db-0", owner=("StatefulSet", "db"), labels={"app": "db"})]
     cluster.poddisruptionbudgets = [pdb("db-pdb", "web", {"app": "db"}, 0)]
     k = apis(cluster.url)
@@ -156,11 +156,32 @@ def test_a_drain_blocked_by_a_budget_retries_then_times_out_and_leaves_the_node_
 
 
 def test_an_agent_that_never_reboots_stops_the_run_at_the_maintenance_step(cluster):
-    cluster.nodes = [node("node-a", marked=True)]
+    cluster.nodes = [node("node-a", marked=True), node("node-b")]
     k = apis(cluster.url)
     run = nodes.maintain(k["core"], k["core"].read_node("node-a"), FAST, now_fn=lambda: NOW)
     assert run.stopped_at == "maintenance" and "did not reboot or replace the node" in run.error
     assert cluster.find("nodes", None, "node-a")["spec"]["unschedulable"] is False
+
+
+@pytest.mark.parametrize(("others", "expected"), [
+    ([], "only 0 other node(s) Ready and schedulable, the policy keeps at least 1"),
+    (["not ready"], "node node-b is not Ready"),
+    (["cordoned"], "node node-b is cordoned"),
+    (["not ready", "ready"], "node node-b is not Ready"),
+])
+def test_a_node_is_not_taken_out_while_another_is_down_or_out(cluster, others, expected):
+    """Looked at before the cordon: nothing is changed when the cluster cannot spare the node."""
+    cluster.nodes = [node("node-a", marked=True)]
+    for i, state in enumerate(others):
+        other = node(f"node-{'bc'[i]}", ready=state != "not ready")
+        if state == "cordoned":
+            other["spec"] = {"unschedulable": True}
+        cluster.nodes.append(other)
+    k = apis(cluster.url)
+    run = nodes.maintain(k["core"], k["core"].read_node("node-a"), FAST, now_fn=lambda: NOW)
+    assert run.stopped_at == "before cordon" and expected in run.error
+    assert cluster.mutations == []  # not even a cordon
+    assert not cluster.find("nodes", None, "node-a").get("spec", {}).get("unschedulable")
 
 
 # --- hygiene ------------------------------------------------------------------------------------------

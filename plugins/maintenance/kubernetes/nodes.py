@@ -117,6 +117,20 @@ def cluster_health(core, settings, now) -> list[str]:
     return problems
 
 
+def before_cordon(core, name: str, settings) -> list[str]:
+    """Why taking ``name`` out now would leave the cluster short: another node not Ready or
+    cordoned (down, or in someone's maintenance), or fewer Ready, schedulable nodes left than the
+    policy's minimum. Empty: go ahead."""
+    others = [n for n in core.list_node().items if n.metadata.name != name]
+    problems = [f"node {n.metadata.name} is not Ready" for n in others if not ready(n)]
+    problems += [f"node {n.metadata.name} is cordoned" for n in others if n.spec and n.spec.unschedulable]
+    serving = [n for n in others if ready(n) and not (n.spec and n.spec.unschedulable)]
+    if len(serving) < settings.min_ready_nodes:
+        problems.append(f"only {len(serving)} other node(s) Ready and schedulable, the policy keeps at least "
+                        f"{settings.min_ready_nodes} (kubernetes.nodes.min_ready_nodes)")
+    return problems
+
+
 def maintain(core, node, settings, *, now_fn, sleep=time.sleep, clock=time.monotonic) -> NodeRun:
     """Take one node through maintenance. Never raises: the run says where it stopped."""
     name = node.metadata.name
@@ -125,6 +139,9 @@ def maintain(core, node, settings, *, now_fn, sleep=time.sleep, clock=time.monot
     started = clock()
     cordoned = False
     try:
+        problems = before_cordon(core, name, settings)
+        if problems:  # looked before leaping: nothing was changed
+            raise StepFailed("before cordon", f"{name} not taken out: " + "; ".join(problems))
         _cordon(core, name, True)
         cordoned = True
         run.steps.append("cordoned")

@@ -615,7 +615,8 @@ class NodeMaintenance(_Strict):
     action_timeout_minutes: float = Field(30, gt=0, description="wait for the external agent's reboot")
     ready_timeout_minutes: float = Field(15, gt=0)
     uncordon_on_failure: bool = True
-    max_nodes_per_run: int = Field(1, gt=0)
+    max_nodes_per_run: int = Field(1, gt=0, description="maintained one after another, never two at once")
+    min_ready_nodes: int = Field(1, ge=0, description="other Ready, schedulable nodes a drain must leave")
     max_pending_pods: int = Field(0, ge=0, description="cluster health: pods Pending longer than...")
     pending_grace_minutes: float = Field(5, ge=0)
 
