@@ -7,6 +7,7 @@ breaks one thing, then checks that verification or the restore test names it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -376,3 +377,89 @@ def test_first_thursday_runs_the_dr_drill_against_the_rto(source, s3, dag_env):
     assert summary["drill"] is True and summary["rto_met"] is True, summary
     assert source.execute("SELECT action FROM maintenance.actions WHERE run_id = %s AND system = 'backup'",
                           (result.run.run_id,)) == [("dr_drill",)]
+
+
+@pytest.fixture(scope="module")
+def tls_only(work_dir, tmp_path_factory):
+    """A PostgreSQL that accepts only TLS connections (hostssl), as a hardened platform database does."""
+    import shutil
+
+    from devtools import servers
+    from tests.support.tls import make_cert
+
+    root = work_dir / "pg-tls"
+    server = servers.start_postgres(root)
+    cert, key = make_cert(tmp_path_factory.mktemp("pgtls"), 30, name="127.0.0.1")
+    data = server.datadir
+    for src, dst in ((cert, data / "server.crt"), (key, data / "server.key")):
+        shutil.copy(src, dst)
+        os.chmod(dst, 0o600)
+        if server.user:
+            shutil.chown(dst, server.user)
+    (data / "pg_hba.conf").write_text("local all all trust\nhostssl all all 127.0.0.1/32 trust\n"
+                                      "hostnossl all all 127.0.0.1/32 reject\n")
+    with psycopg.connect(server.dsn(), autocommit=True, sslmode="prefer") as admin:
+        admin.execute("ALTER SYSTEM SET ssl = on")
+        admin.execute("SELECT pg_reload_conf()")
+        admin.execute("CREATE DATABASE shop")
+    with psycopg.connect(server.dsn("shop"), autocommit=True, sslmode="require") as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_repack")
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY, note text)")
+        conn.execute("INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 5000) g")
+        conn.execute("DELETE FROM orders WHERE id % 2 = 0")
+    yield server
+    server.stop()
+
+
+def test_every_tool_reaches_a_tls_only_server_with_the_connections_settings(tls_only, s3, bucket, tmp_path):
+    """pg_dump, pg_restore and pg_repack take the connection's sslmode (and its other libpq
+    settings) from the Airflow connection: over TLS they succeed; told not to use it, refused."""
+    from maintenance.policy import load_policy
+    from maintenance.postgres import actions
+    from maintenance.postgres.conninfo import from_airflow
+    from maintenance.postgres.safety import apply_session_limits
+
+    from tests.conftest import set_conn
+    from tests.support.tls import make_cert
+
+    set_conn("shop_db", {"conn_type": "postgres", "host": "127.0.0.1", "port": tls_only.port, "login": "postgres",
+                         "schema": "shop", "extra": {"sslmode": "require", "application_name": "maintenance",
+                                                     "connect_timeout": "5"}})
+    info = from_airflow("shop_db")
+    assert info["sslmode"] == "require"
+    env = libpq_env(info)
+    assert (env["PGSSLMODE"], env["PGAPPNAME"], env["PGCONNECT_TIMEOUT"]) == ("require", "maintenance", "5")
+
+    key = store.dump_key("postgres/", "shop_db", date(2026, 11, 20), "shop")
+    manifest = produce(info, s3, bucket=bucket, key=key, conn_id="shop_db", compression=6, jobs=1)
+    assert [(t["schema"], t["table"]) for t in manifest["tables"]] == [("public", "orders")]
+    backup = next(b for b in store.list_backups(s3, bucket, "postgres/", "shop_db") if b.key == key)
+    scratch = f"{SCRATCH_PREFIX}tls_{uuid.uuid4().hex[:6]}"
+    restored = restore_test(s3, backup, target=info | {"dbname": "postgres"}, scratch=scratch, jobs=1,
+                            now=datetime.now(UTC))
+    assert restored.problems == [], restored.problems
+    with psycopg.connect(**info, autocommit=True) as conn:
+        apply_session_limits(conn, load_policy().postgres.safety)
+        repacked = actions.repack(conn, "public", "orders", load_policy().postgres.safety, conninfo=info)
+    assert repacked.bytes_after < repacked.bytes_before
+
+    clear = info | {"sslmode": "disable"}  # the same tools, told not to use TLS: the server refuses them
+    with pytest.raises(Exception, match=r"no encryption|SSL off|rejects connection"):
+        produce(clear, s3, bucket=bucket, key=key + ".clear", conn_id="shop_db", compression=6, jobs=1)
+    # Certificate checks reach the tools too: the server's own certificate as root passes, another
+    # one is refused (a tool that ignored the connection's settings would connect unchecked).
+    right, wrong = tls_only.datadir.parent / "root.crt", tls_only.datadir.parent / "other.crt"
+    right.write_bytes((tls_only.datadir / "server.crt").read_bytes())
+    wrong.write_bytes(make_cert(tmp_path, 30, name="other.test")[0].read_bytes())
+    produce(info | {"sslmode": "verify-ca", "sslrootcert": str(right)}, s3, bucket=bucket, key=key + ".ca",
+            conn_id="shop_db", compression=6, jobs=1)
+    with pytest.raises(Exception, match="certificate verify failed"):
+        produce(info | {"sslmode": "verify-ca", "sslrootcert": str(wrong)}, s3, bucket=bucket, key=key + ".bad",
+                conn_id="shop_db", compression=6, jobs=1)
+    # ...and the command-line tools themselves, which read them from the environment libpq_env makes.
+    for tool in ([tools.binary("pg_dump", 15), "--schema-only"], ["pg_repack", "--dry-run", "--table", "orders"]):
+        for root, ok in ((right, True), (wrong, False)):
+            done = subprocess.run(tool, env=libpq_env(info | {"sslmode": "verify-ca", "sslrootcert": str(root)}),
+                                  capture_output=True, text=True, timeout=60, check=False)
+            assert (done.returncode == 0) is ok, (tool[0], root.name, done.stderr)
+            assert ok or "certificate verify failed" in done.stderr

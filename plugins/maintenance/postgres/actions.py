@@ -144,7 +144,8 @@ def repack(conn, schema: str, name: str, safety, conninfo: dict) -> Result:
     filenode = _filenode(conn, schema, name)
     # pg_repack's own sessions copy the table and build its indexes: with the server's defaults
     # they would use parallel workers and take every core from the writers.
-    env = libpq_env(conninfo) | {"PGOPTIONS": tool_options(safety)}
+    env = libpq_env(conninfo)
+    env["PGOPTIONS"] = " ".join(filter(None, [env.get("PGOPTIONS"), tool_options(safety)]))
     cmd = ["pg_repack", "--no-superuser-check", "--no-kill-backend", "--wait-timeout", "1",
            "--table", sql.Identifier(schema, name).as_string(conn)]
 
