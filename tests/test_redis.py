@@ -291,3 +291,31 @@ def test_a_default_ttl_pattern_reaching_every_namespace_is_refused_on_load(tmp_p
     with pytest.raises(PolicyError, match=r"redis\.ttl_audit\.default_ttls\.0\.pattern: .* would match keys of every "
                                           "namespace"):
         load_policy(path)
+
+
+def test_a_database_named_in_the_uri_is_the_one_audited(r, server, daily):
+    """redis://host:port/15: the audit works on database 15, not silently on database 0."""
+    import json
+    import os
+
+    on_15 = redis.Redis(port=server.port, db=15)
+    on_15.flushdb()
+    seed_ttl_case(on_15)
+    os.environ["AIRFLOW_CONN_PLATFORM_REDIS"] = f"redis://127.0.0.1:{server.port}/15"
+    try:
+        result = run_dag("maintenance_daily", datetime(2026, 11, 22, 5, tzinfo=UTC), mark_success_pattern=BACKUP_TASKS)
+        assert result.states["cache_optimization"] == "success", result.states
+        assert result.xcom("cache_optimization")["ttl_audit"]["before"]["sampled"] == 1000
+        assert all(0 < on_15.ttl(f"api:content:popular:{n}") <= 86400 for n in range(400))
+        assert r.dbsize() == 0  # database 0 untouched
+
+        set_conn("platform_redis", {"conn_type": "redis", "host": "127.0.0.1", "port": server.port,
+                                    "schema": "15", "extra": json.dumps({"db": 3})})
+        refused = run_dag("maintenance_daily", datetime(2026, 11, 21, 5, tzinfo=UTC),
+                          mark_success_pattern=BACKUP_TASKS)
+        assert refused.states["cache_optimization"] == "failed"
+        outcome = refused.xcom("cache_optimization", "outcome")
+        assert "platform_redis: the URI names database 15 but the extra says db=3: keep one" in outcome
+    finally:
+        set_conn("platform_redis", server.conn_json())
+        on_15.flushdb()

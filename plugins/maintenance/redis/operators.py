@@ -14,9 +14,28 @@ class _RedisOperator(MaintenanceOperator):
 
     @staticmethod
     def client(cfg):
+        """The provider's client, on the database the connection names. Airflow's Redis hook reads
+        the database from the extra ``db`` only, so a URI that names it in its path
+        (``redis://host:6379/15``) would silently get database 0: the path is honoured here, and a
+        path and an extra that disagree are refused."""
         from airflow.providers.redis.hooks.redis import RedisHook
 
-        return RedisHook(redis_conn_id=cfg.conn_id).get_conn()
+        from maintenance.errors import InputError
+
+        hook = RedisHook(redis_conn_id=cfg.conn_id)
+        conn = hook.get_connection(cfg.conn_id)
+        path = str(conn.schema or "").strip("/")
+        extra = conn.extra_dejson.get("db")
+        if path and not path.isdigit():
+            raise InputError(f"{cfg.conn_id}: the connection's path {path!r} is not a Redis database number")
+        if path and extra not in (None, "") and int(extra) != int(path):
+            raise InputError(f"{cfg.conn_id}: the URI names database {path} but the extra says db={extra}: "
+                             "keep one")
+        client = hook.get_conn()
+        if path and extra in (None, ""):
+            client.connection_pool.connection_kwargs["db"] = int(path)
+            client.connection_pool.reset()
+        return client
 
 
 class RedisCacheOptimizationOperator(_RedisOperator):
