@@ -394,6 +394,36 @@ def test_a_bad_archive_date_is_refused_naming_the_field(db, monthly):
         RunForm.of({"params": {"archive_as_of": "next tuesday"}})
 
 
+def test_a_table_another_actor_is_archiving_is_left_alone_with_the_holder_named(db, monthly, tmp_path, monkeypatch,
+                                                                               slack):
+    """A backfill beside the scheduled run: the second actor on a table waits its budget, then
+    leaves the table to the first, naming it; the other tables still move."""
+    import psycopg
+    from maintenance.postgres.target_lock import target_lock
+
+    from tests.conftest import use_policy
+
+    use_policy(tmp_path, monkeypatch, postgres=load_policy().postgres.model_dump() | {
+        "safety": load_policy().postgres.safety.model_dump() | {"target_lock_wait_s": 1}})
+    fill(db, "public.learning_sessions", 2000)
+    db.execute("""INSERT INTO pathiq_metrics (student_id, metric, value, "timestamp")
+                  SELECT g, 'focus', g, timestamptz '2025-12-01' + g * interval '1 hour'
+                  FROM generate_series(1, 100) g""")
+    with psycopg.connect(db.dsn, autocommit=True) as other, target_lock(
+            other, "platform_db:public.learning_sessions", holder="maintenance maintenance_monthly backfill__x archive",
+            wait_s=0):
+        result = run_dag("maintenance_monthly", monthly, {"dry_run": False}, mark_success_pattern=ONLY_ARCHIVE)
+    assert result.states["archive"] == "success", result.states
+    summary = result.xcom("archive")
+    assert [m["source"] for m in summary["moved"]] == ["public.pathiq_metrics"]
+    (busy,) = summary["busy"]
+    assert busy.startswith("platform_db:public.learning_sessions is being maintained by maintenance "
+                           "maintenance_monthly backfill__x archive (pid ")
+    assert count(db, "public.learning_sessions") == 2000  # untouched
+    assert "is being maintained by maintenance maintenance_monthly backfill__x archive" in [
+        m["text"] for m in slack.messages("#ops-maintenance") if "*maintenance_monthly* run" in m["text"]][-1]
+
+
 def test_an_archive_date_later_than_the_run_is_refused_before_anything_moves(db, monthly):
     fill(db, "public.learning_sessions", 2000)
     result = run_dag("maintenance_monthly", monthly, {"dry_run": False, "archive_as_of": "2099-01-01"},

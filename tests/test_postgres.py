@@ -502,6 +502,30 @@ def test_the_form_narrows_every_per_table_step_including_the_review(airflow_read
     assert planned <= {"bloated"}
 
 
+def test_a_step_on_a_table_another_actor_holds_is_skipped_naming_it(airflow_ready, monkeypatch, tmp_path, slack):
+    from maintenance.postgres.target_lock import target_lock
+
+    from tests.conftest import use_policy
+
+    db = airflow_ready
+    use_policy(tmp_path, monkeypatch, postgres=load_policy().postgres.model_dump() | {
+        "safety": load_policy().postgres.safety.model_dump() | {"target_lock_wait_s": 1}})
+    day = datetime(2026, 11, 28, 5, tzinfo=UTC)
+    monkeypatch.setattr(clock, "now", lambda: day)
+    with db.connect() as other, target_lock(other, "platform_db:public.career_selections",
+                                            holder="maintenance maintenance_daily backfill__y db_statistics[0]",
+                                            wait_s=0):
+        result = run_dag("maintenance_daily", day, {"tables": ["career_selections", "packed"]},
+                         mark_success_pattern=BACKUP_TASKS)
+    steps = result.mapped["db_statistics"]
+    assert steps["vacuum_analyze public.career_selections"] == "skipped", steps
+    assert any(name.startswith("analyze ") and state == "success" for name, state in steps.items())
+    reason = db.execute("SELECT error FROM maintenance.actions WHERE run_id = %s AND "
+                        "target = 'platform_db:public.career_selections'", (result.run.run_id,))[0][0]
+    assert reason.startswith("platform_db:public.career_selections is being maintained by maintenance "
+                             "maintenance_daily backfill__y db_statistics[0] (pid ")
+
+
 def test_monthly_debloat_in_the_window_shrinks_with_pg_repack(airflow_ready, monkeypatch):
     db = airflow_ready
     size_before = db.execute("SELECT pg_total_relation_size('bloated')")[0][0]

@@ -44,6 +44,7 @@ class ArchiveOperator(MaintenanceOperator):
 
         from maintenance.policy import load_policy
         from maintenance.postgres.safety import apply_session_limits
+        from maintenance.postgres.target_lock import TargetBusy, holder_name, target_lock
 
         policy = load_policy()
         settings = policy.archive
@@ -63,18 +64,28 @@ class ArchiveOperator(MaintenanceOperator):
                       "deadline": time.monotonic() + settings.time_budget_minutes * 60,
                       "should_pause": _load_check(policy, settings.load_check_seconds)}
             moved, refused = [], [p for p, *_ in plans if p.refused]
+            busy = []
             for plan, index, table, source, cutoff, references in plans:
                 if plan.refused:
                     self.log.error("%s refused: %s", plan.source, plan.refused)
                     continue
-                moved.append(self.move_table(conn, ledger, settings, plan, index, table, source, cutoff, budget,
-                                             references))
+                try:
+                    with target_lock(conn, relation_target(self.conn_id, table.source),
+                                     holder=holder_name(ledger.key),
+                                     wait_s=policy.postgres.safety.target_lock_wait_s):
+                        moved.append(self.move_table(conn, ledger, settings, plan, index, table, source, cutoff,
+                                                     budget, references))
+                except TargetBusy as exc:  # another actor is archiving it: this run leaves it alone
+                    self.log.warning("%s", exc)
+                    busy.append(str(exc))
+                    continue
                 if budget["rows"] <= 0 or moved[-1]["stopped"]:
                     break
             # A table whose move stopped early still has old rows to come: its months wait.
             done = {m["source"] for m in moved if not m["stopped"]}
             finished = [p for p in plans if p[0].source in done]
-            summary |= {"moved": moved, "exports": self.export(conn, ledger, policy, finished, dry_run=False)}
+            summary |= {"moved": moved, "busy": busy,
+                        "exports": self.export(conn, ledger, policy, finished, dry_run=False)}
             if refused:
                 # The other tables moved; the refused ones fail the task, loudly and without retries.
                 from maintenance.errors import InputError
@@ -234,8 +245,8 @@ class ArchiveOperator(MaintenanceOperator):
         if "moved" not in summary:
             return "; ".join(f"{p['source']}: {p['rows']:,} rows to move{notes[p['source']]}"
                              for p in summary["plan"]) or "no tables"
-        text = "; ".join(f"{m['source']}: {m['rows']:,} rows archived{notes[m['source']]}"
-                         for m in summary["moved"]) or "no tables"
+        text = "; ".join([f"{m['source']}: {m['rows']:,} rows archived{notes[m['source']]}"
+                          for m in summary["moved"]] + summary.get("busy", [])) or "no tables"
         months = [m["status"] for e in summary.get("exports", []) for m in e["months"]]
         exported = sum(status.endswith("exported") for status in months)
         return text + (f"; S3 export: {exported} months written, {len(months) - exported} already there"

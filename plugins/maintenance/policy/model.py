@@ -228,6 +228,9 @@ class PostgresSafety(_Strict):
     """Limits every statement runs under."""
 
     lock_timeout_ms: int = Field(500, gt=0)
+    # One actor per table: a second one (a backfill beside a scheduled run) waits this long for
+    # the first to finish with the table, then leaves it alone, naming the holder.
+    target_lock_wait_s: float = Field(300, ge=0)
     lock_retries: int = Field(5, ge=0)
     lock_retry_backoff_s: float = Field(2.0, ge=0)
     statement_timeout_s: int = Field(3600, gt=0)

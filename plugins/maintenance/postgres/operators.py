@@ -164,17 +164,26 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
                                        "left as it was for the next window to plan again")
         if action in self.HEAVY and not dry_run:
             self.wait_while_busy(context, policy.decision.load)
-        done, failed, results = [], [], []
+        from maintenance.postgres.target_lock import TargetBusy, holder_name, target_lock
+
+        done, failed, busy, results = [], [], [], []
         with self.connection(policy.postgres.safety) as conn:
             apply = self.action(action, policy)
             for rel in relations:
-                with ledger.action("postgres", relation_target(self.conn_id, rel.qualified), action,
-                                   plan=rel.as_dict()) as act:
+                target = relation_target(self.conn_id, rel.qualified)
+                with ledger.action("postgres", target, action, plan=rel.as_dict()) as act:
                     if dry_run:
                         act.outcome = "planned"
                         continue
                     try:
-                        result = apply(conn, rel.schema, rel.name, policy.postgres.safety)
+                        with target_lock(conn, target, holder=holder_name(ledger.key),
+                                         wait_s=policy.postgres.safety.target_lock_wait_s):
+                            result = apply(conn, rel.schema, rel.name, policy.postgres.safety)
+                    except TargetBusy as exc:  # another actor has the table: leave it, say who
+                        act.outcome, act.error = "skipped", str(exc)
+                        busy.append(str(exc))
+                        self.log.warning("%s", exc)
+                        continue
                     except Exception as exc:
                         act.outcome, act.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
                         failed.append(f"{rel.qualified} ({action}: {exc})")
@@ -192,7 +201,11 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
                                   result.outcome.seconds, result.bytes_before, result.bytes_after, result.verified)
         if failed:
             raise RuntimeError(f"{len(failed)} of {len(relations)} relation(s) failed: " + "; ".join(failed))
-        return {"action": action, "applied": done, "results": results}
+        if busy and not done and not dry_run:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException("; ".join(busy))
+        return {"action": action, "applied": done, "results": results, "busy": busy}
 
     def wait_while_busy(self, context, load) -> None:
         """While the platform is busy, wait as the gate does: try again after the policy's
