@@ -222,6 +222,9 @@ def test_dry_run_rotates_nothing(tmp_path, s3, bucket):
 
 
 def test_unreachable_s3_fails_clearly_before_anything_is_deleted(tmp_path):
+    """Real files, shipped to an S3 that does not answer: the check says so, and a folder processed
+    anyway stops at the first upload and keeps every byte on disk (rotated, compressed, not
+    deleted), however old."""
     from devtools.servers import free_port
 
     dead = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{free_port()}", region_name="us-east-1",
@@ -230,6 +233,18 @@ def test_unreachable_s3_fails_clearly_before_anything_is_deleted(tmp_path):
                                                                           connect_timeout=2))
     with pytest.raises(ship.StorageUnavailable, match=r"^logs\.bucket: s3://logs cannot be reached"):
         ship.check_reachable(dead, "logs")
+    (tmp_path / "api.log").write_text("today 1\ntoday 2\n")
+    old = tmp_path / "api.log.20261001T050000Z.gz"
+    old.write_bytes(gzip.compress(b"october\n"))
+    os.utime(old, (NOW.timestamp() - 60 * 86400,) * 2)  # long past retention
+    from botocore.exceptions import EndpointConnectionError
+
+    with pytest.raises(EndpointConnectionError):  # the operator's reachability check says it first
+        run(LogFolder(name="app", path=str(tmp_path), retention_days=1), dead, "logs")
+    on_disk = {p.name: gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
+               for p in tmp_path.iterdir()}
+    assert on_disk["api.log.20261001T050000Z.gz"] == b"october\n"
+    assert on_disk["api.log.20261127T050000Z.gz"] == b"today 1\ntoday 2\n"  # rotated, compressed, kept
 
 
 def test_the_writer_gone_is_reported_and_nothing_is_lost(tmp_path, s3, bucket):
