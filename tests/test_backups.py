@@ -341,6 +341,38 @@ def test_daily_backup_then_verification_and_a_rerun_makes_no_second_backup(sourc
     assert len(store.list_backups(s3, dag_env, "postgres/", "platform_db")) == 1
 
 
+def test_backups_run_while_the_ledger_is_down_and_their_records_arrive_when_it_is_back(
+        source, s3, dag_env, slack, tmp_path, monkeypatch):
+    """Critical work does not depend on the ledger: with its database unreachable, the backup and
+    its verification run and spool their records; the next task that reaches the ledger writes
+    them under their own run."""
+    from devtools import servers
+    from tests.conftest import set_conn, use_policy
+
+    set_conn("ledger_down", {"conn_type": "postgres", "host": "127.0.0.1", "port": servers.free_port(),
+                             "login": "postgres", "schema": "ledger", "extra": {"connect_timeout": "2"}})
+    spool = tmp_path / "spool"
+    use_policy(tmp_path, monkeypatch, connections={"ledger": "ledger_down"}, ledger={"spool_dir": str(spool)})
+    day = datetime(2026, 11, 23, 6, tzinfo=UTC)
+    others = r"^((plan_)?db_statistics|cache_optimization|log_rotation|security_scan)$"
+    down = run_dag("maintenance_daily", day, mark_success_pattern=others)
+    assert down.states["backup"] == "success" and down.states["verify_backup"] == "success", down.states
+    assert len(store.list_backups(s3, dag_env, "postgres/", "platform_db")) == 1
+    spooled = sorted(json.loads(p.read_text().splitlines()[0])["args"][0]["task_id"] for p in spool.glob("*.jsonl"))
+    assert spooled == ["backup", "verify_backup"]
+
+    use_policy(tmp_path, monkeypatch, connections={"ledger": "platform_db"}, ledger={"spool_dir": str(spool)})
+    run_dag("maintenance_daily", day + timedelta(days=1),
+            mark_success_pattern=r"^((plan_)?db_statistics|cache_optimization|security_scan|backup|verify_backup)$")
+    assert list(spool.iterdir()) == []  # written, then removed
+    runs = source.execute("SELECT task_id, outcome FROM maintenance.task_runs WHERE run_id = %s ORDER BY 1",
+                          (down.run.run_id,))
+    assert runs == [("backup", "done"), ("verify_backup", "done")]
+    actions = source.execute("SELECT task_id, action, outcome FROM maintenance.actions WHERE run_id = %s ORDER BY 1",
+                             (down.run.run_id,))
+    assert ("backup", "pg_dump", "applied") in actions or any(a[0] == "backup" for a in actions)
+
+
 def test_failed_verification_pages_oncall_and_names_the_check(source, s3, dag_env, slack, monkeypatch):
     make_backup(source, s3, dag_env, date(2026, 11, 1))
     late = datetime.now(UTC) + timedelta(hours=40)

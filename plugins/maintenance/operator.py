@@ -84,7 +84,7 @@ class MaintenanceOperator(BaseOperator):
         began = time.monotonic()
         self.log.info("%s: %s%s", self.task_id, "dry run (plans only) " if dry_run else "",
                       (self.__doc__ or type(self).__name__).strip().splitlines()[0])
-        with open_ledger(context, policy, dry_run=dry_run) as ledger:
+        with open_ledger(context, policy, dry_run=dry_run, critical=self.critical) as ledger:
             for closed in ledger.start_task():
                 self.log.warning("Closed as interrupted (killed, or its worker lost): %s", closed)
             try:

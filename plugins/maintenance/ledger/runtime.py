@@ -42,6 +42,30 @@ def ledger_connection(policy):
 
 
 @contextmanager
-def open_ledger(context, policy, *, dry_run: bool = False):
-    with ledger_connection(policy) as conn:
-        yield Ledger(conn, policy.ledger.schema_name, task_key(context, dry_run=dry_run))
+def open_ledger(context, policy, *, dry_run: bool = False, critical: bool = False):
+    """The task's ledger. For critical work, a ledger whose database cannot be reached is no
+    reason to stop: its records are spooled (maintenance.ledger.spool) until a later task writes
+    them. Whoever reaches the ledger first writes what is spooled."""
+    import logging
+    from contextlib import ExitStack
+
+    import psycopg
+
+    from maintenance.ledger import spool
+
+    key, schema, folder = task_key(context, dry_run=dry_run), policy.ledger.schema_name, spool.spool_folder(policy)
+    with ExitStack() as stack:
+        try:
+            conn = stack.enter_context(ledger_connection(policy))
+        except psycopg.OperationalError as exc:
+            if not critical:
+                raise
+            reason = f"the ledger ({policy.connections.ledger}) cannot be reached: {str(exc).strip()[:300]}"
+            logging.getLogger(__name__).warning("%s; this task's records are spooled in %s", reason, folder)
+            yield spool.SpooledLedger(folder, schema, key, reason)
+            return
+        try:
+            spool.replay(conn, schema, folder)
+        except Exception as exc:  # the spool waits for the next task; this one goes on
+            logging.getLogger(__name__).warning("Spooled ledger records not written yet: %s", exc)
+        yield Ledger(conn, schema, key)

@@ -122,3 +122,5 @@ def explain(summary: dict, upstream_of, is_branch=lambda task_id: False) -> None
             if task_id not in seen:
                 seen.add(task_id)
                 frontier.extend(upstream_of(task_id))
+    for item in summary[FAILED]:  # every failure names a reason, if only where to look
+        item["why"] = item["why"] or f"{item['state']}, no reason recorded: see its log"

@@ -338,6 +338,8 @@ class RedisSettings(_Strict):
 
 class LedgerSettings(_Strict):
     schema_name: str = Field("maintenance", min_length=1, max_length=63)
+    spool_dir: str | None = Field(None, description="where critical tasks keep their records while the ledger "
+                                                     "is down; default $AIRFLOW_HOME/maintenance-ledger-spool")
 
 
 class KpiTargets(_Strict):
