@@ -93,6 +93,20 @@ def test_vulnerable_packages_come_with_severity_advisories_and_the_fixed_version
     assert found["requests"].advisories == ["GHSA-requests-verify", "PYSEC-2023-74"]
 
 
+@pytest.mark.parametrize(("severity", "expected"), [
+    ([{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}], "critical"),  # 9.8
+    ([{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:U/C:L/I:N/A:N"}], "low"),  # 3.1
+    ([{"type": "CVSS_V4", "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"}], "critical"),
+    ([{"type": "CVSS_V2", "score": "AV:N/AC:L/Au:N/C:P/I:P/A:P"}], "high"),  # 7.5
+    ([{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:U/C:L/I:N/A:N"},
+      {"type": "CVSS_V4", "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"}], "critical"),
+    ([{"type": "CVSS_V3", "score": "not a vector"}], "unknown"),
+    ([{"type": "CVSS_V3", "score": "6.1"}], "medium"),
+])
+def test_cvss_vectors_are_scored_so_a_critical_advisory_without_a_label_pages(severity, expected):
+    assert osv.severity_of({"id": "X", "severity": severity}) == expected
+
+
 def test_a_database_that_cannot_be_reached_fails_rather_than_finding_nothing(lock_files):
     deps = lockfiles.read(lock_files[1], field="f")
     with pytest.raises(ServiceUnavailable):

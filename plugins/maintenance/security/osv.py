@@ -37,13 +37,35 @@ def severity_of(advisory: dict) -> str:
     label = {"moderate": "medium"}.get(label, label)
     if label in SEVERITIES:
         return label
-    for item in advisory.get("severity") or []:
-        try:
-            score = float(item.get("score", ""))
-        except ValueError:
-            continue  # a CVSS vector string, not a number
-        return "critical" if score >= 9 else "high" if score >= 7 else "medium" if score >= 4 else "low"
-    return "unknown"
+    scores = [s for s in (cvss_score(item.get("type", ""), str(item.get("score", "")))
+                          for item in advisory.get("severity") or []) if s is not None]
+    if not scores:
+        return "unknown"
+    score = max(scores)  # the worst of the scores the advisory gives
+    return "critical" if score >= 9 else "high" if score >= 7 else "medium" if score >= 4 else "low" if score > 0 \
+        else "unknown"
+
+
+def cvss_score(kind: str, score: str) -> float | None:
+    """A base score from what OSV gives: a number, or a CVSS v2/v3/v4 vector (OSV's usual form),
+    scored with the ``cvss`` library. None when it is neither."""
+    try:
+        return float(score)
+    except ValueError:
+        pass
+    from cvss import CVSS2, CVSS3, CVSS4
+    from cvss.exceptions import CVSSError
+
+    vector = score.strip()
+    version = CVSS4 if vector.startswith("CVSS:4") else CVSS3 if vector.startswith("CVSS:3") else (
+        CVSS2 if kind.upper() == "CVSS_V2" or vector.startswith("AV:") else None)
+    if version is None:
+        return None
+    try:
+        scored = version(vector)
+    except CVSSError:
+        return None
+    return float(scored.base_score if version is CVSS4 else scored.scores()[0])
 
 
 def fixed_version(advisory: dict, dependency: Dependency) -> str | None:
