@@ -28,7 +28,8 @@ LISTS = {"pods": ("v1", "PodList"), "nodes": ("v1", "NodeList"), "persistentvolu
          "namespaces": ("v1", "NamespaceList"), "poddisruptionbudgets": ("policy/v1", "PodDisruptionBudgetList"),
          "networkpolicies": ("networking.k8s.io/v1", "NetworkPolicyList"), "deployments": ("apps/v1", "DeploymentList"),
          "statefulsets": ("apps/v1", "StatefulSetList"), "replicasets": ("apps/v1", "ReplicaSetList"),
-         "jobs": ("batch/v1", "JobList"), "metrics": ("metrics.k8s.io/v1beta1", "PodMetricsList")}
+         "jobs": ("batch/v1", "JobList"), "metrics": ("metrics.k8s.io/v1beta1", "PodMetricsList"),
+         "leases": ("coordination.k8s.io/v1", "LeaseList")}
 
 _PATH = re.compile(r"^/(?:api/v1|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
                    r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<kind>[a-z]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>[a-z]+))?$")
@@ -47,6 +48,7 @@ class Cluster:
     replicasets: list[dict] = field(default_factory=list)
     jobs: list[dict] = field(default_factory=list)
     metrics: list[dict] = field(default_factory=list)
+    leases: list[dict] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     reboot_after_drain: float | None = None  # seconds; None: no agent reboots nodes
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -152,6 +154,15 @@ def start_kube_server(cluster: Cluster):
                                             "metadata": {"resourceVersion": "1"},
                                             "items": [{k: v for k, v in o.items() if not k.startswith("_")}
                                                       for o in items]})
+                if method == "POST" and not name:  # create, refused when the name is taken
+                    body = self._posted or {}
+                    meta = body.setdefault("metadata", {})
+                    if cluster.find(kind, ns, meta.get("name", "")) is not None:
+                        return self._send(409, _status(409, "AlreadyExists", f'{kind} "{meta.get("name")}" '
+                                                                            "already exists"))
+                    meta.update(namespace=ns, resourceVersion="1")
+                    getattr(cluster, kind).append(body)
+                    return self._send(201, body)
                 obj = cluster.find(kind, ns, name)
                 if obj is None:
                     return self._send(404, _status(404, "NotFound", f'{kind} "{name}" not found'))
@@ -167,7 +178,12 @@ def start_kube_server(cluster: Cluster):
                     return self._send(200, obj)
                 if method == "PUT" and not sub:  # a replace: the body is the whole new object
                     replacement = self._body()
-                    replacement.setdefault("metadata", {}).update(name=name)
+                    sent = replacement.setdefault("metadata", {}).get("resourceVersion")
+                    stored = obj["metadata"].get("resourceVersion", "1")
+                    if sent is not None and sent != stored:  # optimistic concurrency, as the API server does
+                        return self._send(409, _status(409, "Conflict", f'Operation cannot be fulfilled on {kind} '
+                                                       f'"{name}": the object has been modified'))
+                    replacement["metadata"].update(name=name, resourceVersion=str(int(stored) + 1))
                     objects = getattr(cluster, kind)
                     objects[objects.index(obj)] = replacement
                     return self._send(200, replacement)
@@ -192,7 +208,7 @@ def start_kube_server(cluster: Cluster):
             self._handle("DELETE")
 
         def do_POST(self):
-            self._body() if self.headers.get("Content-Length") else None
+            self._posted = self._body() if self.headers.get("Content-Length") else None
             self._handle("POST")
 
         def do_PATCH(self):

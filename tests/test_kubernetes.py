@@ -316,3 +316,48 @@ def test_the_stand_in_records_every_verb_and_answers_the_unknown_as_the_api_serv
         k["core"].read_namespaced_config_map("x", "default")  # a kind the stand-in does not hold
     assert missing.value.status == 404
     assert [m[0] for m in cluster.mutations] == ["PUT", "HEAD", "OPTIONS", "PUT"]
+
+
+def test_one_actor_holds_the_node_lease_at_a_time(cluster):
+    from datetime import timedelta
+
+    from maintenance.kubernetes.lease import LeaseHeld, node_lease
+
+    coordination = client.CoordinationV1Api(client.ApiClient(client.Configuration(host=cluster.url)))
+    with node_lease(coordination, "kube-system", "airflow-a run-1", seconds=600, wait_s=0):
+        with pytest.raises(LeaseHeld, match=r"^nodes are being maintained by airflow-a run-1 \(renewed .*, for 600s\)"):
+            with node_lease(coordination, "kube-system", "airflow-b run-9", seconds=600, wait_s=0.3, poll_s=0.1):
+                pass
+    with node_lease(coordination, "kube-system", "airflow-b run-9", seconds=600, wait_s=0):  # released: free
+        (lease,) = cluster.leases
+        assert lease["spec"]["holderIdentity"] == "airflow-b run-9"
+    # A holder that died stops renewing: once its lease has expired, another actor takes it.
+    with node_lease(coordination, "kube-system", "dead run", seconds=60, wait_s=0,
+                    now_fn=lambda: datetime.now(UTC) - timedelta(hours=1)):
+        with node_lease(coordination, "kube-system", "airflow-b run-10", seconds=60, wait_s=0):
+            assert cluster.leases[0]["spec"]["holderIdentity"] == "airflow-b run-10"
+    stale = dict(cluster.leases[0], metadata=dict(cluster.leases[0]["metadata"], resourceVersion="1"))
+    with pytest.raises(client.ApiException) as conflict:  # a write from a stale read is refused
+        coordination.replace_namespaced_lease("pathfinity-maintenance-nodes", "kube-system", stale)
+    assert conflict.value.status == 409
+
+
+def test_node_maintenance_leaves_the_nodes_to_another_actor_holding_the_lease(k8s_conn, platform_db, airflow_db,
+                                                                              slack, tmp_path, monkeypatch):
+    from maintenance.kubernetes.lease import node_lease
+
+    from tests.conftest import use_policy
+
+    cluster = k8s_conn
+    cluster.nodes = [node("node-a", marked=True), node("node-b")]
+    use_policy(tmp_path, monkeypatch, kubernetes={"nodes": {"lease_wait_seconds": 0.5}})
+    monkeypatch.setattr(clock, "now", lambda: NOW)
+    coordination = client.CoordinationV1Api(client.ApiClient(client.Configuration(host=cluster.url)))
+    with node_lease(coordination, "kube-system", "maintenance maintenance_kubernetes backfill__z node_maintenance",
+                    seconds=3600, wait_s=0):
+        result = run_dag("maintenance_kubernetes", datetime(2026, 12, 6, 7, 0, tzinfo=UTC),
+                         {"dry_run": False, "force_reason": "CAB-12 kernel patch"})
+    assert result.states["node_maintenance"] == "skipped", result.states
+    assert result.xcom("node_maintenance", "outcome").startswith(
+        "nodes are being maintained by maintenance maintenance_kubernetes backfill__z node_maintenance")
+    assert not [r for r in cluster.mutations if "/nodes/" in r[1]]  # no node was touched

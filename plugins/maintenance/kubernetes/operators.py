@@ -25,7 +25,8 @@ class _KubernetesOperator(MaintenanceOperator):
                       policy.kubernetes.conn_id, api.configuration.host, loaded - began, time.monotonic() - loaded)
         return policy, {"core": client.CoreV1Api(api), "apps": client.AppsV1Api(api),
                         "batch": client.BatchV1Api(api), "policy": client.PolicyV1Api(api),
-                        "custom": client.CustomObjectsApi(api), "networking": client.NetworkingV1Api(api)}
+                        "custom": client.CustomObjectsApi(api), "networking": client.NetworkingV1Api(api),
+                        "coordination": client.CoordinationV1Api(api)}
 
 
 class PodCleanupOperator(_KubernetesOperator):
@@ -101,22 +102,37 @@ class NodeMaintenanceOperator(_KubernetesOperator):
         self.log.info("Nodes needing maintenance: %s", [(n.metadata.name, why) for n, why in due] or "none")
         if dry_run:
             return {"due": [{"node": n.metadata.name, "reasons": why} for n, why in due], "runs": []}
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from maintenance.kubernetes.lease import LeaseHeld, node_lease
+        from maintenance.postgres.target_lock import holder_name
+
         runs = []
-        for node, _ in due[:settings.max_nodes_per_run]:
-            self.log.info("Maintaining node %s: cordon, drain, wait for the reboot, Ready, uncordon",
-                          node.metadata.name)
-            with ledger.action("kubernetes", f"node {node.metadata.name}", "node_maintenance") as act:
-                run = nodes.maintain(k["core"], node, settings, now_fn=clock.now)
-                act.plan = run.as_dict()
-                if not run.ok:
-                    act.outcome, act.error = "failed", run.error
-            runs.append(run.as_dict())
-            self.log.info("%s: %s", run.node, " -> ".join(run.steps))
-            if not run.ok:
-                raise RuntimeError(f"node {run.node}: stopped at {run.stopped_at}: {run.error}"
-                                   + ("; the node is schedulable again" if run.uncordoned else
-                                      "; the node is left cordoned (kubernetes.nodes.uncordon_on_failure)"))
+        # As long as one node's maintenance may take, for every node this run may do.
+        seconds = int(60 * (settings.drain_timeout_minutes + settings.action_timeout_minutes
+                            + settings.ready_timeout_minutes + 5) * min(len(due), settings.max_nodes_per_run))
+        try:
+            with node_lease(k["coordination"], settings.lease_namespace, holder_name(ledger.key),
+                            seconds=max(seconds, 60), wait_s=settings.lease_wait_seconds):
+                for node, _ in due[:settings.max_nodes_per_run]:
+                    runs.append(self.maintain_one(k, node, settings, ledger, nodes, clock))
+        except LeaseHeld as exc:  # another actor is on the nodes: leave them to it, say who
+            raise AirflowSkipException(str(exc)) from exc
         return {"due": [{"node": n.metadata.name, "reasons": why} for n, why in due], "runs": runs}
+
+    def maintain_one(self, k, node, settings, ledger, nodes, clock) -> dict:
+        self.log.info("Maintaining node %s: cordon, drain, wait for the reboot, Ready, uncordon", node.metadata.name)
+        with ledger.action("kubernetes", f"node {node.metadata.name}", "node_maintenance") as act:
+            run = nodes.maintain(k["core"], node, settings, now_fn=clock.now)
+            act.plan = run.as_dict()
+            if not run.ok:
+                act.outcome, act.error = "failed", run.error
+        self.log.info("%s: %s", run.node, " -> ".join(run.steps))
+        if not run.ok:
+            raise RuntimeError(f"node {run.node}: stopped at {run.stopped_at}: {run.error}"
+                               + ("; the node is schedulable again" if run.uncordoned else
+                                  "; the node is left cordoned (kubernetes.nodes.uncordon_on_failure)"))
+        return run.as_dict()
 
     def describe(self, summary):
         return f"{len(summary['runs'])} node(s) maintained of {len(summary['due'])} due"

@@ -622,6 +622,8 @@ class NodeMaintenance(_Strict):
     uncordon_on_failure: bool = True
     max_nodes_per_run: int = Field(1, gt=0, description="maintained one after another, never two at once")
     min_ready_nodes: int = Field(1, ge=0, description="other Ready, schedulable nodes a drain must leave")
+    lease_namespace: str = Field("kube-system", min_length=1, description="where the node Lease lives")
+    lease_wait_seconds: float = Field(300, ge=0, description="wait for another actor's node Lease, then skip")
     max_pending_pods: int = Field(0, ge=0, description="cluster health: pods Pending longer than...")
     pending_grace_minutes: float = Field(5, ge=0)
 
