@@ -319,3 +319,25 @@ def test_a_database_named_in_the_uri_is_the_one_audited(r, server, daily):
     finally:
         set_conn("platform_redis", server.conn_json())
         on_15.flushdb()
+
+
+def test_a_cache_another_actor_is_maintaining_is_left_alone_with_the_holder_named(r, daily, tmp_path,
+                                                                                   monkeypatch):
+    from maintenance.redis.lock import CacheBusy, cache_lock
+
+    seed_ttl_case(r)
+    use_policy(tmp_path, monkeypatch, redis=load_policy().redis.model_dump() | {"lock_wait_seconds": 0.5})
+    with cache_lock(r, "platform_redis", holder="maintenance maintenance_daily backfill__w cache_optimization",
+                    hold_s=60, wait_s=0):
+        result = run_dag("maintenance_daily", datetime(2026, 11, 20, 5, tzinfo=UTC), mark_success_pattern=BACKUP_TASKS)
+        assert result.states["cache_optimization"] == "skipped", result.states
+        assert result.xcom("cache_optimization", "outcome").startswith(
+            "platform_redis is being maintained by maintenance maintenance_daily backfill__w cache_optimization")
+        assert all(r.ttl(f"api:content:popular:{n}") == -1 for n in range(400))  # untouched
+        with pytest.raises(CacheBusy):  # held: a second taker waits, then gives up
+            with cache_lock(r, "platform_redis", holder="someone else", hold_s=60, wait_s=0.2, poll_s=0.05):
+                pass
+    assert r.get("maintenance:lock:platform_redis") is None  # released by its holder
+    done = run_dag("maintenance_daily", datetime(2026, 11, 19, 5, tzinfo=UTC), mark_success_pattern=BACKUP_TASKS)
+    assert done.states["cache_optimization"] == "success"
+    assert r.get("maintenance:lock:platform_redis") is None  # and the task let go of its own

@@ -42,9 +42,10 @@ class ArchiveOperator(MaintenanceOperator):
 
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+        from maintenance.ledger import holder_name
         from maintenance.policy import load_policy
         from maintenance.postgres.safety import apply_session_limits
-        from maintenance.postgres.target_lock import TargetBusy, holder_name, target_lock
+        from maintenance.postgres.target_lock import TargetBusy, target_lock
 
         policy = load_policy()
         settings = policy.archive

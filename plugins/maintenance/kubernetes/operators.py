@@ -105,7 +105,7 @@ class NodeMaintenanceOperator(_KubernetesOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from maintenance.kubernetes.lease import LeaseHeld, node_lease
-        from maintenance.postgres.target_lock import holder_name
+        from maintenance.ledger import holder_name
 
         runs = []
         # As long as one node's maintenance may take, for every node this run may do.

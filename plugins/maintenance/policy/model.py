@@ -320,6 +320,7 @@ class RedisTtlAudit(_Strict):
 
 class RedisSettings(_Strict):
     conn_id: str = "platform_redis"
+    lock_wait_seconds: float = Field(300, ge=0, description="wait for another actor's lock on the cache, then skip")
     fragmentation_ratio: float = Field(1.5, gt=1)
     fragmentation_min_waste_mb: float = Field(64, ge=0)
     allow_active_defrag: bool = False

@@ -164,7 +164,8 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
                                        "left as it was for the next window to plan again")
         if action in self.HEAVY and not dry_run:
             self.wait_while_busy(context, policy.decision.load)
-        from maintenance.postgres.target_lock import TargetBusy, holder_name, target_lock
+        from maintenance.ledger import holder_name
+        from maintenance.postgres.target_lock import TargetBusy, target_lock
 
         done, failed, busy, results = [], [], [], []
         with self.connection(policy.postgres.safety) as conn:

@@ -19,12 +19,6 @@ from psycopg import sql
 _NAMESPACE = 7_345_003  # the first key of every maintenance target lock
 
 
-def holder_name(key) -> str:
-    """How a task names itself to other actors (its session's application_name)."""
-    return f"maintenance {key.dag_id} {key.run_id} {key.task_id}" + (f"[{key.map_index}]" if key.map_index >= 0
-                                                                      else "")
-
-
 class TargetBusy(RuntimeError):
     """Another actor holds the target; the message names it."""
 

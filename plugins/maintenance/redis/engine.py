@@ -208,13 +208,20 @@ def ttl_bucket(ttl: int) -> str:
     return "over_7d"
 
 
+OWN_PREFIX = b"maintenance:lock:"  # keys this project writes (maintenance.redis.lock)
+
+
+def _ours(key) -> bool:
+    return (key if isinstance(key, bytes) else str(key).encode()).startswith(OWN_PREFIX)
+
+
 def sample_ttls(client, size: int, batch: int = 500) -> dict:
     """TTL distribution of ``size`` keys taken in SCAN order (hash order: not biased by bucket size)."""
     keys = []
     cursor = 0
     while len(keys) < size:
         cursor, found = client.scan(cursor=cursor, count=min(batch, size))
-        keys.extend(found)
+        keys.extend(k for k in found if not _ours(k))  # the maintenance's own lock is not the platform's
         if cursor == 0:
             break
     keys = keys[:size]

@@ -43,16 +43,28 @@ class RedisCacheOptimizationOperator(_RedisOperator):
     metrics and the pre-warm of the critical paths."""
 
     def run(self, context, ledger, dry_run):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from maintenance.ledger import holder_name
+        from maintenance.redis.lock import CacheBusy, cache_lock
+
+        policy, cfg = self.settings()
+        client = self.client(cfg)
+        target = cfg.conn_id
+        try:  # one actor on the cache at a time; the lock ends by itself if this worker dies
+            with cache_lock(client, target, holder=holder_name(ledger.key), hold_s=cfg.big_keys.time_budget_s + 600,
+                            wait_s=cfg.lock_wait_seconds):
+                return self.optimize(context, ledger, dry_run, policy, cfg, client, target)
+        except CacheBusy as exc:
+            raise AirflowSkipException(str(exc)) from exc
+
+    def optimize(self, context, ledger, dry_run, policy, cfg, client, target) -> dict:
         import time
 
         from maintenance.notify.pages import page_once
         from maintenance.redis import engine
 
-        policy, cfg = self.settings()
-        client = self.client(cfg)
-        target = cfg.conn_id
         summary: dict = {}
-
         health = engine.memory_health(client, cfg)
         summary["memory"] = {"used_mb": health.used / 2**20, "maxmemory_mb": health.maxmemory / 2**20,
                              "fragmentation": health.fragmentation, "waste_mb": health.waste_mb,
