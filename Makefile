@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo demo-stop dags-test test lint lock bench clean
+.PHONY: demo demo-stop dags-test pools test lint lock bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -30,6 +30,12 @@ demo: $(VENV)/.runtime
 
 demo-stop:
 	$(PY) -m devtools.demo down
+
+# The pools the DAGs run in, created in the Airflow at $(AIRFLOW_HOME) (the demo's by default).
+AIRFLOW_HOME ?= $(CURDIR)/.demo/airflow
+pools: $(VENV)/.runtime
+	PYTHONPATH=plugins $(PY) -m devtools.pools > $(AIRFLOW_HOME)/pools.json
+	AIRFLOW_HOME=$(AIRFLOW_HOME) $(VENV)/bin/airflow pools import $(AIRFLOW_HOME)/pools.json
 
 # One DAG run without the scheduler, against the running demo (or the configured target):
 #   make dags-test DAG=maintenance_daily DATE=2026-11-27

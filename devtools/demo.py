@@ -188,7 +188,7 @@ def create_pools(env: dict[str, str]) -> None:
 
     airflow = str(Path(sys.executable).parent / "airflow")
     path = DEMO / "pools.json"
-    path.write_text(json.dumps(required_pools()))
+    path.write_text(json.dumps(required_pools()))  # what devtools.pools prints
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([airflow, "pools", "import", str(path)], env=env, check=True, capture_output=True)
     say(f"pools: {', '.join(required_pools())}")

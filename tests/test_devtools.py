@@ -118,3 +118,21 @@ def test_the_demos_s3_survives_a_restart(tmp_path):
     finally:
         second.kill()
         second.wait()
+
+
+def test_the_documented_pools_command_creates_every_pool_the_dags_use(airflow_db, tmp_path):
+    """`python -m devtools.pools | airflow pools import`: what `make pools` and the compose init run."""
+    env = os.environ | {"PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT}"}
+    listed = subprocess.run([sys.executable, "-m", "devtools.pools"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, check=True, timeout=120).stdout
+    (tmp_path / "pools.json").write_text(listed)
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, "pools", "import", str(tmp_path / "pools.json")], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=180)
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.pool import Pool
+
+    used = {t.pool for d in DagBag(dag_folder=str(ROOT / "dags")).dags.values() for t in d.tasks}
+    existing = {p.pool for p in Pool.get_pools()}
+    assert used - {"default_pool"} <= existing, used - existing
+    assert set(json.loads(listed)) == used - {"default_pool"}
