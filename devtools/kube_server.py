@@ -51,7 +51,13 @@ class Cluster:
     leases: list[dict] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     reboot_after_drain: float | None = None  # seconds; None: no agent reboots nodes
+    # An evicted pod terminates over its grace period (seconds), then is gone; its controller
+    # (when it has one) brings a replacement back after ``recreate_after`` seconds (None: never),
+    # on another schedulable node, and its PodDisruptionBudget's disruptionsAllowed goes back up.
+    grace_seconds: float = 0.1
+    recreate_after: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _coming_back: list = field(default_factory=list)  # (when, pod, budget name)
 
     @property
     def mutations(self) -> list[tuple[str, str]]:
@@ -81,6 +87,41 @@ class Cluster:
                         info["bootID"] = info.get("bootID", "boot") + "-rebooted"
                         for where in ("labels", "annotations"):
                             meta[where] = {k: v for k, v in meta.get(where, {}).items() if "reboot-required" not in k}
+
+
+def _controllers(cluster: Cluster) -> None:
+    """What the kubelet and the workload controllers would do about evicted pods."""
+    while True:
+        time.sleep(0.02)
+        now = time.monotonic()
+        with cluster.lock:
+            for pod in [p for p in cluster.pods if p.get("_gone_at") and p["_gone_at"] <= now]:
+                cluster.pods.remove(pod)
+                owner = pod["metadata"].get("ownerReferences")
+                if owner and cluster.recreate_after is not None:
+                    cluster._coming_back.append((now + cluster.recreate_after, pod, pod.get("_budget")))
+                elif pod.get("_budget"):
+                    _budget_back(cluster, pod["_budget"], pod["metadata"].get("namespace"))
+            for entry in [e for e in cluster._coming_back if e[0] <= now]:
+                cluster._coming_back.remove(entry)
+                _, pod, budget = entry
+                fresh = copy.deepcopy({k: v for k, v in pod.items() if not k.startswith("_")})
+                fresh["metadata"].pop("deletionTimestamp", None)
+                fresh["metadata"]["name"] += "-r"
+                free = [n["metadata"]["name"] for n in cluster.nodes if not n.get("spec", {}).get("unschedulable")
+                        and n["metadata"]["name"] != pod["spec"].get("nodeName")]
+                fresh["spec"]["nodeName"] = free[0] if free else None
+                fresh["status"]["phase"] = "Running" if free else "Pending"
+                cluster.pods.append(fresh)
+                if budget and free:
+                    _budget_back(cluster, budget, pod["metadata"].get("namespace"))
+
+
+def _budget_back(cluster: Cluster, name: str, namespace: str | None) -> None:
+    budget = cluster.find("poddisruptionbudgets", namespace, name)
+    if budget is not None:
+        status = budget.setdefault("status", {})
+        status["disruptionsAllowed"] = status.get("disruptionsAllowed", 0) + 1
 
 
 def _daemon(pod: dict) -> bool:
@@ -190,15 +231,23 @@ def start_kube_server(cluster: Cluster):
             return self._send(405, _status(405, "MethodNotAllowed", f"{method} {self.path}"))
 
         def _evict(self, pod: dict):
+            if pod.get("_gone_at"):  # already terminating: the API server accepts it again
+                return self._send(201, _status(201, "Created", "evicted"))
             labels = pod["metadata"].get("labels", {})
             for pdb in cluster.poddisruptionbudgets:
                 wanted = pdb["spec"].get("selector", {}).get("matchLabels", {})
                 if pdb["metadata"].get("namespace") == pod["metadata"].get("namespace") and wanted and all(
                         labels.get(k) == v for k, v in wanted.items()):
-                    if pdb.get("status", {}).get("disruptionsAllowed", 0) < 1:
+                    status = pdb.setdefault("status", {})
+                    if status.get("disruptionsAllowed", 0) < 1:
                         return self._send(429, _status(429, "TooManyRequests", "Cannot evict pod as it would "
                                                        "violate the pod's disruption budget."))
-            cluster.pods.remove(pod)
+                    status["disruptionsAllowed"] -= 1  # until the pod is back
+                    pod["_budget"] = pdb["metadata"]["name"]
+            # The pod terminates over its grace period: it stays listed, marked, until it is gone.
+            grace = pod["spec"].get("terminationGracePeriodSeconds")
+            pod["metadata"]["deletionTimestamp"] = "2026-12-06T07:00:00Z"
+            pod["_gone_at"] = time.monotonic() + (cluster.grace_seconds if grace is None else grace)
             return self._send(201, _status(201, "Created", "evicted"))
 
         def do_GET(self):
@@ -228,4 +277,7 @@ def start_kube_server(cluster: Cluster):
     url, server = serve(Handler)
     if cluster.reboot_after_drain is not None:
         threading.Thread(target=cluster._agent, daemon=True).start()
+    if not getattr(cluster, "_controlled", False):
+        cluster._controlled = True
+        threading.Thread(target=_controllers, args=(cluster,), daemon=True).start()
     return url, server

@@ -361,3 +361,26 @@ def test_node_maintenance_leaves_the_nodes_to_another_actor_holding_the_lease(k8
     assert result.xcom("node_maintenance", "outcome").startswith(
         "nodes are being maintained by maintenance maintenance_kubernetes backfill__z node_maintenance")
     assert not [r for r in cluster.mutations if "/nodes/" in r[1]]  # no node was touched
+
+
+def test_a_budget_lets_one_pod_go_at_a_time_and_the_drain_waits_for_its_replacement(cluster):
+    """disruptionsAllowed goes down as a pod is evicted and up once its replacement runs elsewhere;
+    evicted pods take their grace period to go. The drain respects all of it and still finishes."""
+    cluster.reboot_after_drain, cluster.recreate_after, cluster.grace_seconds = 0.1, 0.3, 0.2
+    cluster.nodes = [node("node-a", marked=True), node("node-b")]
+    cluster.pods = [pod(f"api-{i}", owner=("ReplicaSet", "api-1"), labels={"app": "api"}) for i in range(3)]
+    cluster.poddisruptionbudgets = [pdb("api-pdb", "web", {"app": "api"}, 1)]
+    url, server = start_kube_server(cluster)
+    try:
+        k = apis(url)
+        run = nodes.maintain(k["core"], k["core"].read_node("node-a"),
+                             FAST.model_copy(update={"drain_timeout_minutes": 0.2}), now_fn=lambda: NOW)
+    finally:
+        server.shutdown()
+    assert run.ok, run.error
+    evictions = [r for r in cluster.requests if r[0] == "POST" and r[1].endswith("/eviction")]
+    assert len(evictions) > 3  # refused (429) while the budget was spent, retried
+    assert run.steps[1] == "drained (3 pods evicted)"
+    assert sorted((p["metadata"]["name"], p["spec"]["nodeName"]) for p in cluster.pods) == [
+        ("api-0-r", "node-b"), ("api-1-r", "node-b"), ("api-2-r", "node-b")]
+    assert cluster.poddisruptionbudgets[0]["status"]["disruptionsAllowed"] == 1

@@ -67,7 +67,8 @@ def _evictable(core, name: str) -> list:
 
 
 def drain(core, name: str, settings, *, sleep=time.sleep, clock=time.monotonic) -> int:
-    """Evict every pod but DaemonSet and mirror pods; retry refusals (429) until the drain timeout."""
+    """Evict every pod but DaemonSet and mirror pods; retry refusals (429) until the drain timeout.
+    An evicted pod terminates over its grace period: it is waited for, not evicted again."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
@@ -79,6 +80,8 @@ def drain(core, name: str, settings, *, sleep=time.sleep, clock=time.monotonic) 
             return evicted
         refused = []
         for pod in pending:
+            if pod.metadata.deletion_timestamp:  # terminating: wait for it to go
+                continue
             body = client.V1Eviction(metadata=client.V1ObjectMeta(name=pod.metadata.name,
                                                                   namespace=pod.metadata.namespace))
             try:

@@ -100,7 +100,7 @@ class NodeMaintenanceOperator(_KubernetesOperator):
         due = [(n, nodes.reasons(n, settings)) for n in k["core"].list_node().items]
         due = [(n, why) for n, why in due if why]
         self.log.info("Nodes needing maintenance: %s", [(n.metadata.name, why) for n, why in due] or "none")
-        if dry_run:
+        if dry_run or not due:  # nothing to take the nodes' lease for
             return {"due": [{"node": n.metadata.name, "reasons": why} for n, why in due], "runs": []}
         from airflow.sdk.exceptions import AirflowSkipException
 
