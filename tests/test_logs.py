@@ -349,3 +349,26 @@ def test_monday_s3_lifecycle_through_the_dag(policy_with_logs, s3, airflow_db, s
                     mark_success_pattern=r"^monday\.redis_big_keys$")
     logs_bucket = next(b for b in again.xcom("monday.s3_lifecycle")["buckets"] if b["bucket"] == "pathfinity-logs")
     assert logs_bucket["added"] == logs_bucket["changed"] == logs_bucket["removed"] == []  # nothing to change
+
+
+def test_a_folder_another_actor_is_rotating_is_left_alone_with_the_holder_named(tmp_path, s3, bucket):
+    """The S3 lock: created only if absent (a conditional write), named, released, taken over once
+    expired."""
+    from datetime import timedelta
+
+    from maintenance.s3lock import S3TargetBusy, s3_lock
+
+    with s3_lock(s3, bucket, "logs web-1:api", holder="maintenance maintenance_daily backfill__v log_rotation",
+                 hold_s=600, wait_s=0):
+        with pytest.raises(S3TargetBusy, match=r"^logs web-1:api is being maintained by maintenance "
+                                               r"maintenance_daily backfill__v log_rotation \(until "):
+            with s3_lock(s3, bucket, "logs web-1:api", holder="another", hold_s=600, wait_s=0.3, poll_s=0.1):
+                pass
+        with s3_lock(s3, bucket, "logs web-2:api", holder="another", hold_s=600, wait_s=0):  # another target
+            pass
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])] == []  # released
+    with s3_lock(s3, bucket, "logs web-1:api", holder="dead", hold_s=1, wait_s=0,
+                 now_fn=lambda: NOW - timedelta(days=1)):
+        with s3_lock(s3, bucket, "logs web-1:api", holder="alive", hold_s=600, wait_s=0):  # the dead one expired
+            body = s3.get_object(Bucket=bucket, Key="maintenance-locks/logs_web-1_api.json")["Body"].read()
+            assert b'"holder": "alive"' in body

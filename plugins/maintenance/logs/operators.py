@@ -16,6 +16,7 @@ class LogRotationOperator(MaintenanceOperator):
 
     def run(self, context, ledger, dry_run):
         import socket
+        from contextlib import nullcontext
 
         from maintenance import clock
         from maintenance.logs import ship
@@ -31,15 +32,28 @@ class LogRotationOperator(MaintenanceOperator):
         s3 = _s3(policy)
         if not dry_run:
             ship.check_reachable(s3, settings.bucket)
-        reports = []
+        from maintenance.ledger import holder_name
+        from maintenance.s3lock import S3TargetBusy, s3_lock
+
+        reports, busy = [], []
         for folder in settings.folders:
-            with ledger.action("logs", f"{host}:{folder.path}", "rotate_and_archive") as act:
-                report = process_folder(folder, s3, bucket=settings.bucket, prefix=settings.prefix, host=host,
-                                        now=clock.now(), settle_seconds=settings.settle_seconds, dry_run=dry_run)
-                act.bytes_affected = report.uploaded_bytes
-                act.plan = report.as_dict()
-                if report.problems:
-                    act.outcome, act.error = "failed", "; ".join(report.problems)[:2000]
+            # One actor per host's folder: a second (a backfill beside the scheduled run) leaves it.
+            target = f"logs {host}:{folder.name}"
+            try:
+                with s3_lock(s3, settings.bucket, target, holder=holder_name(ledger.key), hold_s=3600,
+                             wait_s=settings.lock_wait_seconds) if not dry_run else nullcontext():
+                    with ledger.action("logs", f"{host}:{folder.path}", "rotate_and_archive") as act:
+                        report = process_folder(folder, s3, bucket=settings.bucket, prefix=settings.prefix,
+                                                host=host, now=clock.now(), settle_seconds=settings.settle_seconds,
+                                                dry_run=dry_run)
+                        act.bytes_affected = report.uploaded_bytes
+                        act.plan = report.as_dict()
+                        if report.problems:
+                            act.outcome, act.error = "failed", "; ".join(report.problems)[:2000]
+            except S3TargetBusy as exc:
+                self.log.warning("%s", exc)
+                busy.append(str(exc))
+                continue
             self.log.info("%s (%s): rotated %d, compressed %d, uploaded %d (%d bytes), deleted %d (%d bytes), "
                           "on disk %d (%d bytes)%s", folder.name, folder.path, len(report.rotated),
                           len(report.compressed), len(report.uploaded), report.uploaded_bytes, len(report.deleted),
@@ -51,7 +65,11 @@ class LogRotationOperator(MaintenanceOperator):
         problems = [p for r in reports for p in r["problems"]]
         if problems:
             raise RuntimeError(f"log rotation: {len(problems)} problem(s): " + "; ".join(problems))
-        return {"host": host, "folders": reports}
+        if busy and not reports:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException("; ".join(busy))
+        return {"host": host, "folders": reports, "busy": busy}
 
     def describe(self, summary):
         folders = summary["folders"]
