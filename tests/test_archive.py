@@ -406,6 +406,7 @@ def test_a_table_another_actor_is_archiving_is_left_alone_with_the_holder_named(
     use_policy(tmp_path, monkeypatch, postgres=load_policy().postgres.model_dump() | {
         "safety": load_policy().postgres.safety.model_dump() | {"target_lock_wait_s": 1}})
     fill(db, "public.learning_sessions", 2000)
+    db.execute("DROP TABLE IF EXISTS pathiq_metrics_archive")  # other tests' archived ids would collide
     db.execute("""INSERT INTO pathiq_metrics (student_id, metric, value, "timestamp")
                   SELECT g, 'focus', g, timestamptz '2025-12-01' + g * interval '1 hour'
                   FROM generate_series(1, 100) g""")

@@ -1,13 +1,15 @@
-"""Backfills: three past days run twice; the second pass changes nothing.
+"""Backfills: past days run twice; the second pass changes nothing.
 
 Each task keys its work to the run's logical date (backups by date, archive cutoffs by date,
-log objects by file), so re-running dates, as ``airflow backfill create`` does, is safe.
-The runs here go through ``dag.test`` one date at a time, with dry run off as a backfill's
-runs have it.
+log objects by file), so re-running dates, as ``airflow backfill create`` does, is safe. The
+first test runs ``airflow backfill create`` under the real scheduler (``airflow standalone``,
+LocalExecutor), twice over the same days; the others go through ``dag.test`` one date at a
+time, with dry run off as a backfill's runs have it.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -35,6 +37,29 @@ def stored(s3) -> dict[str, str]:
         for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
             found[f"{bucket}/{item['Key']}"] = item["ETag"]
     return found
+
+
+def test_airflow_backfill_create_twice_over_the_same_days_changes_nothing_the_second_time(backfill_env, tmp_path):
+    from tests.support.standalone import ROOT, cli, standalone, wait_until_finished
+
+    db, s3 = backfill_env
+    with standalone(tmp_path / "airflow", ROOT / "dags", ["maintenance_daily"]) as (env, airflow_db):
+        days = ["--from-date", "2026-11-10", "--to-date", "2026-11-12"]  # the 10th and the 11th
+        cli(env, "backfill", "create", "--dag-id", "maintenance_daily", *days, "--max-active-runs", "1")
+        first = wait_until_finished(airflow_db, "maintenance_daily", count=2, timeout=400)
+        assert [s for _, kind, s in first if kind == "backfill"] == ["success", "success"], first
+        after_first = stored(s3)
+        backups = sorted(k for k in after_first if k.endswith(".dump") and "/2026-11-1" in k)
+        assert [k.split("/")[3] for k in backups] == ["2026-11-10", "2026-11-11"]
+        cli(env, "backfill", "create", "--dag-id", "maintenance_daily", *days, "--max-active-runs", "1",
+            "--reprocess-behavior", "completed")
+        time.sleep(5)  # the reprocessed runs are queued again
+        second = wait_until_finished(airflow_db, "maintenance_daily", count=2, timeout=400)
+        assert [s for _, kind, s in second if kind == "backfill"] == ["success", "success"], second
+    assert stored(s3) == after_first  # the same days again: not one object added or rewritten
+    again = db.execute("SELECT count(DISTINCT try_number) FROM maintenance.task_runs WHERE task_id = 'backup' "
+                       "AND logical_date::date IN ('2026-11-10', '2026-11-11') AND dag_id = 'maintenance_daily'")
+    assert again[0][0] >= 1
 
 
 def test_three_days_backfilled_twice_change_nothing_the_second_time(backfill_env):
