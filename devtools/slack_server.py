@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs
+
+from devtools.jsonhttp import JSONHandler
 
 
 @dataclass
@@ -58,18 +60,9 @@ def start_slack_server(port: int = 0, log_to=None) -> tuple[SlackServer, Threadi
     """Serve on ``port`` (0: any free one); with ``log_to`` (a path), append each message's text."""
     state = SlackServer(port=port)
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):  # keep pytest output clean
-            pass
-
+    class Handler(JSONHandler):
         def _reply(self, status: int, answer: dict | None) -> None:
-            payload = json.dumps(answer).encode() if answer is not None else b""
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
+            self._send(status, answer if answer is not None else {})
 
         def _other_verb(self):
             """Recorded like any call; Slack's Web API takes only GET and POST."""
@@ -114,12 +107,7 @@ def start_slack_server(port: int = 0, log_to=None) -> tuple[SlackServer, Threadi
                 answer |= {"upload_url": f"http://127.0.0.1:{state.port}/upload", "file_id": "F1"}
             if self.path.endswith("files.completeUploadExternal"):
                 answer |= {"files": [{"id": "F1"}]}
-            payload = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self._send(200, answer)
 
     httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     state.port = httpd.server_address[1]

@@ -287,9 +287,10 @@ def test_children_written_during_the_move_are_never_lost(schema):
     without being archived."""
     import threading
 
-    from maintenance.archive import tables
-    from maintenance.archive.mover import ChildMove, move_rows
+    from maintenance.archive.mover import move_rows
     from maintenance.policy.model import ArchiveBatching
+
+    from tests.support.archive_worker import order_children
 
     db = schema
     db.execute("INSERT INTO public.orders_c SELECT g, timestamptz '2025-12-01' FROM generate_series(1000, 6000) g")
@@ -314,17 +315,10 @@ def test_children_written_during_the_move_are_never_lost(schema):
     try:
         with db.connect() as conn:
             conn.execute("SET lock_timeout = '200ms'")
-            source = tables.describe(conn, "public.orders_c", field="s")
-            archive = tables.ensure_archive(conn, source, "public.orders_c_archive", field="a")
-            refs = {r.table: r for r in tables.references_to(conn, source)}
-            children = []
-            for name in ("public.order_lines", "public.order_tags"):
-                child = tables.describe(conn, name, field="c")
-                children.append(ChildMove.of(conn, refs[name], child,
-                                             tables.ensure_archive(conn, child, f"{name}_archive", field="c")))
+            source, archive, children = order_children(conn)
             result = move_rows(conn, source, archive, "created_at", datetime(2026, 6, 6, tzinfo=NY),
                                batching=ArchiveBatching(initial_rows=200, min_rows=50, max_rows=400, target_ms=20),
-                               max_rows=10**9, children=tuple(children))
+                               max_rows=10**9, children=children)
     finally:
         stop.set()
         for t in threads:
@@ -345,24 +339,17 @@ CHILD_WORKER = """
 import sys, time
 from datetime import datetime
 import psycopg
-from maintenance.archive import tables
-from maintenance.archive.mover import ChildMove, move_rows
+from maintenance.archive.mover import move_rows
 from maintenance.policy.model import ArchiveBatching
+from tests.support.archive_worker import order_children
 
 conn = psycopg.connect(sys.argv[1], autocommit=True)
 conn.execute("SET lock_timeout = '1s'")
 print(conn.info.backend_pid, flush=True)
-source = tables.describe(conn, "public.orders_c", field="s")
-archive = tables.ensure_archive(conn, source, "public.orders_c_archive", field="a")
-refs = {r.table: r for r in tables.references_to(conn, source)}
-children = []
-for name in ("public.order_lines", "public.order_tags"):
-    child = tables.describe(conn, name, field="c")
-    children.append(ChildMove.of(conn, refs[name], child, tables.ensure_archive(conn, child, name + "_archive",
-                                                                               field="c")))
+source, archive, children = order_children(conn)
 move_rows(conn, source, archive, "created_at", datetime.fromisoformat(sys.argv[2]),
           batching=ArchiveBatching(initial_rows=100, min_rows=50, max_rows=100, target_ms=5),
-          max_rows=10**9, progress=lambda *_: time.sleep(0.01), children=tuple(children))
+          max_rows=10**9, progress=lambda *_: time.sleep(0.01), children=children)
 print("done", flush=True)
 """
 

@@ -17,6 +17,22 @@ import psycopg
 from maintenance.policy.model import ArchiveBatching
 
 
+def order_children(conn):
+    """The orders table of tests/test_archive_safety.py, its archive, and its two children's moves."""
+    from maintenance.archive import tables
+    from maintenance.archive.mover import ChildMove
+
+    source = tables.describe(conn, "public.orders_c", field="s")
+    archive = tables.ensure_archive(conn, source, "public.orders_c_archive", field="a")
+    refs = {r.table: r for r in tables.references_to(conn, source)}
+    children = []
+    for name in ("public.order_lines", "public.order_tags"):
+        child = tables.describe(conn, name, field="c")
+        children.append(ChildMove.of(conn, refs[name], child,
+                                     tables.ensure_archive(conn, child, f"{name}_archive", field="c")))
+    return source, archive, tuple(children)
+
+
 def main(dsn: str, source: str, archive: str, time_column: str, cutoff: str, try_number: str = "") -> None:
     from maintenance.archive import tables
     from maintenance.archive.mover import move_rows
