@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from maintenance import clock
+from psycopg import sql
 
 from tests.conftest import use_policy
 from tests.support.airflow_runs import run_dag
@@ -88,13 +89,14 @@ def monthly(dry_run: bool):
     return run_dag("maintenance_monthly", WINDOW, {"dry_run": dry_run}, mark_success_pattern=ONLY_ARCHIVE)
 
 
-def rows(db, table: str, order: str = "1") -> list[tuple]:
-    return db.execute(f"SELECT * FROM {table} ORDER BY {order}")
+def rows(db, table: str) -> list[tuple]:
+    """Every row of ``schema.table`` (names exact, as the policy gives them), by its first column."""
+    return db.execute(sql.SQL("SELECT * FROM {} ORDER BY 1").format(sql.Identifier(*table.split(".", 1))))
 
 
 def test_rows_other_tables_still_reference_stay_and_all_others_move(schema, tmp_path, monkeypatch, slack):
     db = schema
-    original = rows(db, '"Ops"."Visits"', "tenant, \"Id\"")
+    original = rows(db, "Ops.Visits")
     archive_with(tmp_path, monkeypatch, VISITS)
     dry = monthly(dry_run=True)
     (plan,) = dry.xcom("archive")["plan"]
@@ -102,7 +104,7 @@ def test_rows_other_tables_still_reference_stay_and_all_others_move(schema, tmp_
         ("Ops.visit_notes", "restrict"), ("public.visit_flags", "no action")}
     assert plan["kept_referenced"] == {"Ops.visit_notes": 3, "public.visit_flags": 2}
     assert plan["rows"] == 95 and plan["refused"] is None
-    assert len(rows(db, '"Ops"."Visits"')) == 200  # the dry run moved nothing
+    assert len(rows(db, "Ops.Visits")) == 200  # the dry run moved nothing
 
     result = monthly(dry_run=False)
     assert result.states["archive"] == "success", result.states
@@ -112,7 +114,7 @@ def test_rows_other_tables_still_reference_stay_and_all_others_move(schema, tmp_
                       (datetime(2026, 6, 6, tzinfo=NY),))
     assert kept == [(1,), (2,), (3,), (6,), (7,)]  # exactly the referenced ones
     # Nothing lost, nothing twice: source and archive together are the original, row for row.
-    after = sorted(rows(db, '"Ops"."Visits"') + db.execute(
+    after = sorted(rows(db, "Ops.Visits") + db.execute(
         'SELECT tenant, "Id", "timestamp", body, doubled FROM "Ops"."Visits_archive"'))
     assert after == sorted(original)
     text = last_summary(slack)
@@ -188,7 +190,8 @@ def test_delete_triggers_are_refused_unless_the_policy_says_fire(schema, tmp_pat
 def test_times_without_a_zone_are_read_in_the_policys_zone_whatever_the_server_says(
         schema, tmp_path, monkeypatch, slack, server_zone):
     db = schema
-    db.execute(f"ALTER DATABASE {db.dbname} SET timezone = '{server_zone}'")
+    db.execute(sql.SQL("ALTER DATABASE {} SET timezone = {}").format(sql.Identifier(db.dbname),
+                                                                     sql.Literal(server_zone)))
     try:
         archive_with(tmp_path, monkeypatch, NAIVE)
         dry = monthly(dry_run=True)
@@ -203,7 +206,7 @@ def test_times_without_a_zone_are_read_in_the_policys_zone_whatever_the_server_s
         text = last_summary(slack)
         assert "2 rows with no created_at: never archived" in text
     finally:
-        db.execute(f"ALTER DATABASE {db.dbname} RESET timezone")
+        db.execute(sql.SQL("ALTER DATABASE {} RESET timezone").format(sql.Identifier(db.dbname)))
 
 
 @pytest.mark.parametrize(("tables", "message"), [
