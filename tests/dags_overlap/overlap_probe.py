@@ -24,7 +24,7 @@ def hold(**context):
         try:
             with target_lock(conn, TARGET, holder=holder, wait_s=1, poll_s=0.2):
                 started = datetime.now(UTC)
-                time.sleep(4)
+                time.sleep(8)  # long enough that runs the scheduler starts together meet here
                 conn.execute("INSERT INTO overlap_probe VALUES (%s, 'held', %s, %s, NULL)",
                              (run_id, started, datetime.now(UTC)))
         except TargetBusy as exc:
