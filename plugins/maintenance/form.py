@@ -128,6 +128,15 @@ class RunForm:
         )
 
 
+def refused(context, exc: InputError):
+    """The failure to raise for a form the run cannot use: at once, no retry, its reason recorded
+    as the task's outcome for the run summary."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    context["ti"].xcom_push(key="outcome", value=str(exc)[:300])
+    return AirflowFailException(str(exc))
+
+
 def _date(field: str, value) -> date | None:
     text = (value or "").strip() if isinstance(value, str) else value
     if not text:

@@ -68,7 +68,7 @@ class MaintenanceOperator(BaseOperator):
     def execute(self, context) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from maintenance.form import RunForm
+        from maintenance.form import RunForm, refused
         from maintenance.ledger.runtime import open_ledger
         from maintenance.policy import load_policy
 
@@ -77,8 +77,7 @@ class MaintenanceOperator(BaseOperator):
             dry_run = RunForm.of(context).dry_run
         except InputError as exc:  # a field of the form the run cannot use: fail now, no retry
             if not self.critical:
-                context["ti"].xcom_push(key="outcome", value=str(exc)[:300])
-                raise AirflowFailException(str(exc)) from exc
+                raise refused(context, exc) from exc
             self.log.warning("Critical work goes on despite the trigger form: %s", exc)
             dry_run = RunForm.of(context, strict=False).dry_run
         began = time.monotonic()

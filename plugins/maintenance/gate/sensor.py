@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException
 
 from maintenance import clock
 from maintenance.gate.blockers import Facts, TaskProfile, decide, find_blockers
@@ -37,13 +37,12 @@ class MaintenanceGateSensor(BaseSensorOperator):
     def execute(self, context):
         # Checked before the poke loop: soft_fail would turn this failure into a skip.
         from maintenance.errors import InputError
-        from maintenance.form import RunForm
+        from maintenance.form import RunForm, refused
 
         try:
             RunForm.of(context)
         except InputError as exc:
-            context["ti"].xcom_push(key="outcome", value=str(exc)[:300])
-            raise AirflowFailException(str(exc)) from exc
+            raise refused(context, exc) from exc
         return super().execute(context)
 
     def poke(self, context) -> PokeReturnValue | bool:
