@@ -743,6 +743,39 @@ def test_full_months_of_the_archive_go_to_s3_checked_and_a_rerun_exports_nothing
     assert stored_objects(s3) == objects  # not one object rewritten
 
 
+def test_an_export_another_run_holds_is_left_to_it_and_the_holder_named(db, s3, exporting, tmp_path, monkeypatch):
+    """Two runs at once (a backfill beside the scheduled run): the second leaves the table's months
+    to the first, names it, and writes nothing; once the first lets go the months go out."""
+    import os
+
+    import yaml
+
+    from maintenance.s3lock import s3_lock
+
+    policy = yaml.safe_load(open(os.environ["MAINTENANCE_POLICY_FILE"]).read())
+    policy["postgres"]["safety"]["target_lock_wait_s"] = 0.5
+    path = tmp_path / "quick-wait.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    monkeypatch.setenv("MAINTENANCE_POLICY_FILE", str(path))
+    fill(db, "public.learning_sessions", 2000)
+    s3.create_bucket(Bucket=EXPORT_BUCKET)
+    holder = "maintenance maintenance_monthly backfill__2026-11-01 archive"
+    with s3_lock(s3, EXPORT_BUCKET, "archive export archive/public.learning_sessions_archive", holder=holder,
+                 hold_s=600, wait_s=0):
+        run = run_dag("maintenance_monthly", exporting, {"dry_run": False}, mark_success_pattern=ONLY_ARCHIVE)
+        assert run.states["archive"] == "success", run.states
+        exports = {e["source"]: e for e in run.xcom("archive")["exports"]}
+        assert exports["public.learning_sessions"]["months"] == []
+        assert exports["public.learning_sessions"]["busy"].startswith(
+            f"archive export archive/public.learning_sessions_archive is being maintained by {holder} (until ")
+        assert [k for k in stored_objects(s3) if not k.startswith("maintenance-locks/")] == [
+            k for k in stored_objects(s3) if k.startswith("archive/public.pathiq_metrics_archive/")]
+    again = run_dag("maintenance_monthly", exporting, {"dry_run": False}, mark_success_pattern=ONLY_ARCHIVE)
+    sessions = next(e for e in again.xcom("archive")["exports"] if e["source"] == "public.learning_sessions")
+    assert [(m["month"], m["status"]) for m in sessions["months"]] == [("2025-10", "exported")]
+    assert not any(k.startswith("maintenance-locks/") for k in stored_objects(s3))
+
+
 def test_an_export_that_reads_back_wrong_fails_and_leaves_the_month_unexported(db, s3, monkeypatch):
     from tests.conftest import empty_bucket
 

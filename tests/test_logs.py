@@ -315,7 +315,8 @@ def policy_with_logs(tmp_path, monkeypatch):
 
     logs = tmp_path / "logs"
     logs.mkdir()
-    use_policy(tmp_path, monkeypatch, logs={"folders": [{"name": "api", "path": str(logs), "retention_days": 0}]})
+    use_policy(tmp_path, monkeypatch, logs={"folders": [{"name": "api", "path": str(logs), "retention_days": 0}],
+                                                  "lock_wait_seconds": 1})
     return logs
 
 
@@ -333,13 +334,25 @@ def test_daily_log_rotation_through_the_dag(policy_with_logs, s3, airflow_db, sl
     assert gzip.decompress(body) == b"GET /api/careers/pool 200\n" * 50
 
 
-def test_monday_s3_lifecycle_through_the_dag(policy_with_logs, s3, airflow_db, slack, platform_db):
+def test_monday_s3_lifecycle_through_the_dag(policy_with_logs, s3, airflow_db, slack, platform_db, monkeypatch):
+    from maintenance.s3lock import s3_lock
     from tests.support.airflow_runs import run_dag
 
     try:
         s3.create_bucket(Bucket="pathfinity-logs")
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
+    s3.put_bucket_lifecycle_configuration(Bucket="pathfinity-logs", LifecycleConfiguration={"Rules": [
+        {"ID": "team-rule", "Status": "Enabled", "Filter": {"Prefix": "team/"}, "Expiration": {"Days": 9}}]})
+    # Another actor is rewriting this bucket's rules: the run leaves them, and says who has them.
+    with s3_lock(s3, "pathfinity-logs", "lifecycle rules", holder="maintenance maintenance_weekly backfill__x "
+                 "monday.s3_lifecycle", hold_s=600, wait_s=0):
+        busy = run_dag("maintenance_weekly", datetime(2026, 11, 16, 6, tzinfo=UTC), {"theme": "monday"},
+                       mark_success_pattern=r"^monday\.redis_big_keys$")
+    left = next(b for b in busy.xcom("monday.s3_lifecycle")["buckets"] if b["bucket"] == "pathfinity-logs")
+    assert left["busy"].startswith("s3://pathfinity-logs: lifecycle rules is being maintained by maintenance "
+                                   "maintenance_weekly backfill__x monday.s3_lifecycle (until "), left
+    assert [r["ID"] for r in lifecycle.current_rules(s3, "pathfinity-logs")] == ["team-rule"]
     result = run_dag("maintenance_weekly", datetime(2026, 11, 23, 6, tzinfo=UTC), {"theme": "monday"},
                      mark_success_pattern=r"^monday\.redis_big_keys$")
     assert result.states["monday.s3_lifecycle"] == "success", result.states

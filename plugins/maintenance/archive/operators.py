@@ -210,9 +210,16 @@ class ArchiveOperator(MaintenanceOperator):
                 **({"partitions": whole.as_dict() | {"dropped": dropped}} if whole else {})}
 
     def export(self, conn, ledger, policy, plans, *, dry_run: bool) -> list[dict]:
-        """Each finished table's full months in S3, when its policy asks for an export (see archive/export.py)."""
+        """Each finished table's full months in S3, when its policy asks for an export (see archive/export.py).
+
+        One actor per table's export (an S3 lock in its bucket): of two runs at once, the second
+        leaves the months to the first and says who holds them."""
+        from contextlib import nullcontext
+
         from maintenance import s3files
-        from maintenance.archive import export, tables
+        from maintenance.archive import tables
+        from maintenance.ledger import holder_name
+        from maintenance.s3lock import S3TargetBusy, s3_lock
 
         results, s3 = [], None
         for _plan, index, table, _source, cutoff, _references in plans:
@@ -226,20 +233,35 @@ class ArchiveOperator(MaintenanceOperator):
             s3 = s3 or s3files.client(policy)
             if not dry_run:
                 s3files.ensure_bucket(s3, bucket)
-            archive = tables.describe(conn, table.archive_name, field=f"archive.tables[{index}].archive")
-            months = export.plan(conn, s3, archive, table.time_column, cutoff, policy.tz, bucket=bucket, prefix=prefix)
-            for i, month in enumerate(months):
-                if dry_run or month.status == "unchanged":
-                    continue
-                with ledger.action("archive", f"s3://{bucket}/{month.key}", "export_month",
-                                   plan=month.as_dict()) as act:
-                    months[i] = export.export_month(conn, s3, archive, table.time_column, month, policy.tz,
-                                                    bucket=bucket, run_id=ledger.key.run_id)
-                    act.rows_affected, act.bytes_affected = months[i].rows, months[i].bytes
-                self.log.info("%s %s: %s rows, %d bytes, SHA-256 %s, to s3://%s/%s", table.archive_name,
-                              month.month, f"{months[i].rows:,}", months[i].bytes, months[i].sha256, bucket, month.key)
+            try:
+                with nullcontext() if dry_run else s3_lock(
+                        s3, bucket, f"archive export {prefix}{table.archive_name}", holder=holder_name(ledger.key),
+                        hold_s=policy.archive.time_budget_minutes * 60 + 3600,
+                        wait_s=policy.postgres.safety.target_lock_wait_s):
+                    months = self.export_table(conn, s3, ledger, policy, index, table, cutoff, dry_run=dry_run)
+            except S3TargetBusy as exc:
+                self.log.warning("%s", exc)
+                results.append({"source": table.source, "bucket": bucket, "months": [], "busy": str(exc)})
+                continue
             results.append({"source": table.source, "bucket": bucket, "months": [m.as_dict() for m in months]})
         return results
+
+    def export_table(self, conn, s3, ledger, policy, index, table, cutoff, *, dry_run: bool) -> list:
+        from maintenance.archive import export, tables
+
+        bucket, prefix = table.export.bucket, table.export.prefix
+        archive = tables.describe(conn, table.archive_name, field=f"archive.tables[{index}].archive")
+        months = export.plan(conn, s3, archive, table.time_column, cutoff, policy.tz, bucket=bucket, prefix=prefix)
+        for i, month in enumerate(months):
+            if dry_run or month.status == "unchanged":
+                continue
+            with ledger.action("archive", f"s3://{bucket}/{month.key}", "export_month", plan=month.as_dict()) as act:
+                months[i] = export.export_month(conn, s3, archive, table.time_column, month, policy.tz,
+                                                bucket=bucket, run_id=ledger.key.run_id)
+                act.rows_affected, act.bytes_affected = months[i].rows, months[i].bytes
+            self.log.info("%s %s: %s rows, %d bytes, SHA-256 %s, to s3://%s/%s", table.archive_name,
+                          month.month, f"{months[i].rows:,}", months[i].bytes, months[i].sha256, bucket, month.key)
+        return months
 
     def describe(self, summary):
         notes = {p["source"]: "".join(f" ({n})" for n in TablePlan(**p).notes()) for p in summary["plan"]}
@@ -250,8 +272,9 @@ class ArchiveOperator(MaintenanceOperator):
                           for m in summary["moved"]] + summary.get("busy", [])) or "no tables"
         months = [m["status"] for e in summary.get("exports", []) for m in e["months"]]
         exported = sum(status.endswith("exported") for status in months)
+        busy = [e["busy"] for e in summary.get("exports", []) if e.get("busy")]
         return text + (f"; S3 export: {exported} months written, {len(months) - exported} already there"
-                       if months else "")
+                       if months else "") + "".join(f"; {b}" for b in busy)
 
 
 def ledger_tally(ledger, action_id: int):

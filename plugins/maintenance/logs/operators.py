@@ -82,28 +82,45 @@ class S3LifecycleOperator(MaintenanceOperator):
     """Ensure the procedures' lifecycle rules on the policy's buckets, merged with their own rules."""
 
     def run(self, context, ledger, dry_run):
+        from contextlib import nullcontext
+
+        from maintenance.ledger import holder_name
         from maintenance.logs import lifecycle
         from maintenance.policy import load_policy
+        from maintenance.s3lock import S3TargetBusy, s3_lock
 
         policy = load_policy()
         plans = []
         s3 = _s3(policy) if policy.s3_lifecycle.buckets else None
         for bucket_cfg in policy.s3_lifecycle.buckets:
             try:
-                found = lifecycle.plan(s3, bucket_cfg, policy.s3_lifecycle)
+                # Rules are read, merged and written back whole: one actor per bucket, or the
+                # second write loses the first one's change.
+                with nullcontext() if dry_run else s3_lock(s3, bucket_cfg.name, "lifecycle rules",
+                                                           holder=holder_name(ledger.key), hold_s=600,
+                                                           wait_s=policy.logs.lock_wait_seconds):
+                    found = lifecycle.plan(s3, bucket_cfg, policy.s3_lifecycle)
+                    self.log.info("s3://%s: add %s, change %s, remove %s; its own rules kept: %s", found.bucket,
+                                  found.added or "-", found.changed or "-", found.removed or "-",
+                                  found.kept_foreign or "-")
+                    if found.changes:
+                        with ledger.action("s3", f"s3://{found.bucket}", "lifecycle_rules", plan=found.as_dict()):
+                            if not dry_run:
+                                lifecycle.apply(s3, found)
             except s3.exceptions.NoSuchBucket:
                 self.log.warning("s3://%s does not exist (s3_lifecycle.buckets): skipped", bucket_cfg.name)
                 plans.append({"bucket": bucket_cfg.name, "missing": True, "added": [], "changed": [], "removed": []})
                 continue
-            self.log.info("s3://%s: add %s, change %s, remove %s; its own rules kept: %s", found.bucket,
-                          found.added or "-", found.changed or "-", found.removed or "-", found.kept_foreign or "-")
-            if found.changes:
-                with ledger.action("s3", f"s3://{found.bucket}", "lifecycle_rules", plan=found.as_dict()):
-                    if not dry_run:
-                        lifecycle.apply(s3, found)
+            except S3TargetBusy as exc:
+                self.log.warning("s3://%s: %s", bucket_cfg.name, exc)
+                plans.append({"bucket": bucket_cfg.name, "busy": f"s3://{bucket_cfg.name}: {exc}",
+                              "added": [], "changed": [], "removed": []})
+                continue
             plans.append(found.as_dict())
         return {"buckets": plans}
 
     def describe(self, summary):
         changed = [b["bucket"] for b in summary["buckets"] if b["added"] or b["changed"] or b["removed"]]
-        return f"lifecycle rules changed on {len(changed)} of {len(summary['buckets'])} buckets"
+        busy = [b["busy"] for b in summary["buckets"] if b.get("busy")]
+        return (f"lifecycle rules changed on {len(changed)} of {len(summary['buckets'])} buckets"
+                + "".join(f"; {b}" for b in busy))

@@ -538,7 +538,7 @@ class Logs(_Strict):
     prefix: str = "logs/"
     settle_seconds: float = Field(2, ge=0, description="a rotated file still growing this long is left for later")
     folders: list[LogFolder] = []
-    lock_wait_seconds: float = Field(300, ge=0, description="wait for another actor's lock on a folder, then skip")
+    lock_wait_seconds: float = Field(300, ge=0, description="wait for another actor's lock on a log folder or a bucket's lifecycle rules, then skip")
 
 
 class LifecycleBucket(_Strict):
