@@ -26,6 +26,7 @@ $(VENV)/.dev: requirements-dev.lock | $(PY)
 	touch $@ $(VENV)/.runtime
 
 demo: $(VENV)/.runtime
+	bash devtools/system-deps.sh
 	$(PY) -m devtools.demo up
 
 demo-stop:

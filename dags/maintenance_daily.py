@@ -47,7 +47,7 @@ with dagkit.maintenance_dag(
     # 02:00 cache optimization
     at_0200 = dagkit.wait_until("at_0200", 2)
     gate_cache = dagkit.gate("gate_cache")
-    cache = RedisCacheOptimizationOperator(task_id="cache_optimization", pool="redis_platform")
+    cache = RedisCacheOptimizationOperator(task_id="cache_optimization", pool=dagkit.REDIS_POOL)
     chain(at_0200, gate_cache, cache, summary)
 
     # 03:00 database statistics

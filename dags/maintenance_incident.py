@@ -5,9 +5,9 @@ in the weekly and monthly reports."""
 
 from datetime import datetime
 
-from airflow.sdk import DAG, Param
-from maintenance import dagkit
-from maintenance.ledger.incidents import SEVERITIES, RecordIncidentOperator
+from airflow.sdk import DAG
+from maintenance import dagkit, form
+from maintenance.incidents.operators import RecordIncidentOperator
 
 with DAG(
     dag_id="maintenance_incident",
@@ -16,28 +16,7 @@ with DAG(
     catchup=False,
     max_active_runs=4,
     default_args=dagkit.default_args(),
-    params={
-        "action": Param("open", enum=["open", "resolve"], title="Open or resolve",
-                        description="Open a new incident, or resolve an open one by its number."),
-        "severity": Param("sev3", enum=list(SEVERITIES), title="Severity", description="sev1 is the worst."),
-        "summary": Param(None, type=["null", "string"], title="Summary",
-                         description="What happened (required to open an incident)."),
-        "outage": Param(False, type="boolean", title="Platform was down",
-                        description="Counts as downtime in the KPIs."),
-        "planned": Param(False, type="boolean", title="Planned downtime",
-                         description="Downtime taken on purpose inside a maintenance window."),
-        "started_at": Param(None, type=["null", "string"], format="date-time", title="Started at",
-                            description="With a timezone offset; empty means now."),
-        "ended_at": Param(None, type=["null", "string"], format="date-time", title="Ended at",
-                          description="When opening an incident that is already over; when resolving, "
-                                      "empty means now."),
-        "incident_id": Param(None, type=["null", "integer"], title="Incident number",
-                             description="Required to resolve: the number the open run logged."),
-        "cause": Param(None, type=["null", "string"], title="Cause", description="Root cause, when known."),
-        "caused_by_action": Param(None, type=["null", "integer"], title="Caused by maintenance action",
-                                  description="Ledger action id, when a maintenance step caused it "
-                                              "(counts in the change failure rate)."),
-    },
+    params=form.incident_fields(),
     tags=["maintenance", "incident", "on-demand"],
     doc_md=__doc__,
 ) as dag:

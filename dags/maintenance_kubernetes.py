@@ -28,7 +28,7 @@ with dagkit.maintenance_dag(
 
     # Draining takes capacity away: inside the planned window only, one node at a time.
     gate_window = dagkit.gate("gate_window", zero_downtime=False, affected_users=1_000_000)
-    chain(gate_window, NodeMaintenanceOperator(task_id="node_maintenance", pool="kubernetes_nodes"), summary)
+    chain(gate_window, NodeMaintenanceOperator(task_id="node_maintenance", pool=dagkit.NODES_POOL), summary)
 
     # A read-only report: not gated.
     KubernetesHygieneOperator(task_id="hygiene") >> summary

@@ -2,7 +2,7 @@
 Monday performance, cost (the week's AWS cost per student per day) and capacity; Tuesday
 security patches (the Kubernetes nodes), dependencies, certificates; Wednesday deep
 database maintenance, index optimization, query review; Thursday restore test, monthly DR
-drill, monitoring thresholds; Friday system health report, post-mortems, documentation
+drill, alert rule review; Friday system health report, post-mortems, documentation
 review."""
 
 from airflow.sdk import TaskGroup, chain
@@ -12,7 +12,7 @@ from maintenance.costs.operators import CostReviewOperator
 from maintenance.documentation.operators import DocumentationReviewOperator
 from maintenance.kubernetes.operators import PatchReviewOperator
 from maintenance.logs.operators import S3LifecycleOperator
-from maintenance.monitoring.operators import ThresholdReviewOperator
+from maintenance.monitoring.operators import AlertReviewOperator
 from maintenance.postgres.operators import BloatAnalysisOperator, PostgresReviewOperator, ReindexOperator
 from maintenance.redis.operators import RedisBigKeysOperator
 from maintenance.reports.operator import ReportOperator
@@ -35,7 +35,7 @@ with dagkit.maintenance_dag(
     with TaskGroup("monday") as monday:
         # Performance, cost and capacity: where the cache's memory goes, per namespace; S3 lifecycle rules.
         gate_monday = dagkit.gate("gate")
-        chain(gate_monday, RedisBigKeysOperator(task_id="redis_big_keys", pool="redis_platform"))
+        chain(gate_monday, RedisBigKeysOperator(task_id="redis_big_keys", pool=dagkit.REDIS_POOL))
         chain(gate_monday, S3LifecycleOperator(task_id="s3_lifecycle"))
         # The week's cost per student per day against the target: read-only, not gated.
         cost_review = CostReviewOperator(task_id="cost_review")
@@ -59,7 +59,7 @@ with dagkit.maintenance_dag(
         # Backups are critical work: not gated, so a long blackout never leaves them untested.
         restore_server = dagkit.pool_for(dagkit.policy().backups.restore_conn_id)
         restore_tests = dagkit.per_database(RestoreTestOperator, "restore_test", pooled=False, **restore_server)
-        thresholds = ThresholdReviewOperator(task_id="threshold_review")  # read-only
+        alert_review = AlertReviewOperator(task_id="alert_review")  # read-only: proposals wait for a person
 
     with TaskGroup("friday") as friday:
         # Reports are read-only and still run in a blackout: not behind the gate.
@@ -71,7 +71,7 @@ with dagkit.maintenance_dag(
                                          "tuesday": [patch_review.task_id, dependency_review.task_id,
                                                      certificate_review.task_id],
                                          "wednesday": ["wednesday.gate"],
-                                         "thursday": [t.task_id for t in restore_tests] + [thresholds.task_id],
+                                         "thursday": [t.task_id for t in restore_tests] + [alert_review.task_id],
                                          "friday": [health_report.task_id, post_mortems.task_id,
                                                     documentation.task_id]})
     choose >> [monday, tuesday, wednesday, thursday, friday] >> summary

@@ -103,10 +103,34 @@ def start_embedded_target(state: dict) -> dict[str, str]:
         from include.demo.redis_seed import seed
 
         say(f"redis: seeded {seed(redis.url()):,} keys")
+    start_monitoring(state, pg.dsn("pathfinity"), redis.url())
     return {
         "AIRFLOW_CONN_PLATFORM_DB": pg.conn_json("pathfinity"),
         "AIRFLOW_CONN_PLATFORM_REDIS": redis.conn_json(),
     } | start_embedded_services(state)
+
+
+def start_monitoring(state: dict, dsn: str, redis_url: str) -> None:
+    """Prometheus (its TSDB kept in .demo/prometheus) with the platform's rules, scraping the demo's
+    PostgreSQL and Redis through Debian's exporters, and Alertmanager beside it."""
+    from devtools import prom
+
+    try:
+        exporters = [prom.start_exporter(DEMO / "exporters", "postgres", dsn + "?sslmode=disable"
+                                         if "?" not in dsn else dsn),
+                     prom.start_exporter(DEMO / "exporters", "redis", redis_url)]
+        alertmanager = prom.start_alertmanager(DEMO / "alertmanager")
+        prometheus = prom.start_prometheus(
+            DEMO / "prometheus", rule_files=[ROOT / "include/prometheus/platform-rules.yml"],
+            scrape={"postgres": [f"127.0.0.1:{exporters[0].port}"], "redis": [f"127.0.0.1:{exporters[1].port}"]},
+            alertmanager=alertmanager.url)
+    except RuntimeError as exc:  # not installed: the demo runs without its monitoring
+        say(f"no monitoring in this demo: {exc}")
+        return
+    state |= {"prometheus_url": prometheus.url, "alertmanager_url": alertmanager.url,
+              "monitoring_pids": [s.process.pid for s in (*exporters, alertmanager, prometheus)]}
+    say(f"Prometheus {prometheus.url} (rules: include/prometheus/platform-rules.yml), "
+        f"Alertmanager {alertmanager.url}")
 
 
 def quiet_servers_log() -> None:
@@ -194,7 +218,7 @@ def create_pools(env: dict[str, str]) -> None:
     say(f"pools: {', '.join(required_pools())}")
 
 
-def demo_policy() -> Path:
+def demo_policy(state: dict) -> Path:
     """The project's policy plus the demo's own log folder (with logs to rotate) and lock files."""
     import yaml
 
@@ -214,6 +238,9 @@ def demo_policy() -> Path:
     policy["security"] |= {"osv_url": osv_url, "pypi_url": osv_url, "npm_url": osv_url, "lock_files": [
         str(ROOT / "include/demo/package-lock.json"), str(ROOT / "include/demo/requirements-platform.lock")]}
     policy["documentation"]["folders"] = [{"path": str(ROOT / "docs")}]  # Friday reviews this project's docs
+    if state.get("prometheus_url"):  # the alert review, silences and the alert gate use the demo's stack
+        policy["monitoring"] |= {"prometheus_url": state["prometheus_url"],
+                                 "alertmanager_url": state["alertmanager_url"]}
     for table in policy["archive"]["tables"]:  # the archive's full months also go to S3
         table["export"] = {"bucket": "pathfinity-archive", "prefix": "archive/"}
     path = DEMO / "policy.yaml"
@@ -327,7 +354,7 @@ def up() -> int:
         policy = None
     else:
         connections = start_embedded_target(state) | start_demo_cluster()
-        policy = demo_policy()
+        policy = demo_policy(state)
         say(f"policy: {policy.relative_to(ROOT)} (the project's, plus the demo's log folder and lock files)")
     env = airflow_env(connections, policy)
     sys.path.insert(0, str(ROOT / "plugins"))
@@ -397,9 +424,11 @@ def down() -> int:
     if state.get("airflow_pgid"):
         say("stopping airflow")
         _stop_group(state["airflow_pgid"])
-    if state.get("redis_pid"):
+    for key in ("redis_pid", *state.get("monitoring_pids", [])):
+        pid = state.get(key) if key == "redis_pid" else key
         try:
-            os.kill(state["redis_pid"], signal.SIGTERM)
+            if pid:
+                os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
     if state.get("pg_root"):

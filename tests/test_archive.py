@@ -749,7 +749,6 @@ def test_an_export_another_run_holds_is_left_to_it_and_the_holder_named(db, s3, 
     import os
 
     import yaml
-
     from maintenance.s3lock import s3_lock
 
     policy = yaml.safe_load(open(os.environ["MAINTENANCE_POLICY_FILE"]).read())

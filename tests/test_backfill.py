@@ -80,20 +80,42 @@ def test_three_days_backfilled_twice_change_nothing_the_second_time(backfill_env
     assert db.execute("SELECT count(*) FROM learning_sessions") == rows_before
 
 
-def test_monthly_archive_backfilled_twice_moves_rows_once(backfill_env):
+def test_monthly_archive_backfilled_twice_under_the_scheduler_moves_rows_once(backfill_env, tmp_path):
+    """`airflow backfill create` over two monthly windows, then again over the same ones: each
+    window archives what its date makes old, and the second pass moves nothing."""
+    from tests.support.standalone import ROOT, cli, standalone, wait_until_finished
+
     db, _ = backfill_env
     db.execute("TRUNCATE learning_sessions, pathiq_metrics RESTART IDENTITY")
+    db.execute("DROP TABLE IF EXISTS learning_sessions_archive, pathiq_metrics_archive")
     db.execute("""INSERT INTO learning_sessions (student_id, career_id, created_at)
                   SELECT g, 1, timestamptz '2026-01-01' + g * interval '1 hour' FROM generate_series(1, 8000) g""")
-    others = r"^((plan_)?debloat|monthly_report|security_audit|compliance|update_review)$"
-    windows = [datetime(2026, 10, 4, 6, tzinfo=UTC), datetime(2026, 11, 1, 7, tzinfo=UTC),
-               datetime(2026, 12, 6, 7, tzinfo=UTC)]
-    moved = [run_dag("maintenance_monthly", w, {"dry_run": False}, mark_success_pattern=others).xcom("archive")
-             for w in windows]
-    per_date = [{m["source"]: m["rows"] for m in x["moved"]}["public.learning_sessions"] for x in moved]
-    assert per_date[0] > 0 and sum(per_date) == db.execute(
-        "SELECT count(*) FROM learning_sessions_archive")[0][0]
-    again = [run_dag("maintenance_monthly", w, {"dry_run": False}, mark_success_pattern=others).xcom("archive")
-             for w in windows]
-    assert [{m["source"]: m["rows"] for m in x["moved"]} for x in again] == [
-        {"public.learning_sessions": 0, "public.pathiq_metrics": 0}] * 3
+    only = tmp_path / "dags"  # the monthly DAG alone: no other DAG's catch-up runs beside it
+    only.mkdir()
+    (only / "maintenance_monthly.py").symlink_to(ROOT / "dags" / "maintenance_monthly.py")
+    windows = ["--from-date", "2026-10-01", "--to-date", "2026-11-02"]  # the first Sundays 10-04 and 11-01
+    # Paused until the backfill exists, as on a fresh install: unpaused first, the scheduler would
+    # add its own catch-up run for the latest window and the backfill would leave that date out.
+    with standalone(tmp_path / "airflow", only, ["maintenance_monthly"],
+                    AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True") as (env, airflow_db):
+        cli(env, "backfill", "create", "--dag-id", "maintenance_monthly", *windows, "--max-active-runs", "1")
+        cli(env, "dags", "unpause", "maintenance_monthly")  # a paused DAG's backfill runs wait
+        first = wait_until_finished(airflow_db, "maintenance_monthly", count=2, timeout=400)
+        assert [s for _, kind, s in first if kind == "backfill"] == ["success", "success"], first
+        cli(env, "backfill", "create", "--dag-id", "maintenance_monthly", *windows, "--max-active-runs", "1",
+            "--reprocess-behavior", "completed")
+        time.sleep(5)  # the reprocessed runs are queued again
+        second = wait_until_finished(airflow_db, "maintenance_monthly", count=2, timeout=400)
+        assert [s for _, kind, s in second if kind == "backfill"] == ["success", "success"], second
+    moves = db.execute("SELECT logical_date::date, try_number, rows_affected FROM maintenance.actions "
+                       "WHERE dag_id = 'maintenance_monthly' AND action = 'move_rows' AND outcome = 'applied' "
+                       "AND target = 'platform_db:public.learning_sessions' ORDER BY started_at")
+    dates = [str(d) for d, _, _ in moves]
+    assert dates[:2] == ["2026-10-04", "2026-11-01"] and len(moves) == 4, moves
+    first_pass, second_pass = [r for *_, r in moves[:2]], [r for *_, r in moves[2:]]
+    # October's cutoff is 2026-04-04, November's 2026-05-01: each moved what its date made old.
+    assert first_pass[0] > 0 and first_pass[1] > 0
+    archived = db.execute("SELECT count(*), max(created_at) FROM learning_sessions_archive")[0]
+    assert archived[0] == sum(first_pass) and archived[1] < datetime(2026, 5, 1, 4, tzinfo=UTC)
+    assert second_pass == [0, 0]  # the same windows again: not one row moved
+    assert db.execute("SELECT count(*) FROM learning_sessions")[0][0] + archived[0] == 8000

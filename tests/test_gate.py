@@ -193,3 +193,50 @@ def test_the_summary_tells_a_mapped_tasks_instances_from_other_tasks():
     assert task_and_index("at_0300", task_ids) == ("at_0300", -1)  # a task whose name ends in digits
     assert sorted(task_and_index(n, task_ids) for n in ("reindex_10", "reindex_2")) == [("reindex", 2),
                                                                                       ("reindex", 10)]
+
+
+def test_alerts_hold_disruptive_work_and_a_silent_alertmanager_is_no_all_clear(cal):
+    window = {"max_affected_users": 1000, "active_users_threshold": 50000}
+    disruptive = TaskProfile(zero_downtime=False, affected_users=5000)
+    firing = Facts(now=IN_WINDOW, firing_alerts=("PostgresDown{severity=critical,system=postgres}",))
+    (blocker,) = find_blockers(disruptive, firing, cal, **window)
+    assert (blocker.kind, blocker.action, blocker.forceable) == ("alerts", "wait", False)
+    assert blocker.reason.startswith("alerts firing: PostgresDown{severity=critical,system=postgres}")
+    assert find_blockers(TaskProfile(), firing, cal, **window) == []  # zero-downtime work goes on
+    unknown = Facts(now=IN_WINDOW, alerts_unknown="http://am:9093/api/v2/alerts: Connection refused")
+    assert kinds(find_blockers(disruptive, unknown, cal, **window)) == ["alerts"]
+    assert decide(find_blockers(disruptive, firing, cal, **window), "CAB-1 emergency").outcome == "wait"
+
+
+def test_the_window_gate_waits_while_a_critical_alert_fires_in_alertmanager(platform, monkeypatch, tmp_path):
+    """A real Alertmanager: a critical alert holds the disruptive branch (the routine one goes
+    on); once it resolves the gate lets the work through."""
+    import json
+    import urllib.request
+
+    from devtools import prom
+
+    am = prom.start_alertmanager(tmp_path / "alertmanager")
+    try:
+        def alert(labels, minutes):
+            body = json.dumps([{"labels": labels, "startsAt": datetime.now(UTC).isoformat(),
+                                "endsAt": (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()}])
+            urllib.request.urlopen(urllib.request.Request(f"{am.url}/api/v2/alerts", data=body.encode(),
+                                                          headers={"Content-Type": "application/json"}),
+                                   timeout=5).close()
+
+        alert({"alertname": "PostgresDown", "severity": "critical", "system": "postgres"}, 60)
+        alert({"alertname": "ApiLatencyHigh", "severity": "warning", "system": "api"}, 60)  # not selected
+        at(monkeypatch, IN_WINDOW)
+        quick_load_policy(tmp_path, monkeypatch, recheck_s=1.0, give_up_s=90,
+                          monitoring={"alertmanager_url": am.url})
+        # Resolved after a while (an alert sent again with its end now, as Prometheus does); the
+        # DAG's first tasks take some seconds to start under dag.test().
+        threading.Timer(25.0, lambda: alert({"alertname": "PostgresDown", "severity": "critical",
+                                            "system": "postgres"}, 0)).start()
+        result = run_dag("gate_probe", IN_WINDOW)
+    finally:
+        am.stop()
+    assert result.reschedules("gate_window") >= 1 and result.reschedules("gate") == 0
+    assert result.states["gate_window"] == "success" and result.states["heavy_work"] == "success"
+    assert result.states["routine_work"] == "success"

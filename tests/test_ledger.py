@@ -46,14 +46,14 @@ def test_actions_record_outcome_timing_and_do_not_double_count(conn):
     ledger = Ledger(conn, SCHEMA, key)
     with ledger.action("postgres", "public.a", "vacuum_analyze", {"dead_ratio": 0.31}) as act:
         act.rows_affected = 120
-    with pytest.raises(RuntimeError), ledger.action("postgres", "public.b", "reindex"):
+    with pytest.raises(RuntimeError), ledger.action("postgres", "public.b", "reindex_concurrently"):
         raise RuntimeError("lock timeout")
     # The same try written again (a reconnect replaying it) upserts; a retry is a new try.
     again = Ledger(conn, SCHEMA, key)
     with again.action("postgres", "public.a", "vacuum_analyze") as act:
         act.rows_affected = 120
     with Ledger(conn, SCHEMA, TaskKey("d", "t", "run-1", try_number=2, dry_run=True)).action(
-            "postgres", "public.b", "reindex"):
+            "postgres", "public.b", "reindex_concurrently"):
         pass
     rows = conn.execute("SELECT try_number, seq, target, outcome, rows_affected, error, forced_reason, dry_run "
                         "FROM maintenance.actions WHERE run_id = 'run-1' ORDER BY try_number, seq").fetchall()
@@ -194,3 +194,36 @@ def test_a_measured_archive_rate_belongs_to_its_own_database(conn):
     rate, basis = expected_rate(ledger, "db_two:public.rated", settings)
     assert rate == settings.expected_rows_per_second
     assert basis.endswith("no move of this table measured yet")
+
+
+def test_every_step_is_a_declared_action_and_window_actions_wait_for_the_window(conn):
+    """maintenance.actions is the one list of what a step can be: the ledger refuses an undeclared
+    action before its body runs, and a window-only one (VACUUM FULL) outside the window."""
+    from maintenance.actions import REGISTRY, UnknownAction
+    from maintenance.ledger.store import OutsideWindow
+
+    ledger = Ledger(conn, SCHEMA, TaskKey("d", "t", "run-registry"))
+    ran = []
+    with pytest.raises(UnknownAction, match=r"action 'vacuum_fulll' of system 'postgres' is not declared.*"
+                                            r"vacuum_full"):
+        with ledger.action("postgres", "public.a", "vacuum_fulll"):
+            ran.append("typo")
+    ledger.in_window = lambda: False
+    with pytest.raises(OutsideWindow, match=r"vacuum_full of public\.a refused: it runs only inside the planned"):
+        with ledger.action("postgres", "public.a", "vacuum_full"):
+            ran.append("outside")
+    with ledger.action("postgres", "public.a", "vacuum_analyze"):  # not a window action: goes on
+        ran.append("vacuum_analyze")
+    planned = Ledger(conn, SCHEMA, TaskKey("d", "t", "run-registry", try_number=2, dry_run=True))
+    planned.in_window = lambda: False
+    with planned.action("postgres", "public.a", "vacuum_full") as act:  # a dry run plans it anyway
+        ran.append("planned")
+    assert act.outcome == "planned" and ran == ["vacuum_analyze", "planned"]
+    ledger.in_window = lambda: True
+    with ledger.action("postgres", "public.a", "vacuum_full"):
+        ran.append("inside")
+    assert ran[-1] == "inside"
+    assert [k.name for k in REGISTRY.values() if k.window] == ["vacuum_full"]
+    assert conn.execute("SELECT action, outcome FROM maintenance.actions WHERE run_id = 'run-registry' "
+                        "ORDER BY dry_run, seq").fetchall() == [
+        ("vacuum_analyze", "applied"), ("vacuum_full", "applied"), ("vacuum_full", "planned")]

@@ -336,6 +336,7 @@ def test_daily_log_rotation_through_the_dag(policy_with_logs, s3, airflow_db, sl
 
 def test_monday_s3_lifecycle_through_the_dag(policy_with_logs, s3, airflow_db, slack, platform_db, monkeypatch):
     from maintenance.s3lock import s3_lock
+
     from tests.support.airflow_runs import run_dag
 
     try:

@@ -1,46 +1,271 @@
-"""Thursday's threshold review against a local server answering Prometheus's HTTP API."""
+"""Thursday's alert rule review against a real Prometheus (and Alertmanager) whose history the
+test wrote itself (promtool tsdb create-blocks-from openmetrics), so every score is known."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from maintenance.monitoring.thresholds import review
+from maintenance.monitoring import alerts
 from maintenance.security.http import ServiceUnavailable
 
-from devtools import servers
+from devtools import prom, servers
 from tests.conftest import use_policy
 from tests.support.airflow_runs import run_dag
-from tests.support.prometheus import start_prometheus
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = ROOT / "include" / "prometheus" / "platform-rules.yml"
+STEP = 15  # seconds between two evaluations, as Prometheus writes ALERTS
+NOW = datetime.now(UTC).replace(microsecond=0)
+# ApiErrorRateHigh fired ten times in the week, three minutes each; the fourth firing came
+# during an incident, so it was real: nine false positives of ten.
+API_FIRINGS = [NOW - timedelta(days=7) + timedelta(hours=15 * n) for n in range(10)]
+INCIDENT = (API_FIRINGS[3] - timedelta(minutes=10), API_FIRINGS[3] + timedelta(minutes=50))
+# PostgresConnectionsHigh fired for 6 of the last 60 minutes.
+PG_FIRING = NOW - timedelta(minutes=40)
+
+
+def _alert(name: str, start: datetime, minutes: float, **labels) -> list[str]:
+    tags = ",".join(f'{k}="{v}"' for k, v in {"alertname": name, "alertstate": "firing", **labels}.items())
+    first = int(start.timestamp())
+    return [f"ALERTS{{{tags}}} 1 {first + i * STEP}" for i in range(int(minutes * 60 / STEP))]
+
+
+def history() -> str:
+    lines = ["# TYPE ALERTS gauge"]
+    for start in API_FIRINGS:
+        lines += _alert("ApiErrorRateHigh", start, 3, severity="warning", system="api")
+    lines += _alert("PostgresConnectionsHigh", PG_FIRING, 6, severity="warning", system="postgres",
+                    instance="db:9187")
+    # The disk of db never went below 34% free over the month: DiskSpaceLow (< 10%) never fired.
+    lines += ["# TYPE node_filesystem_avail_bytes gauge"]
+    lines += [f'node_filesystem_avail_bytes{{instance="db",fstype="ext4"}} {int(1e9 * (34 + (n % 40)))} '
+              f"{int((NOW - timedelta(days=29) + timedelta(hours=6 * n)).timestamp())}" for n in range(116)]
+    lines += ["# TYPE node_filesystem_size_bytes gauge"]
+    lines += [f'node_filesystem_size_bytes{{instance="db",fstype="ext4"}} {int(100e9)} '
+              f"{int((NOW - timedelta(days=29) + timedelta(hours=6 * n)).timestamp())}" for n in range(116)]
+    return "\n".join(lines) + "\n# EOF\n"
 
 
 @pytest.fixture(scope="module")
-def prometheus():
-    url, asked, server = start_prometheus()
-    yield url, asked
-    server.shutdown()
+def stack(tmp_path_factory):
+    """Alertmanager, and Prometheus with the platform's rules, its TSDB holding the history above."""
+    root = tmp_path_factory.mktemp("monitoring")
+    prom.write_history(root / "prometheus" / "data", history())
+    alertmanager = prom.start_alertmanager(root / "alertmanager")
+    prometheus = prom.start_prometheus(root / "prometheus", rule_files=[RULES], alertmanager=alertmanager.url)
+    yield prometheus.url, alertmanager.url
+    prometheus.stop()
+    alertmanager.stop()
 
 
-def test_rules_are_sorted_into_unhealthy_noisy_and_silent(prometheus):
-    url, asked = prometheus
-    found = review(url, lookback_days=7, noisy_fraction=0.05, timeout=5)
-    assert [r["rule"] for r in found["rules"]] == ["HighErrorRate", "DiskFull", "BrokenRule"]  # alerting only
-    assert [r["rule"] for r in found["noisy"]] == ["HighErrorRate"] and found["noisy"][0]["firing_share"] == 0.31
-    assert [r["rule"] for r in found["silent"]] == ["DiskFull"]
-    assert found["unhealthy"][0]["error"] == "parse error: unexpected end of input"
-    assert "[168h:5m]" in asked[-1] and 'ALERTS{alertstate="firing"}' in asked[-1]
+def review(url: str, **overrides) -> dict:
+    settings = {"now": NOW, "lookback_days": 30, "false_positive_minutes": 5, "noisy_false_positive_rate": 0.3,
+                "incidents": [INCIDENT], "silences": {}, "timeout": 10, "rules_text": RULES.read_text(),
+                "rules_path": "include/prometheus/platform-rules.yml"} | overrides
+    found = alerts.review(url, **settings)
+    return found | {"by_rule": {r["rule"]: r for r in found["rules"]}}
+
+
+def test_episodes_and_false_positives_come_from_prometheus_history(stack):
+    found = review(stack[0])
+    api = found["by_rule"]["ApiErrorRateHigh"]
+    assert len(api["episodes"]) == 10 and [e["minutes"] for e in api["episodes"]] == [3.0] * 10
+    assert api["false_positives"] == 9 and api["false_positive_rate"] == 0.9
+    assert api["episodes"][3]["why"].startswith("an incident was open")
+    assert found["noisy"] == ["ApiErrorRateHigh"]
+    # An alert fires only after its `for:` (5m); the false positives lasted 3 more minutes: 9m.
+    assert api["proposal"].startswith("for: 9m (was 5m): 9 of 10 firings were over within 3 min")
+    assert "-        for: 5m\n+        for: 9m\n" in api["patch"] and api["check"] == "ok"
+    assert "ApiErrorRateHigh" not in found["never_fired"] and "PostgresConnectionsHigh" not in found["never_fired"]
+
+
+def test_an_alert_firing_six_minutes_of_sixty_reads_a_tenth(stack):
+    found = review(stack[0], lookback_days=1 / 24)
+    pg = found["by_rule"]["PostgresConnectionsHigh"]
+    assert pg["firing_share"] == pytest.approx(0.1, abs=0.005)
+    assert [e["minutes"] for e in pg["episodes"]] == [6.0]
+
+
+def test_rules_that_never_fired_get_a_threshold_at_what_their_expression_reached(stack):
+    found = review(stack[0])
+    assert set(found["never_fired"]) == {"PostgresDown", "RedisDown", "RedisMemoryHigh", "ApiLatencyHigh",
+                                         "DiskSpaceLow"}
+    disk = found["by_rule"]["DiskSpaceLow"]
+    assert disk["observed"] == pytest.approx(0.34)  # the least free share of the month
+    assert disk["proposal"].startswith("threshold 0.34: the furthest its expression reached in 30 days")
+    assert '{fstype!="tmpfs"}) < 0.34\n' in disk["patch"] and disk["check"] == "ok"
+    # `redis_up == 0` and `a > x and b > 0` are not one threshold: no patch that changes their meaning.
+    assert found["by_rule"]["RedisDown"]["patch"] == "" and found["by_rule"]["RedisMemoryHigh"]["patch"] == ""
+    assert found["by_rule"]["RedisMemoryHigh"]["proposal"].startswith("no proposal")
+
+
+def test_a_silence_in_alertmanager_makes_a_short_firing_no_false_positive(stack):
+    _, alertmanager = stack
+    body = json.dumps({"matchers": [{"name": "alertname", "value": "ApiErrorRateHigh", "isRegex": False,
+                                     "isEqual": True}],
+                       "startsAt": datetime.now(UTC).isoformat(), "endsAt": (NOW + timedelta(hours=1)).isoformat(),
+                       "createdBy": "test", "comment": "maintenance"}).encode()
+    request = urllib.request.Request(f"{alertmanager}/api/v2/silences", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        silence_id = json.loads(answer.read())["silenceID"]
+    silences = alerts.silences_for(alertmanager, 5)
+    (start, end, found_id), = silences["ApiErrorRateHigh"]
+    assert found_id == silence_id and end > NOW
+    episode = alerts.judge(start + timedelta(minutes=1), start + timedelta(minutes=3), max_minutes=5,
+                           incidents=[], silences=silences["ApiErrorRateHigh"])
+    assert not episode.false_positive and episode.why == f"silenced ({silence_id})"
 
 
 def test_an_unreachable_prometheus_fails_clearly():
     with pytest.raises(ServiceUnavailable, match="/api/v1/rules"):
-        review(f"http://127.0.0.1:{servers.free_port()}", lookback_days=7, noisy_fraction=0.05, timeout=2)
+        alerts.review(f"http://127.0.0.1:{servers.free_port()}", now=NOW, lookback_days=7, false_positive_minutes=5,
+                      noisy_false_positive_rate=0.3, incidents=[], silences={}, timeout=2)
 
 
-def test_thursday_review_through_the_dag(prometheus, platform_db, airflow_db, slack, tmp_path, monkeypatch):
-    use_policy(tmp_path, monkeypatch, monitoring={"prometheus_url": prometheus[0]})
+def test_thursday_review_through_the_dag(stack, platform_db, airflow_db, slack, tmp_path, monkeypatch):
+    from maintenance import clock
+
+    prometheus, alertmanager = stack
+    use_policy(tmp_path, monkeypatch, monitoring={"prometheus_url": prometheus, "alertmanager_url": alertmanager})
+    monkeypatch.setattr(clock, "now", lambda: NOW)
+    from maintenance.ledger.schema import ensure_schema
+
+    with platform_db.connect() as conn:
+        conn.autocommit = True
+        ensure_schema(conn, "maintenance")
+    platform_db.execute("DELETE FROM maintenance.incidents WHERE summary = 'api errors (alert review test)'")
+    platform_db.execute("INSERT INTO maintenance.incidents (severity, summary, opened_at, resolved_at) "
+                        "VALUES ('sev3', 'api errors (alert review test)', %s, %s)", INCIDENT)
+    before = RULES.read_text()
     result = run_dag("maintenance_weekly", datetime(2026, 11, 26, 6, tzinfo=UTC), {"theme": "thursday"},
                      mark_success_pattern=r"^thursday\.restore_test$")
-    assert result.states["thursday.threshold_review"] == "success", result.states
-    findings = platform_db.execute("SELECT check_name, target FROM maintenance.findings WHERE run_id = %s "
-                                   "ORDER BY 1", (result.run.run_id,))
-    assert findings == [("alert_rule_noisy", "HighErrorRate"), ("alert_rule_unhealthy", "BrokenRule")]
+    assert result.states["thursday.alert_review"] == "success", result.states
+    findings = platform_db.execute("SELECT check_name, target, message, evidence->>'check' FROM maintenance.findings "
+                                   "WHERE run_id = %s ORDER BY 1, 2", (result.run.run_id,))
+    assert [(c, t) for c, t, *_ in findings] == [
+        ("alert_rule_never_fired", name) for name in
+        ("ApiLatencyHigh", "DiskSpaceLow", "PostgresDown", "RedisDown", "RedisMemoryHigh")] + [
+        ("alert_rule_noisy", "ApiErrorRateHigh")]
+    noisy = findings[-1]
+    assert noisy[2].startswith("9 of 10 firings in 30 days were false positives (90%); proposed for: 9m")
+    assert noisy[3] == "ok"
+    assert RULES.read_text() == before  # nothing rewritten without a person
+
+
+# --- maintenance silences itself, and only itself ------------------------------------------------------
+
+def _post_alerts(alertmanager: str, *label_sets: dict) -> None:
+    body = json.dumps([{"labels": labels, "startsAt": datetime.now(UTC).isoformat(),
+                        "endsAt": (datetime.now(UTC) + timedelta(hours=1)).isoformat()} for labels in label_sets])
+    request = urllib.request.Request(f"{alertmanager}/api/v2/alerts", data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=5).close()
+
+
+def _alert_states(alertmanager: str) -> dict[str, str]:
+    with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts", timeout=5) as answer:
+        return {a["labels"]["alertname"]: a["status"]["state"] for a in json.loads(answer.read())}
+
+
+def _ours(alertmanager: str) -> list[dict]:
+    with urllib.request.urlopen(f"{alertmanager}/api/v2/silences", timeout=5) as answer:
+        return [s for s in json.loads(answer.read()) if s["createdBy"] == "pathfinity-maintenance"]
+
+
+@pytest.fixture
+def silencing_run(stack, platform_db, tmp_path, monkeypatch):
+    """A run whose policy knows the stack's Alertmanager, with a real ledger; returns a maker."""
+    from maintenance.form import RunForm
+    from maintenance.ledger.schema import ensure_schema
+    from maintenance.ledger.store import Ledger, TaskKey
+    from maintenance.policy import load_policy
+    from maintenance.run import Run
+
+    use_policy(tmp_path, monkeypatch, monitoring={"alertmanager_url": stack[1]})
+    conn = platform_db.connect()
+    conn.autocommit = True
+    ensure_schema(conn, "maintenance")
+    for silence in _ours(stack[1]):  # each test starts with none of ours active
+        if silence["status"]["state"] == "active":
+            urllib.request.urlopen(urllib.request.Request(f"{stack[1]}/api/v2/silence/{silence['id']}",
+                                                          method="DELETE"), timeout=5).close()
+
+    def make(*, dry_run=False, run_id="r-silence", try_number=1) -> Run:
+        key = TaskKey("maintenance_monthly", "debloat", run_id, try_number=try_number, map_index=0, dry_run=dry_run)
+        ledger = Ledger(conn, "maintenance", key)
+        ledger.start_task()
+        return Run({}, load_policy(), RunForm(), ledger, dry_run)
+
+    yield make
+    conn.close()
+
+
+def test_a_disruptive_step_silences_its_systems_alerts_and_no_others_then_expires_it(stack, silencing_run):
+    _, alertmanager = stack
+    _post_alerts(alertmanager,
+                 {"alertname": "PgSlow", "system": "postgres", "severity": "warning"},
+                 {"alertname": "PostgresDown", "system": "postgres", "severity": "critical"},
+                 {"alertname": "RedisSlow", "system": "redis", "severity": "warning"})
+    run = silencing_run()
+    with run.step("postgres", "platform_db:public.packed", "repack", expected_seconds=120) as act:
+        silence = act.plan["silence"]
+        deadline = datetime.now(UTC) + timedelta(seconds=10)
+        while _alert_states(alertmanager)["PgSlow"] != "suppressed" and datetime.now(UTC) < deadline:
+            time.sleep(0.1)
+        assert _alert_states(alertmanager) == {"PgSlow": "suppressed", "PostgresDown": "active",
+                                               "RedisSlow": "active"}
+        (made,) = [s for s in _ours(alertmanager) if s["id"] == silence]
+        assert made["status"]["state"] == "active" and "platform_db:public.packed repack [" in made["comment"]
+        ends = datetime.fromisoformat(made["endsAt"].replace("Z", "+00:00"))
+        assert timedelta(minutes=16) < ends - datetime.now(UTC) <= timedelta(minutes=17)  # 2 min + 15 margin
+    assert act.plan["silence_expired"] is True
+    assert {s["id"]: s["status"]["state"] for s in _ours(alertmanager)}[silence] == "expired"
+
+
+def test_the_silence_ends_with_a_failed_step_and_a_dry_run_or_a_light_step_makes_none(stack, silencing_run):
+    _, alertmanager = stack
+    run = silencing_run(run_id="r-fail")
+    with pytest.raises(RuntimeError, match="repack failed"):
+        with run.step("postgres", "platform_db:public.packed", "repack") as act:
+            raise RuntimeError("repack failed")
+    assert [s["status"]["state"] for s in _ours(alertmanager) if s["id"] == act.plan["silence"]] == ["expired"]
+    for maker, action in ((silencing_run(dry_run=True, run_id="r-dry"), "repack"),
+                          (silencing_run(run_id="r-light"), "analyze")):
+        with maker.step("postgres", "platform_db:public.packed", action) as act:
+            assert "silence" not in act.plan
+    assert not [s for s in _ours(alertmanager) if s["status"]["state"] == "active"]
+
+
+def test_a_crashed_steps_silence_is_expired_by_the_next_step_and_a_live_ones_is_left(stack, silencing_run):
+    from maintenance.monitoring import silences
+
+    _, alertmanager = stack
+    crashed = silencing_run(run_id="r-crash", try_number=1)
+    step = crashed.step("postgres", "platform_db:public.packed", "repack")
+    act = step.__enter__()  # the worker dies here: the step never ends
+    left = act.plan["silence"]
+    other = silencing_run(run_id="r-other")  # a live step on another table keeps its silence
+    live = other.step("postgres", "platform_db:public.other", "repack")
+    live_act = live.__enter__()
+    retry = silencing_run(run_id="r-crash", try_number=2)  # start_task closes try 1 as interrupted
+    with retry.step("postgres", "platform_db:public.packed", "repack") as again:
+        states = {s["id"]: s["status"]["state"] for s in _ours(alertmanager)}
+        assert states[left] == "expired" and states[again.plan["silence"]] == "active"
+        assert states[live_act.plan["silence"]] == "active"
+    live.__exit__(None, None, None)
+    assert not silences.ours_active(alertmanager, timeout=5)
+
+
+def test_an_unreachable_alertmanager_lets_the_step_run_and_says_so(silencing_run, tmp_path, monkeypatch):
+    use_policy(tmp_path, monkeypatch, monitoring={"alertmanager_url": f"http://127.0.0.1:{servers.free_port()}",
+                                                  "http_timeout_s": 2})
+    ran = []
+    with silencing_run(run_id="r-down").step("postgres", "platform_db:public.packed", "repack") as act:
+        ran.append(True)
+    assert ran == [True] and "silence" not in act.plan and "Connection refused" in act.plan["silence_error"]

@@ -129,3 +129,83 @@ def test_compose_file_is_valid_and_official_shaped():
     mounts = compose["x-airflow-common"]["volumes"]
     for folder in ("dags", "plugins", "include"):
         assert any(m.endswith(f"/opt/airflow/{folder}") for m in mounts), folder
+
+
+def test_dag_versions_do_not_depend_on_the_clock(monkeypatch):
+    """Airflow 3 makes a new DAG version whenever the serialized DAG changes: parsed on an
+    ordinary day and in a blackout, every DAG serializes identically."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.serialization.serialized_objects import DagSerialization
+    from maintenance import calendar, clock
+    from maintenance.policy import load_policy
+
+    ny = ZoneInfo("America/New_York")
+    ordinary, in_blackout = datetime(2026, 11, 10, 12, tzinfo=ny), datetime(2026, 12, 24, 3, tzinfo=ny)
+    cal = calendar.MaintenanceCalendar.from_policy(load_policy())
+    assert not cal.blackouts_at(ordinary) and cal.blackouts_at(in_blackout)
+    serialized = []
+    for moment in (ordinary, in_blackout):
+        monkeypatch.setattr(clock, "now", lambda moment=moment: moment)
+        bag = DagBag(dag_folder=str(ROOT / "dags"))
+        assert bag.import_errors == {}
+        serialized.append({dag_id: json.dumps(DagSerialization.to_dict(dag), sort_keys=True, default=str)
+                           for dag_id, dag in bag.dags.items()})
+    assert serialized[0].keys() == serialized[1].keys() and len(serialized[0]) == len(DAG_FILES)
+    changed = [dag_id for dag_id in serialized[0] if serialized[0][dag_id] != serialized[1][dag_id]]
+    assert changed == []
+
+
+def test_the_layers_hold():
+    """No import circle, no import from a lower layer into a higher one, and the picture in
+    docs/architecture.md drawn from the code as it is (devtools/architecture.py)."""
+    from devtools import architecture
+
+    edges = architecture.imports()
+    assert architecture.cycles(edges) == []
+    assert architecture.upward(edges) == []
+    assert architecture.document_picture() == architecture.picture(edges), \
+        "docs/architecture.md: run python -m devtools.architecture --write"
+
+
+def _calls(predicate) -> list[str]:
+    """Where in plugins/ a node matching ``predicate`` occurs, as path:line."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "plugins" / "maintenance").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if predicate(node):
+                found.append(f"{path.relative_to(ROOT / 'plugins')}:{node.lineno}")
+    return found
+
+
+def test_only_the_form_module_reads_the_trigger_form():
+    import ast
+
+    def reads_params(node) -> bool:
+        key = None
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            key = node.slice.value
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+              and node.args and isinstance(node.args[0], ast.Constant)):
+            key = node.args[0].value
+        return key == "params"
+
+    assert {where.split(":")[0] for where in _calls(reads_params)} == {"maintenance/form.py"}
+
+
+def test_the_policy_is_loaded_once_per_task_by_the_runtime():
+    """Operators get the policy from their run (maintenance.run.Run); load_policy() is called by
+    the operator base, the gate, the parse-time kit and the callbacks that run outside a task."""
+    import ast
+
+    def loads(node) -> bool:
+        name = getattr(node.func, "id", getattr(node.func, "attr", None)) if isinstance(node, ast.Call) else None
+        return name == "load_policy"
+
+    assert {where.split(":")[0] for where in _calls(loads)} == {
+        "maintenance/operator.py", "maintenance/gate/sensor.py", "maintenance/dagkit.py",
+        "maintenance/notify/oncall.py", "maintenance/notify/deadline.py"}

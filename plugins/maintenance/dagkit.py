@@ -11,8 +11,7 @@ from typing import NamedTuple
 
 from airflow.sdk import CronTriggerTimetable, Param
 
-from maintenance import clock, form
-from maintenance.calendar import MaintenanceCalendar
+from maintenance import form
 from maintenance.policy import load_policy
 
 log = logging.getLogger(__name__)
@@ -61,26 +60,28 @@ def wait_until(task_id: str, hour: int, minute: int = 0):
 
 
 def policy_doc(title: str, body: str) -> str:
-    """The DAG's doc_md: its purpose, then the policy in force as of parsing."""
+    """The DAG's doc_md: its purpose, then the policy in force. Nothing in it depends on the clock:
+    a DAG whose doc said "now" would change version every time a blackout began or ended. What
+    holds at a given moment is in each gate's log and the run summary."""
     pol = policy()
-    cal = MaintenanceCalendar.from_policy(pol)
-    now = clock.now()
-    current = cal.blackouts_at(now)
-    blackout = cal.next_blackout(now)
+    window = pol.planned_window
+    blackouts = [f"{b.name} {b.start}..{b.end}" + (f" ({b.reason})" if b.reason else "")
+                 for b in pol.blackouts]
+    freezes = [f"{f.name} {f.start}..{f.end}" + (f" ({f.reason})" if f.reason else "") for f in pol.freezes]
+    nth = "last" if window.week_of_month == -1 else f"#{window.week_of_month}"
     lines = [
         f"# {title}", "", body.strip(), "",
         "## Policy in force",
         f"- Timezone: `{pol.timezone}` (daylight saving applies: EST in winter, EDT in summer).",
-        f"- Planned window: {pol.planned_window.weekday} #{pol.planned_window.week_of_month} of the month, "
-        f"{pol.planned_window.start:%H:%M}-{pol.planned_window.end:%H:%M}; next: "
-        f"{cal.next_window(now).describe(pol.tz)}.",
-        "- Now: " + ("; ".join(p.describe(pol.tz) for p in current) if current else "no blackout."),
-        f"- Next blackout: {blackout.describe(pol.tz) if blackout else 'none configured'}.",
+        f"- Planned window: {window.weekday} {nth} of the month, {window.start:%H:%M}-{window.end:%H:%M}.",
+        "- Blackouts, every year (both days included): " + ("; ".join(blackouts) if blackouts else "none") + ".",
+        "- One-off freezes: " + ("; ".join(freezes) if freezes else "none") + ".",
         f"- Load: non-critical work waits while active users exceed "
         f"{pol.decision.load.active_users_threshold:,}, rechecking every "
         f"{pol.decision.load.recheck_after_minutes:g} min, skipped after "
         f"{pol.decision.load.give_up_after_minutes:g} min.",
         f"- Manual freeze switch: Airflow Variable `{pol.decision.freeze_variable}`.",
+        "- Whether a blackout or the window holds for a run: its gate's log and the run summary.",
         "", f"On-call guide: `{OPERATIONS_DOC}`. Policy reference: `docs/policy.md`.",
     ]
     return "\n".join(lines)
@@ -194,8 +195,12 @@ def per_table(make, task_id: str) -> PlannedWork:
 
 def pool_for(conn_id: str) -> dict:
     """``pool=`` for work that loads the database behind ``conn_id``, when the policy pools it."""
-    db = next((d for d in policy().postgres.databases if d.conn_id == conn_id), None)
-    return {"pool": db.pool_name} if db else {}
+    known = {d.conn_id for d in policy().postgres.databases}
+    return {"pool": policy().postgres.database(conn_id).pool_name} if conn_id in known else {}
+
+
+# The pools of the systems with one target each (a database's pool is named by the policy).
+REDIS_POOL, NODES_POOL = "redis_platform", "kubernetes_nodes"
 
 
 def required_pools() -> dict[str, dict]:
@@ -204,9 +209,8 @@ def required_pools() -> dict[str, dict]:
     Create them with `airflow pools import`."""
     pools = {db.pool_name: {"slots": 1, "description": f"maintenance load on {db.conn_id}",
                             "include_deferred": False} for db in policy().postgres.databases}
-    pools["redis_platform"] = {"slots": 1, "description": "maintenance load on the cache", "include_deferred": False}
-    pools["kubernetes_nodes"] = {"slots": 1, "description": "node maintenance: one node at a time",
-                                 "include_deferred": False}
+    pools[REDIS_POOL] = {"slots": 1, "description": "maintenance load on the cache", "include_deferred": False}
+    pools[NODES_POOL] = {"slots": 1, "description": "node maintenance: one node at a time", "include_deferred": False}
     return pools
 
 

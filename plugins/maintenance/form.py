@@ -15,7 +15,7 @@ Nothing else reads ``context["params"]``: operators, the gate and the ledger ask
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from airflow.sdk import Param
 
@@ -147,3 +147,90 @@ def _date(field: str, value) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise InputError(f"{field}: expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+# --- the incident form (maintenance_incident) -------------------------------------------------------
+
+def incident_fields() -> dict[str, Param]:
+    return {
+        "action": Param("open", enum=["open", "resolve"], title="Open or resolve",
+                        description="Open a new incident, or resolve an open one by its number."),
+        "severity": Param("sev3", enum=list(INCIDENT_SEVERITIES), title="Severity", description="sev1 is the worst."),
+        "summary": Param(None, type=["null", "string"], title="Summary",
+                         description="What happened (required to open an incident)."),
+        "outage": Param(False, type="boolean", title="Platform was down",
+                        description="Counts as downtime in the KPIs."),
+        "planned": Param(False, type="boolean", title="Planned downtime",
+                         description="Downtime taken on purpose inside a maintenance window."),
+        "started_at": Param(None, type=["null", "string"], format="date-time", title="Started at",
+                            description="With a timezone offset; empty means now."),
+        "ended_at": Param(None, type=["null", "string"], format="date-time", title="Ended at",
+                          description="When opening an incident that is already over; when resolving, "
+                                      "empty means now."),
+        "incident_id": Param(None, type=["null", "integer"], title="Incident number",
+                             description="Required to resolve: the number the open run logged."),
+        "cause": Param(None, type=["null", "string"], title="Cause", description="Root cause, when known."),
+        "caused_by_action": Param(None, type=["null", "integer"], title="Caused by maintenance action",
+                                  description="Ledger action id, when a maintenance step caused it "
+                                              "(counts in the change failure rate)."),
+    }
+
+
+INCIDENT_SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
+
+
+@dataclass(frozen=True)
+class IncidentForm:
+    action: str
+    severity: str
+    summary: str
+    outage: bool
+    planned: bool
+    started_at: datetime
+    ended_at: datetime | None
+    incident_id: int | None
+    cause: str | None
+    caused_by_action: int | None
+
+    @classmethod
+    def of(cls, context, now: datetime) -> IncidentForm:
+        """The incident DAG's form, checked: a bad field fails the run, naming it."""
+        return _parse_incident(dict(context.get("params") or {}), now)
+
+
+def _when(name: str, value, default: datetime | None) -> datetime | None:
+    if value in (None, ""):
+        return default
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise InputError(f"{name}: not a date and time (ISO 8601), got {value!r}") from None
+    if parsed.tzinfo is None:
+        raise InputError(f"{name}: give a timezone offset, e.g. 2026-11-27T03:10:00-05:00")
+    return parsed
+
+
+def _parse_incident(params: dict, now: datetime) -> IncidentForm:
+    action = params.get("action", "open")
+    if action not in ("open", "resolve"):
+        raise InputError(f"action: must be 'open' or 'resolve', got {action!r}")
+    severity = params.get("severity", "sev3")
+    if severity not in INCIDENT_SEVERITIES:
+        raise InputError(f"severity: must be one of {', '.join(INCIDENT_SEVERITIES)}, got {severity!r}")
+    summary = (params.get("summary") or "").strip()
+    incident_id = params.get("incident_id")
+    if action == "open" and not summary:
+        raise InputError("summary: say what happened (required to open an incident)")
+    if action == "resolve" and incident_id in (None, ""):
+        raise InputError("incident_id: which incident to resolve (its number from the open run's log)")
+    started = _when("started_at", params.get("started_at"), now)
+    ended = _when("ended_at", params.get("ended_at"), now if action == "resolve" else None)
+    if ended is not None and action == "open" and ended < started:
+        raise InputError(f"ended_at: {ended.isoformat()} is before started_at {started.isoformat()}")
+    return IncidentForm(action, severity, summary, bool(params.get("outage")), bool(params.get("planned")),
+                        started, ended, int(incident_id) if incident_id not in (None, "") else None,
+                        (params.get("cause") or "").strip() or None,
+                        int(params["caused_by_action"]) if params.get("caused_by_action") not in (None, "") else None)

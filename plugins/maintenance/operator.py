@@ -1,6 +1,7 @@
 """MaintenanceOperator: the thin shape every capability operator shares.
 
-Subclasses implement ``run(context, ledger, dry_run)`` and return a summary
+Subclasses implement ``run(run)`` (a :class:`maintenance.run.Run`: the policy, loaded once
+per task, the form, the ledger and dry run, decided once) and return a summary
 dict. The base resolves dry run from the trigger form, records the task run in
 the ledger (start, outcome, summary), pushes the summary to XCom and a one-line
 ``outcome`` the run summary shows, and pages on-call when a critical task fails.
@@ -41,6 +42,13 @@ def permanent(exc: BaseException) -> bool:
 
 
 class MaintenanceOperator(BaseOperator):
+    """The base of every capability operator; subclasses implement ``run(run)``.
+
+    :param critical: critical work (backups, security) pages on-call when it fails, goes on
+        despite a slip in the trigger form and keeps its records when the ledger is down;
+        default: the class's ``critical``.
+    """
+
     ui_color = "#bfdbfe"
     critical: bool = False
 
@@ -52,7 +60,7 @@ class MaintenanceOperator(BaseOperator):
         super().__init__(**kwargs)
         self.critical = bool(critical if critical is not None else self.critical)
 
-    def run(self, context, ledger, dry_run: bool) -> dict:  # pragma: no cover - abstract
+    def run(self, run) -> dict:  # pragma: no cover - abstract
         raise TypeError(f"{type(self).__name__} must implement run()")
 
     def describe(self, summary: dict) -> str:
@@ -71,15 +79,17 @@ class MaintenanceOperator(BaseOperator):
         from maintenance.form import RunForm, refused
         from maintenance.ledger.runtime import open_ledger
         from maintenance.policy import load_policy
+        from maintenance.run import Run
 
         policy = load_policy()
         try:
-            dry_run = RunForm.of(context).dry_run
+            form = RunForm.of(context)
         except InputError as exc:  # a field of the form the run cannot use: fail now, no retry
             if not self.critical:
                 raise refused(context, exc) from exc
             self.log.warning("Critical work goes on despite the trigger form: %s", exc)
-            dry_run = RunForm.of(context, strict=False).dry_run
+            form = RunForm.of(context, strict=False)
+        dry_run = form.dry_run
         began = time.monotonic()
         self.log.info("%s: %s%s", self.task_id, "dry run (plans only) " if dry_run else "",
                       (self.__doc__ or type(self).__name__).strip().splitlines()[0])
@@ -87,7 +97,7 @@ class MaintenanceOperator(BaseOperator):
             for closed in ledger.start_task():
                 self.log.warning("Closed as interrupted (killed, or its worker lost): %s", closed)
             try:
-                summary = self.run(context, ledger, dry_run) or {}
+                summary = self.run(Run(context, policy, form, ledger, dry_run)) or {}
             except TryLater as exc:  # not a failure: the work waits for a later try
                 ledger.finish_task("waiting", {"reason": exc.reason})
                 raise

@@ -14,6 +14,10 @@ class WaitUntilLocalTime(DateTimeSensorAsync):
     on-call never waits for the clock.
     The local time is resolved by the maintenance calendar's rules, so the wait is
     right on the days daylight saving time starts and ends.
+
+    :param hour: the local hour to wait for.
+    :param minute: the local minute.
+    :param timezone: an IANA zone name, the policy's ``timezone``.
     """
 
     def __init__(self, *, hour: int, minute: int = 0, timezone: str, **kwargs) -> None:

@@ -8,15 +8,15 @@ from maintenance.operator import MaintenanceOperator
 
 
 class _Broken(MaintenanceOperator):
-    def run(self, context, ledger, dry_run):
-        with ledger.action("backup", "s3://backups/latest.dump", "verify_checksum"):
+    def run(self, run):
+        with run.ledger.action("backup", "s3://backups/latest.dump", "pg_dump"):
             raise RuntimeError("sha256 mismatch: manifest 9f2c..., object 11ab...")
 
 
 class _Fine(MaintenanceOperator):
-    def run(self, context, ledger, dry_run):
-        with ledger.action("postgres", "public.t", "analyze") as act:
-            act.rows_affected = 0 if dry_run else 1
+    def run(self, run):
+        with run.ledger.action("postgres", "public.t", "analyze") as act:
+            act.rows_affected = 0 if run.dry_run else 1
         return {"analyzed": 1}
 
     def describe(self, summary):

@@ -14,6 +14,8 @@ class ArchiveOperator(MaintenanceOperator):
     dry run reports per table the rows and bytes that would move, the batches and an estimated
     duration. The move pauses while the platform's load is above the policy's threshold and
     stops at the run's row cap or time budget; the next run continues where it stopped.
+
+    :param conn_id: the database whose ``archive.tables`` this task archives.
     """
 
     template_fields = ("conn_id",)
@@ -22,13 +24,12 @@ class ArchiveOperator(MaintenanceOperator):
         super().__init__(**kwargs)
         self.conn_id = conn_id
 
-    def as_of(self, context, policy):
-        from maintenance.clock import run_date
+    @staticmethod
+    def as_of(run):
         from maintenance.errors import InputError
-        from maintenance.form import RunForm
 
-        run_day = run_date(context).astimezone(policy.tz).date()
-        asked = RunForm.of(context).archive_as_of
+        run_day = run.logical_date.astimezone(run.policy.tz).date()
+        asked = run.form.archive_as_of
         if asked is None:
             return run_day
         if asked > run_day:
@@ -37,30 +38,23 @@ class ArchiveOperator(MaintenanceOperator):
                              "future date would move rows younger than the policy's age")
         return asked
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         import time
 
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
         from maintenance.ledger import holder_name
-        from maintenance.policy import load_policy
-        from maintenance.postgres.safety import apply_session_limits
+        from maintenance.postgres.safety import limited_session
         from maintenance.postgres.target_lock import TargetBusy, target_lock
 
-        policy = load_policy()
+        policy = run.policy
         settings = policy.archive
-        as_of = self.as_of(context, policy)
-        conn = PostgresHook(postgres_conn_id=self.conn_id).get_conn()
-        conn.autocommit = True
-        try:
-            apply_session_limits(conn, policy.postgres.safety)
-            # Times without a zone (timestamp, date) are read in the policy's zone, whatever the
-            # server's or the role's TimeZone: the same date moves the same rows everywhere.
-            conn.execute("SELECT set_config('TimeZone', %s, false)", (policy.timezone,))
-            plans = self.plan(conn, ledger, context, policy, as_of)
+        as_of = self.as_of(run)
+        # Times without a zone (timestamp, date) are read in the policy's zone, whatever the
+        # server's or the role's TimeZone: the same date moves the same rows everywhere.
+        with limited_session(self.conn_id, policy.postgres.safety, timezone=policy.timezone) as conn:
+            plans = self.plan(conn, run, as_of)
             summary = {"as_of": as_of.isoformat(), "plan": [p.as_dict() for p, *_ in plans]}
-            if dry_run:
-                return summary | {"exports": self.export(conn, ledger, policy, plans, dry_run=True)}
+            if run.dry_run:
+                return summary | {"exports": self.export(conn, run.ledger, policy, plans, dry_run=True)}
             budget = {"rows": settings.max_rows_per_run,
                       "deadline": time.monotonic() + settings.time_budget_minutes * 60,
                       "should_pause": _load_check(policy, settings.load_check_seconds)}
@@ -72,9 +66,9 @@ class ArchiveOperator(MaintenanceOperator):
                     continue
                 try:
                     with target_lock(conn, relation_target(self.conn_id, table.source),
-                                     holder=holder_name(ledger.key),
+                                     holder=holder_name(run.ledger.key),
                                      wait_s=policy.postgres.safety.target_lock_wait_s):
-                        moved.append(self.move_table(conn, ledger, settings, plan, index, table, source, cutoff,
+                        moved.append(self.move_table(conn, run.ledger, settings, plan, index, table, source, cutoff,
                                                      budget, references))
                 except TargetBusy as exc:  # another actor is archiving it: this run leaves it alone
                     self.log.warning("%s", exc)
@@ -86,32 +80,30 @@ class ArchiveOperator(MaintenanceOperator):
             done = {m["source"] for m in moved if not m["stopped"]}
             finished = [p for p in plans if p[0].source in done]
             summary |= {"moved": moved, "busy": busy,
-                        "exports": self.export(conn, ledger, policy, finished, dry_run=False)}
+                        "exports": self.export(conn, run.ledger, policy, finished, dry_run=False)}
             if refused:
                 # The other tables moved; the refused ones fail the task, loudly and without retries.
                 from maintenance.errors import InputError
 
-                context["ti"].xcom_push(key="summary", value=summary)
+                run.ti.xcom_push(key="summary", value=summary)
                 raise InputError("; ".join(f"{p.source} refused: {p.refused}" for p in refused))
             return summary
-        finally:
-            conn.close()
 
-    def plan(self, conn, ledger, context, policy, as_of) -> list[tuple]:
+    def plan(self, conn, run, as_of) -> list[tuple]:
         """Per table of this database (narrowed by the form's ``tables``): what would move, and
         how long it would take at the rate its last move measured (the policy's guess before)."""
         from maintenance.archive import tables
         from maintenance.archive.plan import cutoff_for, estimate
         from maintenance.errors import InputError
-        from maintenance.form import RunForm
         from maintenance.postgres import names
 
+        policy = run.policy
         settings = policy.archive
         mine = [(i, t) for i, t in enumerate(settings.tables) if t.conn_id == self.conn_id]
         # The policy names tables exactly (schema.table, case kept); the form's names resolve to those.
         schemas = sorted({tables.split(t.source)[0] for _, t in mine}
                          | set(policy.postgres.database(self.conn_id).schemas))
-        wanted = names.resolve(conn, schemas, RunForm.of(context).tables, conn_id=self.conn_id)
+        wanted = names.resolve(conn, schemas, run.form.tables, conn_id=self.conn_id)
         plans = []
         for index, table in mine:
             if wanted is not None and table.source not in wanted:
@@ -127,7 +119,7 @@ class ArchiveOperator(MaintenanceOperator):
             along, others, problems = children_along(conn, field, table, source, references)
             hooks = [h for h in tables.delete_hooks(conn, source) if h.enabled]
             counts = tables.census(conn, source, table.time_column, cutoff, others)
-            rate, basis = expected_rate(ledger, relation_target(self.conn_id, table.source), settings)
+            rate, basis = expected_rate(run.ledger, relation_target(self.conn_id, table.source), settings)
             batches, seconds = estimate(counts["rows"], rate, settings.batching)
             refused = "; ".join(filter(None, [*problems, refusal(field, table, others, hooks)])) or None
             plan = TablePlan(table.source, table.archive_name, table.time_column, cutoff.isoformat(), counts["rows"],
@@ -384,7 +376,10 @@ def _load_check(policy, every_seconds: float):
 
 class PartitionPlanningOperator(MaintenanceOperator):
     """Monthly: the next months' partitions of tables partitioned by month, created ahead so no
-    insert falls into a default partition; a proposal (and its cost) for large unpartitioned tables."""
+    insert falls into a default partition; a proposal (and its cost) for large unpartitioned tables.
+
+    :param conn_id: the database whose schemas are planned.
+    """
 
     template_fields = ("conn_id",)
 
@@ -392,43 +387,34 @@ class PartitionPlanningOperator(MaintenanceOperator):
         super().__init__(**kwargs)
         self.conn_id = conn_id
 
-    def run(self, context, ledger, dry_run):
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
+    def run(self, run):
         from maintenance.archive import planning
         from maintenance.archive.partitions import partitions
-        from maintenance.clock import run_date
-        from maintenance.policy import load_policy
-        from maintenance.postgres.safety import apply_session_limits
+        from maintenance.postgres.safety import limited_session
 
-        policy = load_policy()
+        policy = run.policy
         settings = policy.archive.partitioning
         schemas = policy.postgres.database(self.conn_id).schemas
-        today = run_date(context).astimezone(policy.tz).date()
-        conn = PostgresHook(postgres_conn_id=self.conn_id).get_conn()
-        conn.autocommit = True
-        try:
-            apply_session_limits(conn, policy.postgres.safety)
+        today = run.logical_date.astimezone(policy.tz).date()
+        with limited_session(self.conn_id, policy.postgres.safety) as conn:
             created, planned = [], []
             for table in planning.partitioned_by_time(conn, schemas):
                 for start, end in planning.missing_months(conn, partitions(conn, table), today,
                                                           settings.create_ahead_months):
                     planned.append(f"{table.qualified} {start:%Y-%m}")
-                    if dry_run:
+                    if run.dry_run:
                         continue
-                    with ledger.action("postgres", relation_target(self.conn_id, table.qualified), "create_partition",
-                                       plan={"from": str(start), "to": str(end)}):
+                    with run.ledger.action("postgres", relation_target(self.conn_id, table.qualified),
+                                           "create_partition", plan={"from": str(start), "to": str(end)}):
                         created.append(planning.create_month(conn, table, start, end, policy.postgres.safety))
             found = planning.proposals(conn, schemas, settings)
-        finally:
-            conn.close()
         for item in found:
             self.log.info("Proposal: partition %s (%.1f GB, %s rows) by month on %s: %d months, ~%.0f min; %s",
                           item.table, item.bytes / 2**30, f"{item.rows:,}", item.time_column, item.months,
                           item.estimated_minutes, "; ".join(item.notes))
-            ledger.record_finding("partitioning_proposal", item.table, "info",
-                                  f"partition by month on {item.time_column}: {item.months} partitions, "
-                                  f"~{item.estimated_minutes:.0f} min to rewrite", item.as_dict())
+            run.ledger.record_finding("partitioning_proposal", item.table, "info",
+                                      f"partition by month on {item.time_column}: {item.months} partitions, "
+                                      f"~{item.estimated_minutes:.0f} min to rewrite", item.as_dict())
         return {"planned": planned, "created": created, "proposals": [p.as_dict() for p in found]}
 
     def describe(self, summary):

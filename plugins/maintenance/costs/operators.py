@@ -9,23 +9,21 @@ class CostReviewOperator(MaintenanceOperator):
     """The last week's AWS cost (Cost Explorer) per student per day against the policy's target,
     the change from the week before, and the services that cost most; findings in the ledger."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from datetime import datetime, time, timedelta
 
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         from maintenance.aws.clients import client
-        from maintenance.clock import run_date
         from maintenance.costs.review import daily_costs, review
-        from maintenance.policy import load_policy
 
-        policy = load_policy()
+        policy = run.policy
         settings = policy.costs
         if not settings.enabled:
             self.log.info("The cost review is off in the policy (costs.enabled)")
             return {"enabled": False}
         # The days before the run's date: a re-run or backfill of a date reviews the same days.
-        end = run_date(context).astimezone(policy.tz).date()
+        end = run.logical_date.astimezone(policy.tz).date()
         first = end - timedelta(days=2 * settings.review_days)
         costs, currency = daily_costs(client(policy, "ce"), first, end, settings.metric)
         window = {"start": datetime.combine(first, time(0), policy.tz),
@@ -38,21 +36,21 @@ class CostReviewOperator(MaintenanceOperator):
                        target=settings.target_per_student_per_day, currency=currency, top=settings.top_services)
         target = f"{found.start}..{found.end}"
         if found.per_student_day is not None and found.per_student_day > found.target:
-            ledger.record_finding("cost_per_student", target, "warning",
-                                  f"{found.per_student_day:.4f} {currency} per student per day over the period "
-                                  f"(target {found.target} {currency})", found.as_dict())
+            run.ledger.record_finding("cost_per_student", target, "warning",
+                                      f"{found.per_student_day:.4f} {currency} per student per day over the period "
+                                      f"(target {found.target} {currency})", found.as_dict())
         if found.growth is not None and found.growth > settings.growth_warning_fraction:
             grown = [s for s in found.services if s.growth is not None and s.growth > settings.growth_warning_fraction]
-            ledger.record_finding("cost_growth", target, "warning",
-                                  f"cost rose {found.growth:.0%} over the previous {settings.review_days} days; "
-                                  f"most: {', '.join(f'{s.service} {s.growth:+.0%}' for s in grown[:3]) or 'spread'}",
-                                  found.as_dict())
+            most = ", ".join(f"{s.service} {s.growth:+.0%}" for s in grown[:3]) or "spread"
+            run.ledger.record_finding("cost_growth", target, "warning",
+                                      f"cost rose {found.growth:.0%} over the previous {settings.review_days} days; "
+                                      f"most: {most}", found.as_dict())
         if found.days_without_costs:
             self.log.warning("Cost Explorer had no figures for %s", ", ".join(found.days_without_costs))
         metrics = {"cost": found.cost, "student_days": found.student_days}
         if found.per_student_day is not None:
             metrics["cost_per_student_day"] = found.per_student_day
-        ledger.record_metrics("costs", "aws", metrics)
+        run.ledger.record_metrics("costs", "aws", metrics)
         return found.as_dict()
 
     def describe(self, summary):

@@ -48,6 +48,10 @@ class Facts:
     # which someone asked for.
     scheduled_for: datetime | None = None
     queued_at: datetime | None = None
+    # The policy's selected alerts firing now (disruptive work only); None: not asked. A reason
+    # instead of a list: Alertmanager could not be asked, so nobody can say all is well.
+    firing_alerts: tuple[str, ...] | None = None
+    alerts_unknown: str | None = None
 
 
 @dataclass
@@ -98,6 +102,14 @@ def find_blockers(profile: TaskProfile, facts: Facts, calendar: MaintenanceCalen
                 f"not zero-downtime and affects {profile.affected_users} users (> {max_affected_users}):"
                 f" waits for the planned {upcoming.describe(tz)}",
                 "skip", forceable=True))
+    if not profile.zero_downtime and facts.firing_alerts:
+        shown = ", ".join(facts.firing_alerts[:5]) + (f" and {len(facts.firing_alerts) - 5} more"
+                                                      if len(facts.firing_alerts) > 5 else "")
+        found.append(Blocker("alerts", f"alerts firing: {shown}; disruptive work waits for them to resolve",
+                             "wait", forceable=False))
+    if not profile.zero_downtime and facts.alerts_unknown:
+        found.append(Blocker("alerts", f"cannot tell whether alerts are firing: {facts.alerts_unknown}",
+                             "wait", forceable=False))
     busy = None if facts.active_users is None else too_many_users(facts.active_users, active_users_threshold)
     if busy:
         found.append(Blocker("load", busy, "wait", forceable=False))

@@ -24,6 +24,15 @@ _OFF = {"", "false", "off", "0", "no", "none"}
 
 
 class MaintenanceGateSensor(BaseSensorOperator):
+    """The shared gate in front of non-critical work (see maintenance.gate.blockers).
+
+    :param zero_downtime: the work behind it blocks nobody; False: it waits for the planned window
+        when it affects more users than the policy's ``decision.max_affected_users_outside_window``.
+    :param affected_users: how many users the work behind it can affect.
+    :param recheck_after_seconds: under load, look again after this long (reschedule mode).
+    :param give_up_after_seconds: under load for this long since the first look: skip the run's work.
+    """
+
     ui_color = "#fde68a"
 
     def __init__(self, *, zero_downtime: bool = True, affected_users: int = 0,
@@ -61,8 +70,8 @@ class MaintenanceGateSensor(BaseSensorOperator):
                       **self._schedule(context) if form.scheduled else {})
         decision = decide(find_blockers(self.profile, facts, calendar, **rules), form.force_reason)
         if decision.outcome == "proceed":
-            # Only measure load when nothing else already stops the work.
-            facts = replace(facts, active_users=self._active_users(policy))
+            # Only measure load, and ask for alerts, when nothing else already stops the work.
+            facts = replace(facts, active_users=self._active_users(policy), **self._alerts(policy))
             decision = decide(find_blockers(self.profile, facts, calendar, **rules), form.force_reason)
 
         record = decision.as_dict() | {"checked_at": facts.now.isoformat(), "active_users": facts.active_users}
@@ -92,6 +101,20 @@ class MaintenanceGateSensor(BaseSensorOperator):
 
         value = Variable.get(policy.decision.freeze_variable, default=None)
         return None if value is None or str(value).strip().lower() in _OFF else str(value).strip()
+
+    def _alerts(self, policy) -> dict:
+        """For disruptive work, when the policy names Alertmanager and alerts to wait for."""
+        monitoring = policy.monitoring
+        if self.profile.zero_downtime or not monitoring.alertmanager_url or not monitoring.gate_on_alerts:
+            return {}
+        from maintenance.monitoring.firing import firing
+        from maintenance.security.http import ServiceUnavailable
+
+        try:
+            return {"firing_alerts": tuple(firing(monitoring.alertmanager_url, monitoring.gate_on_alerts,
+                                                  timeout=monitoring.http_timeout_s))}
+        except ServiceUnavailable as exc:
+            return {"alerts_unknown": str(exc)[:300]}
 
     @staticmethod
     def _active_users(policy) -> int:

@@ -6,7 +6,7 @@ from maintenance.operator import MaintenanceOperator
 
 
 class _KubernetesOperator(MaintenanceOperator):
-    def clients(self):
+    def clients(self, policy):
         import time
 
         began = time.monotonic()
@@ -16,14 +16,11 @@ class _KubernetesOperator(MaintenanceOperator):
         from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
         from kubernetes import client
 
-        from maintenance.policy import load_policy
-
         loaded = time.monotonic()
-        policy = load_policy()
         api = KubernetesHook(conn_id=policy.kubernetes.conn_id).get_conn()
         self.log.info("Kubernetes API client for connection %s at %s (imports %.1fs, connection %.1fs)",
                       policy.kubernetes.conn_id, api.configuration.host, loaded - began, time.monotonic() - loaded)
-        return policy, {"core": client.CoreV1Api(api), "apps": client.AppsV1Api(api),
+        return {"core": client.CoreV1Api(api), "apps": client.AppsV1Api(api),
                         "batch": client.BatchV1Api(api), "policy": client.PolicyV1Api(api),
                         "custom": client.CustomObjectsApi(api), "networking": client.NetworkingV1Api(api),
                         "coordination": client.CoordinationV1Api(api)}
@@ -32,19 +29,20 @@ class _KubernetesOperator(MaintenanceOperator):
 class PodCleanupOperator(_KubernetesOperator):
     """Delete Evicted, Failed and Succeeded pods older than the policy's age, in its namespaces."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from maintenance import clock
         from maintenance.kubernetes.pods import finished_pods
 
-        policy, k = self.clients()
+        policy = run.policy
+        k = self.clients(policy)
         chosen, kept = finished_pods(k["core"], k["batch"], policy.kubernetes, clock.now())
         deleted = []
         self.log.info("Finished pods: %d to delete, %d kept", len(chosen), len(kept))
         for pod in chosen:
-            self.log.info("%s pod %s/%s (%s)", "Would delete" if dry_run else "Deleting", pod.namespace, pod.name,
+            self.log.info("%s pod %s/%s (%s)", "Would delete" if run.dry_run else "Deleting", pod.namespace, pod.name,
                           pod.as_dict())
-            with ledger.action("kubernetes", f"pod {pod.namespace}/{pod.name}", "delete_pod", plan=pod.as_dict()):
-                if not dry_run:
+            with run.ledger.action("kubernetes", f"pod {pod.namespace}/{pod.name}", "delete_pod", plan=pod.as_dict()):
+                if not run.dry_run:
                     k["core"].delete_namespaced_pod(pod.name, pod.namespace)
                     deleted.append(f"{pod.namespace}/{pod.name}")
         return {"chosen": [p.as_dict() for p in chosen], "kept": [p.as_dict() for p in kept], "deleted": deleted}
@@ -57,11 +55,12 @@ class PodCleanupOperator(_KubernetesOperator):
 class MemoryRestartOperator(_KubernetesOperator):
     """Rollout-restart the Deployments and StatefulSets whose pods pass 90% of their memory limit."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from maintenance import clock
         from maintenance.kubernetes.pods import memory_pressure, rollout_restart
 
-        policy, k = self.clients()
+        policy = run.policy
+        k = self.clients(policy)
         found = memory_pressure(k["core"], k["apps"], k["custom"], k["policy"], policy.kubernetes)
         self.log.info("Workloads near their memory limit: %d", len(found))
         cap = policy.kubernetes.memory_restarts.max_per_run
@@ -69,17 +68,17 @@ class MemoryRestartOperator(_KubernetesOperator):
         for item in found:
             self.log.info("%s %s/%s: %s %s", item.kind or "bare pod", item.namespace, item.name, item.why, item.pods)
             if not item.restart:
-                ledger.record_finding("memory_pressure", f"{item.namespace}/{item.name}", "warning", item.why,
-                                      item.as_dict())
+                run.ledger.record_finding("memory_pressure", f"{item.namespace}/{item.name}", "warning", item.why,
+                                          item.as_dict())
                 continue
             if len(restarted) >= cap:
                 item.why += f"; not restarted: the cap of {cap} per run was reached"
                 continue
-            self.log.info("%s %s %s/%s", "Would restart" if dry_run else "Rollout-restarting", item.kind,
+            self.log.info("%s %s %s/%s", "Would restart" if run.dry_run else "Rollout-restarting", item.kind,
                           item.namespace, item.name)
-            with ledger.action("kubernetes", f"{item.kind} {item.namespace}/{item.name}", "rollout_restart",
-                               plan=item.as_dict()):
-                if not dry_run:
+            with run.ledger.action("kubernetes", f"{item.kind} {item.namespace}/{item.name}", "rollout_restart",
+                                   plan=item.as_dict()):
+                if not run.dry_run:
                     rollout_restart(k["apps"], item, clock.now())
                     restarted.append(f"{item.kind} {item.namespace}/{item.name}")
         return {"found": [i.as_dict() for i in found], "restarted": restarted}
@@ -91,16 +90,17 @@ class MemoryRestartOperator(_KubernetesOperator):
 class NodeMaintenanceOperator(_KubernetesOperator):
     """Nodes that need maintenance, strictly one at a time; the run stops at the first failure."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from maintenance import clock
         from maintenance.kubernetes import nodes
 
-        policy, k = self.clients()
+        policy = run.policy
+        k = self.clients(policy)
         settings = policy.kubernetes.nodes
         due = [(n, nodes.reasons(n, settings)) for n in k["core"].list_node().items]
         due = [(n, why) for n, why in due if why]
         self.log.info("Nodes needing maintenance: %s", [(n.metadata.name, why) for n, why in due] or "none")
-        if dry_run or not due:  # nothing to take the nodes' lease for
+        if run.dry_run or not due:  # nothing to take the nodes' lease for
             return {"due": [{"node": n.metadata.name, "reasons": why} for n, why in due], "runs": []}
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -112,27 +112,29 @@ class NodeMaintenanceOperator(_KubernetesOperator):
         seconds = int(60 * (settings.drain_timeout_minutes + settings.action_timeout_minutes
                             + settings.ready_timeout_minutes + 5) * min(len(due), settings.max_nodes_per_run))
         try:
-            with node_lease(k["coordination"], settings.lease_namespace, holder_name(ledger.key),
+            with node_lease(k["coordination"], settings.lease_namespace, holder_name(run.ledger.key),
                             seconds=max(seconds, 60), wait_s=settings.lease_wait_seconds):
                 for node, _ in due[:settings.max_nodes_per_run]:
-                    runs.append(self.maintain_one(k, node, settings, ledger, nodes, clock))
+                    runs.append(self.maintain_one(k, node, settings, run, nodes, clock))
         except LeaseHeld as exc:  # another actor is on the nodes: leave them to it, say who
             raise AirflowSkipException(str(exc)) from exc
         return {"due": [{"node": n.metadata.name, "reasons": why} for n, why in due], "runs": runs}
 
-    def maintain_one(self, k, node, settings, ledger, nodes, clock) -> dict:
+    def maintain_one(self, k, node, settings, run, nodes, clock) -> dict:
         self.log.info("Maintaining node %s: cordon, drain, wait for the reboot, Ready, uncordon", node.metadata.name)
-        with ledger.action("kubernetes", f"node {node.metadata.name}", "node_maintenance") as act:
-            run = nodes.maintain(k["core"], node, settings, now_fn=clock.now)
-            act.plan = run.as_dict()
-            if not run.ok:
-                act.outcome, act.error = "failed", run.error
-        self.log.info("%s: %s", run.node, " -> ".join(run.steps))
-        if not run.ok:
-            raise RuntimeError(f"node {run.node}: stopped at {run.stopped_at}: {run.error}"
-                               + ("; the node is schedulable again" if run.uncordoned else
+        longest = 60 * (settings.drain_timeout_minutes + settings.action_timeout_minutes
+                        + settings.ready_timeout_minutes)
+        with run.step("kubernetes", f"node {node.metadata.name}", "node_maintenance", expected_seconds=longest) as act:
+            maintained = nodes.maintain(k["core"], node, settings, now_fn=clock.now)
+            act.plan = maintained.as_dict()
+            if not maintained.ok:
+                act.outcome, act.error = "failed", maintained.error
+        self.log.info("%s: %s", maintained.node, " -> ".join(maintained.steps))
+        if not maintained.ok:
+            raise RuntimeError(f"node {maintained.node}: stopped at {maintained.stopped_at}: {maintained.error}"
+                               + ("; the node is schedulable again" if maintained.uncordoned else
                                   "; the node is left cordoned (kubernetes.nodes.uncordon_on_failure)"))
-        return run.as_dict()
+        return maintained.as_dict()
 
     def describe(self, summary):
         return f"{len(summary['runs'])} node(s) maintained of {len(summary['due'])} due"
@@ -141,15 +143,16 @@ class NodeMaintenanceOperator(_KubernetesOperator):
 class KubernetesHygieneOperator(_KubernetesOperator):
     """Weekly report: volumes, network policies, requests and limits, requests far above use."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from maintenance.kubernetes.hygiene import report
 
-        policy, k = self.clients()
+        policy = run.policy
+        k = self.clients(policy)
         found = report(k["core"], k["apps"], k["networking"], k["custom"], policy.kubernetes)
         for key, items in found.items():
             self.log.info("%s: %s", key.replace("_", " "), items or "none")
             if items:
-                ledger.record_finding(f"k8s_{key}", "cluster", "info", f"{len(items)} item(s)", {"items": items})
+                run.ledger.record_finding(f"k8s_{key}", "cluster", "info", f"{len(items)} item(s)", {"items": items})
         return found
 
     def describe(self, summary):
@@ -159,12 +162,13 @@ class KubernetesHygieneOperator(_KubernetesOperator):
 class PatchReviewOperator(_KubernetesOperator):
     """Tuesday: each node's patch state (reboot pending, kernel, kubelet, OS image), read-only."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from maintenance.kubernetes.patches import assess
 
-        policy, k = self.clients()
+        policy = run.policy
+        k = self.clients(policy)
         nodes, findings = assess(k["core"], policy.kubernetes)
-        ledger.record_findings(findings)
+        run.ledger.record_findings(findings)
         return {"nodes": nodes, "findings": [f.as_dict() for f in findings]}
 
     def describe(self, summary):

@@ -25,20 +25,25 @@ def task_key(context, *, dry_run: bool = False) -> TaskKey:
 @contextmanager
 def ledger_connection(policy):
     """An autocommit psycopg connection to the ledger, its schema created or migrated."""
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    from maintenance.pgsession import session
 
-    conn_id, schema = policy.connections.ledger, policy.ledger.schema_name
-    conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
-    conn.autocommit = True
-    try:
+    schema = policy.ledger.schema_name
+    with session(policy.connections.ledger) as conn:
         # Keyed by where the connection really points: a connection id can be repointed.
         where = (conn.info.host, conn.info.port, conn.info.dbname, schema)
         if where not in _READY:
             ensure_schema(conn, schema)
             _READY.add(where)
         yield conn
-    finally:
-        conn.close()
+
+
+def window_probe(policy):
+    """Is the policy's planned window open now? For the actions that need it (maintenance.actions)."""
+    from maintenance import clock
+    from maintenance.calendar import MaintenanceCalendar
+
+    calendar = MaintenanceCalendar.from_policy(policy)
+    return lambda: calendar.window_at(clock.now()) is not None
 
 
 @contextmanager
@@ -62,10 +67,14 @@ def open_ledger(context, policy, *, dry_run: bool = False, critical: bool = Fals
                 raise
             reason = f"the ledger ({policy.connections.ledger}) cannot be reached: {str(exc).strip()[:300]}"
             logging.getLogger(__name__).warning("%s; this task's records are spooled in %s", reason, folder)
-            yield spool.SpooledLedger(folder, schema, key, reason)
+            spooled = spool.SpooledLedger(folder, schema, key, reason)
+            spooled.in_window = window_probe(policy)
+            yield spooled
             return
         try:
             spool.replay(conn, schema, folder)
         except Exception as exc:  # the spool waits for the next task; this one goes on
             logging.getLogger(__name__).warning("Spooled ledger records not written yet: %s", exc)
-        yield Ledger(conn, schema, key)
+        ledger = Ledger(conn, schema, key)
+        ledger.in_window = window_probe(policy)
+        yield ledger

@@ -48,11 +48,17 @@ class Action:
     started_at: datetime | None = None
 
 
+class OutsideWindow(RuntimeError):
+    """A step that needs the planned window, asked for outside it."""
+
+
 class Ledger:
     def __init__(self, conn, schema: str, key: TaskKey):
         self.conn, self.schema_name, self.key = conn, schema, key
         self.schema = sql.Identifier(schema)
         self._seq = 0
+        # Is the planned window open now? Set by open_ledger from the policy; None: not asked.
+        self.in_window = None
 
     def _q(self, text: str) -> sql.Composed:
         return sql.SQL(text).format(s=self.schema)
@@ -130,7 +136,16 @@ class Ledger:
     def action(self, system: str, target: str, action: str, plan: dict | None = None):
         """Time and record one step. A dry run records it as planned and does not run the body's
         change: callers check ``ledger.key.dry_run`` and skip the mutation; the record says 'planned'.
-        A failure is recorded with its error and re-raised."""
+        A failure is recorded with its error and re-raised.
+
+        Every step is a declared action (maintenance.actions): an undeclared one is refused before
+        it starts, and one that needs the planned window is refused outside it, whoever calls."""
+        from maintenance.actions import kind
+
+        declared = kind(system, action)
+        if declared.window and not self.key.dry_run and self.in_window is not None and not self.in_window():
+            raise OutsideWindow(f"{action} of {target} refused: it runs only inside the planned window, "
+                                "which is not open now")
         self._seq += 1
         act = Action(system, target, action, plan or {}, seq=self._seq)
         started, clock = datetime.now(UTC), time.perf_counter()
@@ -252,3 +267,20 @@ def resolve_incident(conn, schema: str, incident_id: int, resolved_at: datetime,
         (resolved_at, cause, incident_id)).fetchone()
     if updated is None:
         raise LookupError(f"incident_id: no incident {incident_id}")
+
+
+def incidents_between(conn, schema: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime | None]]:
+    """(opened_at, resolved_at) of every incident open at some moment between ``start`` and ``end``."""
+    return [tuple(row) for row in conn.execute(sql.SQL("""
+        SELECT opened_at, resolved_at FROM {s}.incidents
+        WHERE opened_at < %s AND (resolved_at IS NULL OR resolved_at > %s) ORDER BY opened_at""").format(
+        s=sql.Identifier(schema)), (end, start)).fetchall()]
+
+
+def task_try_over(conn, schema: str, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> bool:
+    """Has this task try ended (done, failed, or closed as interrupted)? Unknown to the ledger: no."""
+    row = conn.execute(sql.SQL("""
+        SELECT outcome <> 'running' FROM {s}.task_runs
+        WHERE dag_id = %s AND run_id = %s AND task_id = %s AND map_index = %s AND try_number = %s""").format(
+        s=sql.Identifier(schema)), (dag_id, run_id, task_id, map_index, try_number)).fetchone()
+    return bool(row and row[0])

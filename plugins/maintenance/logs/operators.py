@@ -14,23 +14,22 @@ def _s3(policy):
 class LogRotationOperator(MaintenanceOperator):
     """Rotate, compress, archive to S3 (verified) and clean up every log folder of the policy."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         import socket
         from contextlib import nullcontext
 
         from maintenance import clock
         from maintenance.logs import ship
         from maintenance.logs.engine import process_folder
-        from maintenance.policy import load_policy
 
-        policy = load_policy()
+        policy = run.policy
         settings = policy.logs
         host = settings.host or socket.gethostname()
         if not settings.folders:
             self.log.info("No log folder in the policy (logs.folders): nothing to rotate")
             return {"host": host, "folders": []}
         s3 = _s3(policy)
-        if not dry_run:
+        if not run.dry_run:
             ship.check_reachable(s3, settings.bucket)
         from maintenance.ledger import holder_name
         from maintenance.s3lock import S3TargetBusy, s3_lock
@@ -40,12 +39,12 @@ class LogRotationOperator(MaintenanceOperator):
             # One actor per host's folder: a second (a backfill beside the scheduled run) leaves it.
             target = f"logs {host}:{folder.name}"
             try:
-                with s3_lock(s3, settings.bucket, target, holder=holder_name(ledger.key), hold_s=3600,
-                             wait_s=settings.lock_wait_seconds) if not dry_run else nullcontext():
-                    with ledger.action("logs", f"{host}:{folder.path}", "rotate_and_archive") as act:
+                with s3_lock(s3, settings.bucket, target, holder=holder_name(run.ledger.key), hold_s=3600,
+                             wait_s=settings.lock_wait_seconds) if not run.dry_run else nullcontext():
+                    with run.ledger.action("logs", f"{host}:{folder.path}", "rotate_and_archive") as act:
                         report = process_folder(folder, s3, bucket=settings.bucket, prefix=settings.prefix,
                                                 host=host, now=clock.now(), settle_seconds=settings.settle_seconds,
-                                                dry_run=dry_run)
+                                                dry_run=run.dry_run)
                         act.bytes_affected = report.uploaded_bytes
                         act.plan = report.as_dict()
                         if report.problems:
@@ -59,8 +58,8 @@ class LogRotationOperator(MaintenanceOperator):
                           len(report.compressed), len(report.uploaded), report.uploaded_bytes, len(report.deleted),
                           report.deleted_bytes, len(report.kept), report.kept_bytes,
                           f"; still being written: {', '.join(report.still_written)}" if report.still_written else "")
-            ledger.record_metrics("logs", folder.name, {"uploaded_bytes": report.uploaded_bytes,
-                                                        "local_bytes": report.kept_bytes})
+            run.ledger.record_metrics("logs", folder.name, {"uploaded_bytes": report.uploaded_bytes,
+                                                            "local_bytes": report.kept_bytes})
             reports.append(report.as_dict())
         problems = [p for r in reports for p in r["problems"]]
         if problems:
@@ -81,31 +80,30 @@ class LogRotationOperator(MaintenanceOperator):
 class S3LifecycleOperator(MaintenanceOperator):
     """Ensure the procedures' lifecycle rules on the policy's buckets, merged with their own rules."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from contextlib import nullcontext
 
         from maintenance.ledger import holder_name
         from maintenance.logs import lifecycle
-        from maintenance.policy import load_policy
         from maintenance.s3lock import S3TargetBusy, s3_lock
 
-        policy = load_policy()
+        policy = run.policy
         plans = []
         s3 = _s3(policy) if policy.s3_lifecycle.buckets else None
         for bucket_cfg in policy.s3_lifecycle.buckets:
             try:
                 # Rules are read, merged and written back whole: one actor per bucket, or the
                 # second write loses the first one's change.
-                with nullcontext() if dry_run else s3_lock(s3, bucket_cfg.name, "lifecycle rules",
-                                                           holder=holder_name(ledger.key), hold_s=600,
-                                                           wait_s=policy.logs.lock_wait_seconds):
+                with nullcontext() if run.dry_run else s3_lock(s3, bucket_cfg.name, "lifecycle rules",
+                                                               holder=holder_name(run.ledger.key), hold_s=600,
+                                                               wait_s=policy.logs.lock_wait_seconds):
                     found = lifecycle.plan(s3, bucket_cfg, policy.s3_lifecycle)
                     self.log.info("s3://%s: add %s, change %s, remove %s; its own rules kept: %s", found.bucket,
                                   found.added or "-", found.changed or "-", found.removed or "-",
                                   found.kept_foreign or "-")
                     if found.changes:
-                        with ledger.action("s3", f"s3://{found.bucket}", "lifecycle_rules", plan=found.as_dict()):
-                            if not dry_run:
+                        with run.ledger.action("s3", f"s3://{found.bucket}", "lifecycle_rules", plan=found.as_dict()):
+                            if not run.dry_run:
                                 lifecycle.apply(s3, found)
             except s3.exceptions.NoSuchBucket:
                 self.log.warning("s3://%s does not exist (s3_lifecycle.buckets): skipped", bucket_cfg.name)

@@ -10,13 +10,17 @@ safety budget and recording it in the ledger.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 from maintenance.ledger import relation_target
 from maintenance.operator import MaintenanceOperator
 
 
 class PostgresMaintenanceOperator(MaintenanceOperator):
+    """Work on one PostgreSQL database of the policy.
+
+    :param conn_id: the Airflow connection of the database, one of ``postgres.databases``.
+    :param schemas: the schemas to work on; default: the database's ``schemas`` in the policy.
+    """
+
     template_fields = ("conn_id",)
 
     def __init__(self, *, conn_id: str, schemas: list[str] | None = None, **kwargs) -> None:
@@ -25,49 +29,36 @@ class PostgresMaintenanceOperator(MaintenanceOperator):
         self.schemas = schemas
 
     # -- shared plumbing -------------------------------------------------------------------
-    def settings(self):
-        from maintenance.policy import load_policy
+    def settings(self, policy):
+        """The policy and this database's schemas (the operator's own, else the policy's)."""
+        return policy, self.schemas or policy.postgres.database(self.conn_id).schemas
 
-        policy = load_policy()
-        schemas = self.schemas or policy.postgres.database(self.conn_id).schemas
-        return policy, schemas
-
-    @contextmanager
     def connection(self, safety):
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-        from maintenance.postgres.safety import apply_session_limits
+        from maintenance.postgres.safety import limited_session
 
-        hook = PostgresHook(postgres_conn_id=self.conn_id)
-        conn = hook.get_conn()
-        conn.autocommit = True
-        try:
-            apply_session_limits(conn, safety)
-            yield conn
-        finally:
-            conn.close()
+        return limited_session(self.conn_id, safety)
 
-    def wanted_tables(self, conn, context, schemas) -> set[str] | None:
+    def wanted_tables(self, conn, form, schemas) -> set[str] | None:
         """The trigger form's ``tables`` for this database as ``schema.table``; None: all of them.
         A name that is not a table fails the task here, naming it (maintenance.postgres.names)."""
-        from maintenance.form import RunForm
         from maintenance.postgres import names
 
-        wanted = names.resolve(conn, schemas, RunForm.of(context).tables, conn_id=self.conn_id)
+        wanted = names.resolve(conn, schemas, form.tables, conn_id=self.conn_id)
         if wanted is not None:
             self.log.info("Narrowed by the trigger form to: %s", ", ".join(sorted(wanted)) or "none on this database")
         return wanted
 
-    def only_tables(self, conn, context, schemas, relations):
+    def only_tables(self, conn, form, schemas, relations):
         """Narrow to the trigger form's ``tables``, when given."""
-        wanted = self.wanted_tables(conn, context, schemas)
+        wanted = self.wanted_tables(conn, form, schemas)
         return relations if wanted is None else [r for r in relations if f"{r.schema}.{r.table}" in wanted]
 
-    def analysis(self, conn, context, policy, schemas):
+    def analysis(self, conn, form, policy, schemas):
         from maintenance import clock
         from maintenance.postgres import bloat
 
         relations = bloat.estimate(conn, schemas, policy.postgres.thresholds, clock.now())
-        relations = self.only_tables(conn, context, schemas, relations)
+        relations = self.only_tables(conn, form, schemas, relations)
         bloat.measure(conn, relations, policy.postgres.thresholds.exact_measure_top_n,
                       policy.postgres.thresholds.min_relation_bytes)
         return relations
@@ -139,31 +130,33 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
     (an exclusive lock) runs only inside the window and only for a table the policy allows. A
     VACUUM FULL whose turn comes after the window has closed (it waited for the load to drop, or
     it is a retry) is skipped, the table left as it was for the next window to plan again: that
-    is the policy at work, not a fault to page anyone for."""
+    is the policy at work, not a fault to page anyone for.
 
-    # Steps that load the database for a while (a rebuild, a rewrite): each waits while the
-    # platform is busy, since the gate in front of the DAG looked at the load only once, maybe
-    # hours before this step's turn came.
-    HEAVY = frozenset({"repack", "vacuum_full", "reindex_concurrently"})
+    :param step: one of the steps its planning task returned: ``label``, ``action`` (declared in
+        maintenance.actions) and ``relations``.
+    """
 
     def __init__(self, *, step: dict, **kwargs) -> None:
         super().__init__(**kwargs)
         self.step = step
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
+        from maintenance.actions import heavy
         from maintenance.postgres.bloat import Relation
 
-        policy, _ = self.settings()
+        policy, _ = self.settings(run.policy)
         action = self.step["action"]
         relations = [Relation(**{k: v for k, v in d.items() if k != "bloat"}) for d in self.step["relations"]]
-        if action == "vacuum_full" and not dry_run and not window_open(policy):
+        if action == "vacuum_full" and not run.dry_run and not window_open(policy):
             from airflow.sdk.exceptions import AirflowSkipException
 
             names = ", ".join(rel.qualified for rel in relations)
             raise AirflowSkipException(f"the planned window is over: VACUUM FULL of {names} not started, "
                                        "left as it was for the next window to plan again")
-        if action in self.HEAVY and not dry_run:
-            self.wait_while_busy(context, policy.decision.load)
+        # A heavy step (maintenance.actions: a rebuild, a rewrite) waits while the platform is busy:
+        # the gate in front of the DAG looked at the load only once, maybe hours before its turn.
+        if heavy("postgres", action) and not run.dry_run:
+            self.wait_while_busy(run.context, policy.decision.load)
         from maintenance.ledger import holder_name
         from maintenance.postgres.target_lock import TargetBusy, target_lock
 
@@ -172,12 +165,12 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
             apply = self.action(action, policy)
             for rel in relations:
                 target = relation_target(self.conn_id, rel.qualified)
-                with ledger.action("postgres", target, action, plan=rel.as_dict()) as act:
-                    if dry_run:
+                with run.step("postgres", target, action, plan=rel.as_dict()) as act:
+                    if run.dry_run:
                         act.outcome = "planned"
                         continue
                     try:
-                        with target_lock(conn, target, holder=holder_name(ledger.key),
+                        with target_lock(conn, target, holder=holder_name(run.ledger.key),
                                          wait_s=policy.postgres.safety.target_lock_wait_s):
                             result = apply(conn, rel.schema, rel.name, policy.postgres.safety)
                     except TargetBusy as exc:  # another actor has the table: leave it, say who
@@ -202,7 +195,7 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
                                   result.outcome.seconds, result.bytes_before, result.bytes_after, result.verified)
         if failed:
             raise RuntimeError(f"{len(failed)} of {len(relations)} relation(s) failed: " + "; ".join(failed))
-        if busy and not done and not dry_run:
+        if busy and not done and not run.dry_run:
             from airflow.sdk.exceptions import AirflowSkipException
 
             raise AirflowSkipException("; ".join(busy))
@@ -268,12 +261,12 @@ class PostgresStepOperator(PostgresMaintenanceOperator):
 class BloatAnalysisOperator(PostgresMaintenanceOperator):
     """Estimate bloat of every table and btree index, measure the top candidates, rank them."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from maintenance.postgres.plan import Capabilities, plan_debloat, plan_reindex, rank, table
 
-        policy, schemas = self.settings()
+        policy, schemas = self.settings(run.policy)
         with self.connection(policy.postgres.safety) as conn:
-            relations = self.analysis(conn, context, policy, schemas)
+            relations = self.analysis(conn, run.form, policy, schemas)
         caps = Capabilities(in_window=False, pg_repack=False, vacuum_full_allowed=frozenset())
         plan_reindex(relations, policy.postgres.thresholds)
         plan_debloat(relations, policy.postgres.thresholds, caps)
@@ -281,8 +274,8 @@ class BloatAnalysisOperator(PostgresMaintenanceOperator):
         self.log.info("Bloat of %s (%s):\n%s", self.conn_id, ", ".join(schemas), table(ranked))
         for rel in ranked[:20]:
             if rel.bloat is not None:
-                ledger.record_metrics("postgres", relation_target(self.conn_id, rel.qualified),
-                                      {"bloat_pct": 100 * rel.bloat, "bytes": rel.bytes})
+                run.ledger.record_metrics("postgres", relation_target(self.conn_id, rel.qualified),
+                                          {"bloat_pct": 100 * rel.bloat, "bytes": rel.bytes})
         refused = sum(1 for r in ranked if r.refused)
         return {"relations": [r.as_dict() for r in ranked], "refused": refused,
                 "wasted_bytes": sum(r.wasted_bytes for r in ranked)}
@@ -296,14 +289,14 @@ class PostgresStatisticsOperator(PostgresPlanningOperator):
     """Daily: plan ANALYZE of every table, VACUUM (ANALYZE) where dead tuples pass the threshold,
     refresh of materialized views; ``PostgresStepOperator`` applies the steps."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from maintenance import clock
         from maintenance.postgres import actions, bloat
         from maintenance.postgres.plan import plan_vacuum
 
-        policy, schemas = self.settings()
+        policy, schemas = self.settings(run.policy)
         with self.connection(policy.postgres.safety) as conn:
-            relations = self.only_tables(conn, context, schemas,
+            relations = self.only_tables(conn, run.form, schemas,
                                          bloat.estimate(conn, schemas, policy.postgres.thresholds, clock.now()))
             tables = [r for r in relations if r.kind == "table"]
             vacuum = {r.qualified for r in plan_vacuum(tables, policy.postgres.thresholds,
@@ -314,7 +307,7 @@ class PostgresStatisticsOperator(PostgresPlanningOperator):
                     rel.action, rel.why = "refresh_materialized_view", "materialized view"
                 elif rel.qualified not in vacuum:
                     rel.action, rel.why = "analyze", "daily statistics"
-            summary = self.plan_steps(ledger, tables, dry_run, policy,
+            summary = self.plan_steps(run.ledger, tables, run.dry_run, policy,
                                       {"analyze", "vacuum_analyze", "refresh_materialized_view"})
         counts = {}
         for rel in tables:
@@ -329,13 +322,13 @@ class ReindexOperator(PostgresPlanningOperator):
     """Plan the concurrent rebuild of bloated btree indexes and the drop of invalid leftovers of
     failed rebuilds; ``PostgresStepOperator`` applies the steps."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from maintenance.postgres.plan import plan_reindex, rank
 
-        policy, schemas = self.settings()
+        policy, schemas = self.settings(run.policy)
         with self.connection(policy.postgres.safety) as conn:
-            planned = rank(plan_reindex(self.analysis(conn, context, policy, schemas), policy.postgres.thresholds))
-            return self.plan_steps(ledger, planned, dry_run, policy, {"reindex_concurrently", "drop_invalid"})
+            planned = rank(plan_reindex(self.analysis(conn, run.form, policy, schemas), policy.postgres.thresholds))
+            return self.plan_steps(run.ledger, planned, run.dry_run, policy, {"reindex_concurrently", "drop_invalid"})
 
     def describe(self, summary):
         return f"{summary['steps']} index step(s) of {len(summary['planned'])} planned"
@@ -345,19 +338,19 @@ class DebloatOperator(PostgresPlanningOperator):
     """Monthly: plan the rebuild of bloated tables, online with pg_repack, else VACUUM FULL inside
     the window only; ``PostgresStepOperator`` applies the steps."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from maintenance.postgres import actions
         from maintenance.postgres.plan import Capabilities, plan_debloat, rank
 
-        policy, schemas = self.settings()
+        policy, schemas = self.settings(run.policy)
         with self.connection(policy.postgres.safety) as conn:
             caps = Capabilities(
                 in_window=window_open(policy),
                 pg_repack=actions.pg_repack_available(conn),
                 vacuum_full_allowed=frozenset(policy.postgres.vacuum_full_allowed))
-            planned = rank(plan_debloat(self.analysis(conn, context, policy, schemas),
+            planned = rank(plan_debloat(self.analysis(conn, run.form, policy, schemas),
                                         policy.postgres.thresholds, caps))
-            summary = self.plan_steps(ledger, planned, dry_run, policy, {"repack", "vacuum_full"})
+            summary = self.plan_steps(run.ledger, planned, run.dry_run, policy, {"repack", "vacuum_full"})
         return summary | {"pg_repack": caps.pg_repack, "in_window": caps.in_window}
 
     def describe(self, summary):
@@ -367,10 +360,10 @@ class DebloatOperator(PostgresPlanningOperator):
 class PostgresReviewOperator(PostgresMaintenanceOperator):
     """Weekly review: unused, duplicate and invalid indexes, slow queries, wraparound, largest tables."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from maintenance.postgres import review
 
-        policy, schemas = self.settings()
+        policy, schemas = self.settings(run.policy)
         t = policy.postgres.thresholds
         with self.connection(policy.postgres.safety) as conn:
             report = {
@@ -381,7 +374,7 @@ class PostgresReviewOperator(PostgresMaintenanceOperator):
                 "wraparound": review.wraparound(conn),
                 "largest_tables": review.largest_tables(conn, schemas),
             }
-            wanted = self.wanted_tables(conn, context, schemas)
+            wanted = self.wanted_tables(conn, run.form, schemas)
         if wanted is not None:
             # Per-table findings narrowed to the form's tables; slow queries and wraparound are the
             # database's own and stay whole.
@@ -391,23 +384,24 @@ class PostgresReviewOperator(PostgresMaintenanceOperator):
             for key in ("unused_indexes", "duplicate_indexes", "invalid_indexes", "largest_tables"):
                 report[key] = [item for item in report[key] if of_table(item) in wanted]
         for item in report["unused_indexes"]:
-            ledger.record_finding("unused_index", item["target"], "info", item["why"], item)
+            run.ledger.record_finding("unused_index", item["target"], "info", item["why"], item)
         for item in report["duplicate_indexes"]:
-            ledger.record_finding("duplicate_index", item["target"], "warning",
-                                  f"same definition as {', '.join(item['duplicates'][1:])}", item)
+            run.ledger.record_finding("duplicate_index", item["target"], "warning",
+                                      f"same definition as {', '.join(item['duplicates'][1:])}", item)
         for item in report["invalid_indexes"]:
-            ledger.record_finding("invalid_index", item["target"], "warning", "invalid: drop or rebuild it", item)
+            run.ledger.record_finding("invalid_index", item["target"], "warning", "invalid: drop or rebuild it", item)
         if report["slow_queries"] is None:
-            ledger.record_finding("slow_queries", self.conn_id, "info",
-                                  "pg_stat_statements is not installed: slow queries cannot be reviewed", {})
+            run.ledger.record_finding("slow_queries", self.conn_id, "info",
+                                      "pg_stat_statements is not installed: slow queries cannot be reviewed", {})
         for item in report["slow_queries"] or []:
-            ledger.record_finding("slow_query", item["target"], "warning",
-                                  f"mean {item['mean_ms']} ms over {item['calls']} calls", item)
+            run.ledger.record_finding("slow_query", item["target"], "warning",
+                                      f"mean {item['mean_ms']} ms over {item['calls']} calls", item)
         for item in report["wraparound"]:
             severity = "critical" if item["headroom_pct"] < 25 else "warning" if item["headroom_pct"] < 50 else None
             if severity:
-                ledger.record_finding("xid_wraparound", item["target"], severity,
-                                      f"{item['headroom_pct']:.0f}% of transaction ids left before wraparound", item)
+                run.ledger.record_finding(
+                    "xid_wraparound", item["target"], severity,
+                    f"{item['headroom_pct']:.0f}% of transaction ids left before wraparound", item)
         return report
 
     def describe(self, summary):

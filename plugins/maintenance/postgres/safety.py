@@ -141,3 +141,16 @@ def run_guarded(conn, statement: sql.Composable, safety, *, sleep=time.sleep, on
                                     queue_check=queue_check)
     outcome.rowcount = cur.rowcount if cur.rowcount >= 0 else None
     return outcome
+
+
+def limited_session(conn_id: str, safety, *, timezone: str | None = None):
+    """A session of ``conn_id`` (maintenance.pgsession) under the policy's session limits and,
+    when given, read in ``timezone``: times without a zone then mean the same everywhere."""
+    from maintenance.pgsession import session
+
+    def setup(conn) -> None:
+        apply_session_limits(conn, safety)
+        if timezone:
+            conn.execute("SELECT set_config('TimeZone', %s, false)", (timezone,))
+
+    return session(conn_id, setup=setup)

@@ -235,6 +235,11 @@ def sample_ttls(client, size: int, batch: int = 500) -> dict:
             "no_expiry_fraction": counts.get("no_expiry", 0) / total if total else 0.0}
 
 
+def ttl_audit_due(audit: dict, cfg) -> bool:
+    """Default TTLs are applied when more of the sample than the policy allows has no expiry."""
+    return audit["no_expiry_fraction"] > cfg.ttl_audit.max_no_ttl_fraction
+
+
 def keys_missing_ttl(client, pattern: str, batch: int, limit: int) -> list:
     found = []
     for keys in _scan_batches(client, pattern, batch):
@@ -303,6 +308,15 @@ def persistence_and_replication(client, cfg, now: float) -> list[dict]:
                                  "message": f"replica {replica.get('ip')}:{replica.get('port')} is {lag} bytes behind",
                                  "evidence": {"lag_bytes": lag}})
     return findings
+
+
+# What on-call is paged for: the cache can no longer save or replicate its data.
+PAGED_CHECKS = ("rdb_save", "aof_write", "replica_link")
+
+
+def pages_for(findings: list[dict]) -> dict[str, str]:
+    """The findings on-call is paged for, check -> message."""
+    return {f["check"]: f["message"] for f in findings if f["check"] in PAGED_CHECKS}
 
 
 def metrics(client) -> dict[str, float]:

@@ -6,11 +6,6 @@ from maintenance.operator import MaintenanceOperator
 
 
 class _RedisOperator(MaintenanceOperator):
-    def settings(self):
-        from maintenance.policy import load_policy
-
-        policy = load_policy()
-        return policy, policy.redis
 
     @staticmethod
     def client(cfg):
@@ -42,28 +37,29 @@ class RedisCacheOptimizationOperator(_RedisOperator):
     """Daily 02:00 (procedures 2.1, 3.2): memory health, TTL audit, persistence, replication,
     metrics and the pre-warm of the critical paths."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from maintenance.ledger import holder_name
         from maintenance.redis.lock import CacheBusy, cache_lock
 
-        policy, cfg = self.settings()
+        cfg = run.policy.redis
         client = self.client(cfg)
         target = cfg.conn_id
         try:  # one actor on the cache at a time; the lock ends by itself if this worker dies
-            with cache_lock(client, target, holder=holder_name(ledger.key), hold_s=cfg.big_keys.time_budget_s + 600,
+            with cache_lock(client, target, holder=holder_name(run.ledger.key), hold_s=cfg.big_keys.time_budget_s + 600,
                             wait_s=cfg.lock_wait_seconds):
-                return self.optimize(context, ledger, dry_run, policy, cfg, client, target)
+                return self.optimize(run, cfg, client, target)
         except CacheBusy as exc:
             raise AirflowSkipException(str(exc)) from exc
 
-    def optimize(self, context, ledger, dry_run, policy, cfg, client, target) -> dict:
+    def optimize(self, run, cfg, client, target) -> dict:
         import time
 
         from maintenance.notify.pages import page_once
         from maintenance.redis import engine
 
+        ledger, dry_run = run.ledger, run.dry_run
         summary: dict = {}
         health = engine.memory_health(client, cfg)
         summary["memory"] = {"used_mb": health.used / 2**20, "maxmemory_mb": health.maxmemory / 2**20,
@@ -72,19 +68,19 @@ class RedisCacheOptimizationOperator(_RedisOperator):
         for proposal in health.proposals:
             ledger.record_finding("redis_fragmentation", target, "warning", proposal, summary["memory"])
         if "memory_purge" in health.actions:
-            with ledger.action("redis", target, "memory_purge", summary["memory"]) as act:
+            with run.step("redis", target, "memory_purge", summary["memory"]) as act:
                 if not dry_run:
                     act.plan = act.plan | {"done": engine.purge_memory(client, cfg.allow_active_defrag)}
         if "relieve_memory" in health.actions:
             stale = engine.stale_disposable_keys(client, cfg.disposable, cfg.big_keys.batch, cfg.max_relief_deletes)
-            with ledger.action("redis", target, "delete_stale_disposable",
+            with run.step("redis", target, "delete_stale_disposable",
                                {"candidates": len(stale), "used_fraction": health.used_fraction}) as act:
                 act.rows_affected = 0 if dry_run else engine.unlink(client, stale, cfg.big_keys.batch)
             summary["relief"] = {"stale_disposable": len(stale), "deleted": act.rows_affected}
 
         audit = engine.sample_ttls(client, cfg.ttl_audit.sample)
         summary["ttl_audit"] = {"before": audit}
-        if audit["no_expiry_fraction"] > cfg.ttl_audit.max_no_ttl_fraction:
+        if engine.ttl_audit_due(audit, cfg):
             applied = {}
             for rule in cfg.ttl_audit.default_ttls:
                 keys = engine.keys_missing_ttl(client, rule.pattern, cfg.big_keys.batch,
@@ -101,10 +97,9 @@ class RedisCacheOptimizationOperator(_RedisOperator):
         for finding in findings:
             ledger.record_finding(finding["check"], target, finding["severity"], finding["message"],
                                   finding["evidence"])
-        persistence_failures = [f for f in findings if f["check"] in ("rdb_save", "aof_write", "replica_link")]
-        summary["pages"] = page_once(ledger, policy, scope=f"redis:{target}", context=context,
+        summary["pages"] = page_once(ledger, run.policy, scope=f"redis:{target}", context=run.context,
                                      title=f"Redis persistence/replication failure on {target}",
-                                     problems={f["check"]: f["message"] for f in persistence_failures})
+                                     problems=engine.pages_for(findings))
         summary["findings"] = findings
 
         values = engine.metrics(client)
@@ -130,14 +125,14 @@ class RedisBigKeysOperator(_RedisOperator):
     namespace, with per-namespace history in the ledger. Resumes from a saved cursor when the
     pass outlives its time budget."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         import json
 
         from airflow.sdk import Variable
 
         from maintenance.redis import engine
 
-        _, cfg = self.settings()
+        cfg = run.policy.redis
         state_key = f"redis_bigkeys_resume_{cfg.conn_id}"
         saved = Variable.get(state_key, default=None)
         resume = json.loads(saved) if saved else None
@@ -146,7 +141,8 @@ class RedisBigKeysOperator(_RedisOperator):
             if saved:
                 Variable.delete(state_key)
             for prefix, totals in list(result.namespaces.items())[:50]:
-                ledger.record_metrics("redis_namespace", prefix, {"bytes": totals["bytes"], "keys": totals["count"]})
+                run.ledger.record_metrics("redis_namespace", prefix,
+                                          {"bytes": totals["bytes"], "keys": totals["count"]})
         else:
             Variable.set(state_key, json.dumps(result.as_dict()))
             self.log.info("Time budget reached after %s keys; the next run resumes at cursor %s",

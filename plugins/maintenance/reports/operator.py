@@ -10,6 +10,8 @@ class ReportOperator(MaintenanceOperator):
 
     The period and the S3 key come from the run's logical date, so a re-run or a
     backfill rewrites the same report rather than adding another.
+
+    :param kind: ``weekly`` or ``monthly``: the period the report covers.
     """
 
     template_fields = ("kind",)
@@ -18,31 +20,29 @@ class ReportOperator(MaintenanceOperator):
         super().__init__(**kwargs)
         self.kind = kind
 
-    def run(self, context, ledger, dry_run: bool) -> dict:
+    def run(self, run) -> dict:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         from maintenance import clock
-        from maintenance.clock import run_date
         from maintenance.notify import slack
-        from maintenance.policy import load_policy
         from maintenance.reports.data import collect, period_for
         from maintenance.reports.render import render, slack_text
 
-        policy = load_policy()
+        policy = run.policy
         tz, targets = policy.tz, policy.reports.kpi_targets
-        start, end = period_for(self.kind, run_date(context), tz)
-        data = collect(ledger.conn, ledger.schema_name, self.kind, start, end, now=clock.now(), targets=targets)
-        rendered = render(data, tz=tz, targets=targets, dag_id=ledger.key.dag_id, run_id=ledger.key.run_id,
+        start, end = period_for(self.kind, run.logical_date, tz)
+        data = collect(run.ledger.conn, run.ledger.schema_name, self.kind, start, end, now=clock.now(), targets=targets)
+        rendered = render(data, tz=tz, targets=targets, dag_id=run.ledger.key.dag_id, run_id=run.ledger.key.run_id,
                           generated=clock.now())
         prefix = f"{policy.reports.prefix}{self.kind}/{start.astimezone(tz):%Y-%m-%d}/"
         bucket = policy.reports.bucket
         summary = {"period": [start.isoformat(), end.isoformat()], "recommendations": len(data.recommendations),
                    "kpis": data.kpis.as_dict(), "key": f"s3://{bucket}/{prefix}index.html"}
-        if dry_run:
+        if run.dry_run:
             return summary | {"stored": False}
 
         hook = S3Hook(aws_conn_id=policy.connections.aws)
-        with ledger.action("s3", f"s3://{bucket}/{prefix}", "store_report") as act:
+        with run.ledger.action("s3", f"s3://{bucket}/{prefix}", "store_report") as act:
             if not hook.check_for_bucket(bucket):
                 hook.create_bucket(bucket)
             hook.get_conn().put_object(Bucket=bucket, Key=prefix + "index.html", Body=rendered.html.encode(),

@@ -45,24 +45,22 @@ def render(items: list[dict], start: datetime, end: datetime, tz) -> str:
 class PostMortemSummaryOperator(MaintenanceOperator):
     """The week's incidents (the seven days before the run's day), posted to the summary channel."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from maintenance import clock
-        from maintenance.clock import run_date
         from maintenance.notify import slack
-        from maintenance.policy import load_policy
         from maintenance.reports.data import period_for
 
-        policy = load_policy()
-        start, end = period_for("weekly", run_date(context), policy.tz)
-        items = collect(ledger.conn, ledger.schema_name, start, end, now=clock.now())
+        policy = run.policy
+        start, end = period_for("weekly", run.logical_date, policy.tz)
+        items = collect(run.ledger.conn, run.ledger.schema_name, start, end, now=clock.now())
         text = render(items, start, end, policy.tz)
         for line in text.splitlines():
             self.log.info("%s", line)
         for item in items:
             if item["post_mortem_due"]:
-                ledger.record_finding("post_mortem_due", f"incident {item['id']}", "warning",
-                                      f"{item['severity']} '{item['summary']}' has no recorded cause", item)
-        delivered = dry_run or slack.post(policy.connections.slack, policy.notifications.summary_channel, text)
+                run.ledger.record_finding("post_mortem_due", f"incident {item['id']}", "warning",
+                                          f"{item['severity']} '{item['summary']}' has no recorded cause", item)
+        delivered = run.dry_run or slack.post(policy.connections.slack, policy.notifications.summary_channel, text)
         return {"period": [start.isoformat(), end.isoformat()], "incidents": items, "delivered": delivered}
 
     def describe(self, summary):

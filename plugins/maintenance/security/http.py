@@ -15,15 +15,17 @@ class ServiceUnavailable(RuntimeError):
     """The service could not be asked; never read as 'nothing found'."""
 
 
-def get_json(url: str, *, timeout: float, body: dict | None = None) -> dict | None:
-    """GET (or POST ``body``) and decode JSON; None for 404; ServiceUnavailable otherwise."""
+def get_json(url: str, *, timeout: float, body: dict | None = None, method: str | None = None) -> dict | None:
+    """GET (or POST ``body``, or ``method``) and decode JSON (an empty answer: {}); None for 404;
+    ServiceUnavailable otherwise."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET",
+    request = urllib.request.Request(url, data=data, method=method or ("POST" if body is not None else "GET"),
                                      headers={"Content-Type": "application/json", "Accept": "application/json",
                                               "User-Agent": "pathfinity-maintenance"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+            raw = response.read()
+            return json.loads(raw) if raw.strip() else {}
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return None

@@ -35,28 +35,27 @@ class SecurityScanOperator(MaintenanceOperator):
 
     critical = True
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from maintenance import clock
-        from maintenance.policy import load_policy
         from maintenance.security import osv
 
-        policy = load_policy()
+        policy = run.policy
         deps = _dependencies(policy)
         vulnerable = osv.scan(deps, base_url=policy.security.osv_url, timeout=policy.security.http_timeout_s)
         for item in vulnerable:
             d = item.dependency
             self.log.info("%-8s %s %s (%s): %s; fixed in %s", item.severity.upper(), d.name, d.version,
                           d.ecosystem, ", ".join(item.advisories), item.fixed or "no fixed version yet")
-            ledger.record_finding("vulnerability", d.label, _ledger_severity(item.severity),
-                                  f"{', '.join(item.advisories)}; fixed in {item.fixed or 'no release yet'}",
-                                  item.as_dict())
+            run.ledger.record_finding("vulnerability", d.label, _ledger_severity(item.severity),
+                                      f"{', '.join(item.advisories)}; fixed in {item.fixed or 'no release yet'}",
+                                      item.as_dict())
         certs = [c for c in _certificates(policy, clock.now()) if c.status != "ok"]
         for cert in certs:
-            ledger.record_finding("certificate", cert.endpoint, _cert_severity(cert.status),
-                                  _cert_message(cert), cert.as_dict())
+            run.ledger.record_finding("certificate", cert.endpoint, _cert_severity(cert.status),
+                                      _cert_message(cert), cert.as_dict())
         paging = [v for v in vulnerable if v.severity in policy.security.page_severities]
         urgent_certs = [c for c in certs if c.status == "critical"]
-        pages = page_once(ledger, policy, scope="security_scan", context=context,
+        pages = page_once(run.ledger, policy, scope="security_scan", context=run.context,
                           title="Security scan: fix now", problems=_problems(paging, urgent_certs))
         self.log.info("Paging: %d open, new %s, reminders %s", pages["open"], pages["paged"] or "none",
                       pages["reminded"] or "none")
@@ -77,11 +76,10 @@ class DependencyReviewOperator(MaintenanceOperator):
     """Weekly: the newest release of every pinned package, as patch (safe), minor (staging) or major
     (manual review), as the procedures sort them (4.1)."""
 
-    def run(self, context, ledger, dry_run):
-        from maintenance.policy import load_policy
+    def run(self, run):
         from maintenance.security import registry, versions
 
-        policy = load_policy()
+        policy = run.policy
         sec = policy.security
         rows, unknown = [], []
         for dep in _dependencies(policy):
@@ -100,9 +98,9 @@ class DependencyReviewOperator(MaintenanceOperator):
                               advice[kind])
         counts = {k: sum(1 for r in rows if r["category"] == k) for k in ("patch", "minor", "major")}
         if counts["major"]:
-            ledger.record_finding("dependency_updates", "lock files", "info",
-                                  f"{counts['major']} major, {counts['minor']} minor, {counts['patch']} patch "
-                                  "updates available", {"counts": counts})
+            run.ledger.record_finding("dependency_updates", "lock files", "info",
+                                      f"{counts['major']} major, {counts['minor']} minor, {counts['patch']} patch "
+                                      "updates available", {"counts": counts})
         return {"updates": rows, "counts": counts, "not_in_registry": unknown, "advice": advice}
 
     def describe(self, summary):
@@ -113,16 +111,15 @@ class DependencyReviewOperator(MaintenanceOperator):
 class CertificateReviewOperator(MaintenanceOperator):
     """Weekly: every configured endpoint's leaf certificate: expiry, issuer, names."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from maintenance import clock
-        from maintenance.policy import load_policy
 
-        checked = _certificates(load_policy(), clock.now())
+        checked = _certificates(run.policy, clock.now())
         for cert in checked:
             self.log.info("%-11s %s: %s", cert.status, cert.endpoint, _cert_message(cert))
             if cert.status != "ok":
-                ledger.record_finding("certificate", cert.endpoint, _cert_severity(cert.status),
-                                      _cert_message(cert), cert.as_dict())
+                run.ledger.record_finding("certificate", cert.endpoint, _cert_severity(cert.status),
+                                          _cert_message(cert), cert.as_dict())
         return {"certificates": [c.as_dict() for c in checked]}
 
     def describe(self, summary):
@@ -134,22 +131,17 @@ class CertificateReviewOperator(MaintenanceOperator):
 class PostureAuditOperator(MaintenanceOperator):
     """Monthly: PostgreSQL, Redis and S3 settings that weaken security, each finding with its fix."""
 
-    def run(self, context, ledger, dry_run):
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
+    def run(self, run):
         from airflow.providers.redis.hooks.redis import RedisHook
 
-        from maintenance.policy import load_policy
+        from maintenance.pgsession import session
         from maintenance.security import posture
 
-        policy = load_policy()
+        policy = run.policy
         audit = posture.Audit()
         for db in policy.postgres.databases:
-            conn = PostgresHook(postgres_conn_id=db.conn_id).get_conn()
-            conn.autocommit = True
-            try:
+            with session(db.conn_id) as conn:
                 audit.extend(posture.postgres(conn, db.conn_id))
-            finally:
-                conn.close()
         client = RedisHook(redis_conn_id=policy.redis.conn_id).get_conn()
         try:
             audit.extend(posture.redis(client, policy.redis.conn_id))
@@ -163,7 +155,7 @@ class PostureAuditOperator(MaintenanceOperator):
                 audit.extend(posture.s3_bucket(s3, bucket, holds_backups=bucket in policy.security.backup_buckets))
         for f in audit.findings:
             self.log.info("%-8s %s %s: %s. Fix: %s", f.severity.upper(), f.check, f.target, f.message, f.fix)
-        ledger.record_findings(audit.findings)
+        run.ledger.record_findings(audit.findings)
         for line in audit.not_run:
             self.log.warning("Not run: %s", line)
         return {"findings": [f.as_dict() for f in audit.findings], "not_run": audit.not_run}
@@ -177,18 +169,17 @@ class PostureAuditOperator(MaintenanceOperator):
 class ComplianceOperator(MaintenanceOperator):
     """Monthly: each control of the policy, passed or failed, with its evidence from the ledger."""
 
-    def run(self, context, ledger, dry_run):
+    def run(self, run):
         from maintenance import clock
-        from maintenance.policy import load_policy
         from maintenance.security.compliance import evaluate
 
-        policy = load_policy()
-        results = [evaluate(ledger.conn, ledger.schema_name, c, now=clock.now(), policy=policy)
+        policy = run.policy
+        results = [evaluate(run.ledger.conn, run.ledger.schema_name, c, now=clock.now(), policy=policy)
                    for c in policy.security.controls]
         for r in results:
             self.log.info("%-4s %s: %s", "PASS" if r["passed"] else "FAIL", r["control"], r["evidence"])
             if not r["passed"]:
-                ledger.record_finding("compliance", r["control"], "warning", "control not met", r["evidence"])
+                run.ledger.record_finding("compliance", r["control"], "warning", "control not met", r["evidence"])
         return {"controls": results, "passed": sum(r["passed"] for r in results), "total": len(results)}
 
     def describe(self, summary):

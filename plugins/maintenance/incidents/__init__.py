@@ -1,0 +1,1 @@
+"""Incidents: recorded from the Airflow UI into the ledger, which feeds the KPIs."""

@@ -1,0 +1,70 @@
+"""Monitoring maintenance: Prometheus and Alertmanager (procedures 2.2 and 6.1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from maintenance.policy.base import _Strict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+class Silences(_Strict):
+    """Which alerts a disruptive step silences (maintenance.monitoring.silences)."""
+
+    by_system: dict[str, dict[str, str]] = Field(
+        {"postgres": {"system": "postgres"}, "redis": {"system": "redis"}, "kubernetes": {"system": "host"},
+         "backup": {"system": "postgres"}},
+        description="the ledger's system of the step -> the labels (all equal) of the alerts it silences")
+    margin_minutes: float = Field(15, ge=0, description="added to the step's expected duration")
+    default_minutes: float = Field(60, gt=0, description="a step that says nothing of its duration")
+    include_critical: bool = Field(False, description="false: critical alerts are never silenced")
+
+    @field_validator("by_system")
+    @classmethod
+    def _narrow(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        from maintenance.actions import REGISTRY
+
+        systems = sorted({system for system, _ in REGISTRY})
+        for system, labels in value.items():
+            if system not in systems:
+                raise ValueError(f"{system!r} is not a system of the maintenance actions ({', '.join(systems)})")
+            if not labels or not all(k and v for k, v in labels.items()):
+                raise ValueError(f"{system}: a silence needs at least one label with a value; without one it "
+                                 "would silence every alert")
+        return value
+
+
+class Monitoring(_Strict):
+    """Thursday's alert rule review over Prometheus's history, and Alertmanager's silences."""
+
+    prometheus_url: str = Field("", description="empty: no review")
+    alertmanager_url: str = Field("", description="its silences count in the review; empty: none")
+    rules_file: str = Field("include/prometheus/platform-rules.yml",
+                            description="the alerting rules the review proposes patches to; relative to the project")
+    lookback_days: float = Field(30, gt=0)
+    false_positive_minutes: float = Field(5, gt=0, description="a firing over within this, with no incident "
+                                                                "and no silence, was a false positive")
+    noisy_false_positive_rate: float = Field(0.3, gt=0, le=1, description="more false positives than this: noisy")
+    http_timeout_s: float = Field(30, gt=0)
+    silences: Silences = Silences()
+    gate_on_alerts: list[dict[str, str]] = Field(
+        [{"severity": "critical"}],
+        description="disruptive work waits while an alert holding all the labels of one of these fires "
+                    "(Alertmanager's active, unsilenced alerts); empty: alerts do not hold it")
+
+    @field_validator("gate_on_alerts")
+    @classmethod
+    def _selective(cls, value: list[dict[str, str]]) -> list[dict[str, str]]:
+        for i, selector in enumerate(value):
+            if not selector or not all(k and v for k, v in selector.items()):
+                raise ValueError(f"[{i}]: give at least one label and its value; an empty selector would hold "
+                                 "disruptive work back for any alert at all")
+        return value
+
+    @property
+    def rules_path(self) -> Path:
+        path = Path(self.rules_file)
+        return path if path.is_absolute() else PROJECT_ROOT / path
