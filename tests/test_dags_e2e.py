@@ -26,13 +26,13 @@ import pytest
 import yaml
 from maintenance import clock
 
+from devtools import prom
 from devtools.kube_objects import deployment, metrics, node, pod, replicaset
 from devtools.kube_server import Cluster, kubernetes_connection, start_kube_server
 from devtools.osv_server import start_osv_server
 from tests.conftest import ROOT, empty_bucket, set_conn
 from tests.support.airflow_runs import load_dag, run_dag
 from tests.support.forms import ui_conf
-from tests.support.prometheus import start_prometheus
 from tests.support.tls import make_cert, serve_tls
 
 ORDINARY = datetime(2026, 11, 30, 6, tzinfo=UTC)  # Monday 01:00 EST, no blackout
@@ -92,7 +92,9 @@ def platform(platform_db, redis_server, s3, slack_server, airflow_db, tmp_path_f
     logs = folder / "logs"
     logs.mkdir()
     osv_url, osv = start_osv_server(ROOT / "include/demo/advisories.json")
-    prometheus_url, _, prometheus = start_prometheus()
+    alertmanager = prom.start_alertmanager(folder / "alertmanager")
+    prometheus = prom.start_prometheus(folder / "prometheus", alertmanager=alertmanager.url,
+                                       rule_files=[ROOT / "include/prometheus/platform-rules.yml"])
     cluster = Cluster()
     kube_url, kube = start_kube_server(cluster)
     set_conn("kubernetes_default", kubernetes_connection(kube_url))
@@ -104,7 +106,7 @@ def platform(platform_db, redis_server, s3, slack_server, airflow_db, tmp_path_f
                        str(ROOT / "include/demo/requirements-platform.lock")],
         "certificates": policy["security"]["certificates"] | {
             "endpoints": [f"127.0.0.1:{serve_tls(*make_cert(folder, 200))}"]}}
-    policy["monitoring"]["prometheus_url"] = prometheus_url
+    policy["monitoring"] |= {"prometheus_url": prometheus.url, "alertmanager_url": alertmanager.url}
     policy["kubernetes"]["nodes"] |= {"drain_timeout_minutes": 0.05, "eviction_retry_seconds": 0.05,
                                       "action_timeout_minutes": 0.3, "ready_timeout_minutes": 0.2}
     path = folder / "policy.yaml"
@@ -114,8 +116,10 @@ def platform(platform_db, redis_server, s3, slack_server, airflow_db, tmp_path_f
     (folder / "loaded.yaml").write_text(yaml.safe_dump(loaded))
     yield {"db": platform_db, "s3": s3, "slack": slack_server, "logs": logs, "cluster": cluster,
            "policy": path, "loaded": folder / "loaded.yaml"}
-    for server in (osv, prometheus, kube):
+    for server in (osv, kube):
         server.shutdown()
+    prometheus.stop()
+    alertmanager.stop()
 
 
 @pytest.fixture
