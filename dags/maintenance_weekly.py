@@ -1,9 +1,9 @@
 """Weekly maintenance (procedures 2.2), one run each weekday at 01:00, doing that day's theme:
-Monday performance, cost (the week's AWS cost per student per day) and capacity; Tuesday
-security patches (the Kubernetes nodes), dependencies, certificates; Wednesday deep
+Monday Redis big keys, S3 lifecycle rules, cost (the week's AWS cost per student per day);
+Tuesday security patches (the Kubernetes nodes), dependencies, certificates; Wednesday deep
 database maintenance, index optimization, query review; Thursday restore test, monthly DR
-drill, alert rule review; Friday system health report, post-mortems, documentation
-review."""
+drill, alert rule review, Prometheus housekeeping (scrape targets, series, dashboards);
+Friday system health report, post-mortems, documentation review."""
 
 from airflow.sdk import TaskGroup, chain
 from maintenance import dagkit
@@ -12,7 +12,7 @@ from maintenance.costs.operators import CostReviewOperator
 from maintenance.documentation.operators import DocumentationReviewOperator
 from maintenance.kubernetes.operators import PatchReviewOperator
 from maintenance.logs.operators import S3LifecycleOperator
-from maintenance.monitoring.operators import AlertReviewOperator
+from maintenance.monitoring.operators import AlertReviewOperator, PrometheusHousekeepingOperator
 from maintenance.postgres.operators import BloatAnalysisOperator, PostgresReviewOperator, ReindexOperator
 from maintenance.redis.operators import RedisBigKeysOperator
 from maintenance.reports.operator import ReportOperator
@@ -60,6 +60,7 @@ with dagkit.maintenance_dag(
         restore_server = dagkit.pool_for(dagkit.policy().backups.restore_conn_id)
         restore_tests = dagkit.per_database(RestoreTestOperator, "restore_test", pooled=False, **restore_server)
         alert_review = AlertReviewOperator(task_id="alert_review")  # read-only: proposals wait for a person
+        housekeeping = PrometheusHousekeepingOperator(task_id="prometheus_housekeeping")  # read-only
 
     with TaskGroup("friday") as friday:
         # Reports are read-only and still run in a blackout: not behind the gate.
@@ -71,7 +72,8 @@ with dagkit.maintenance_dag(
                                          "tuesday": [patch_review.task_id, dependency_review.task_id,
                                                      certificate_review.task_id],
                                          "wednesday": ["wednesday.gate"],
-                                         "thursday": [t.task_id for t in restore_tests] + [alert_review.task_id],
+                                         "thursday": [t.task_id for t in restore_tests] + [alert_review.task_id,
+                                                                                       housekeeping.task_id],
                                          "friday": [health_report.task_id, post_mortems.task_id,
                                                     documentation.task_id]})
     choose >> [monday, tuesday, wednesday, thursday, friday] >> summary

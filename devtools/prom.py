@@ -97,17 +97,18 @@ def write_history(data_dir: Path, openmetrics: str) -> None:
 
 def start_prometheus(root: Path, *, rule_files: list[Path] = (), scrape: dict[str, list[str]] | None = None,
                      alertmanager: str | None = None, evaluation_interval: str = "15s",
-                     retention: str = "400d") -> Server:
-    """Prometheus with ``rule_files``, scraping ``scrape`` (job -> host:port targets), sending its
-    alerts to ``alertmanager`` (a URL), its TSDB in ``root/data`` (history written there first
-    is kept). The admin API is on (snapshots, series deletion)."""
+                     scrape_interval: str = "15s", scrape_self: bool = True, retention: str = "400d") -> Server:
+    """Prometheus with ``rule_files``, scraping ``scrape`` (job -> host:port targets) and itself,
+    sending its alerts to ``alertmanager`` (a URL), its TSDB in ``root/data`` (history written
+    there first is kept). The admin API is on (snapshots, series deletion)."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    scrape = ({"prometheus": [f"127.0.0.1:{port}"]} if scrape_self else {}) | (scrape or {})
     config = {
-        "global": {"scrape_interval": "15s", "evaluation_interval": evaluation_interval},
+        "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval},
         "rule_files": [str(p) for p in rule_files],
         "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets}]}
-                           for job, targets in (scrape or {}).items()],
+                           for job, targets in scrape.items()],
     }
     if alertmanager:
         config["alerting"] = {"alertmanagers": [{"static_configs": [

@@ -50,7 +50,7 @@ WEEKLY_TASKS = {
     "tuesday": ("tuesday.patch_review", "tuesday.dependency_review", "tuesday.certificate_review"),
     "wednesday": ("wednesday.gate", "wednesday.bloat_analysis", "wednesday.review", "wednesday.plan_reindex",
                   "wednesday.reindex"),
-    "thursday": ("thursday.restore_test", "thursday.alert_review"),
+    "thursday": ("thursday.restore_test", "thursday.alert_review", "thursday.prometheus_housekeeping"),
     "friday": ("friday.health_report", "friday.post_mortems", "friday.documentation_review"),
 }
 UNGATED = {"monday.cost_review"}  # read-only: runs in a blackout and under load

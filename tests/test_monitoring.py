@@ -57,7 +57,9 @@ def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("monitoring")
     prom.write_history(root / "prometheus" / "data", history())
     alertmanager = prom.start_alertmanager(root / "alertmanager")
-    prometheus = prom.start_prometheus(root / "prometheus", rule_files=[RULES], alertmanager=alertmanager.url)
+    # It scrapes itself, and an exporter that is not there (a scrape target down).
+    prometheus = prom.start_prometheus(root / "prometheus", rule_files=[RULES], alertmanager=alertmanager.url,
+                                       scrape={"redis": [f"127.0.0.1:{servers.free_port()}"]}, scrape_interval="1s")
     yield prometheus.url, alertmanager.url
     prometheus.stop()
     alertmanager.stop()
@@ -147,7 +149,8 @@ def test_thursday_review_through_the_dag(stack, platform_db, airflow_db, slack, 
                      mark_success_pattern=r"^thursday\.restore_test$")
     assert result.states["thursday.alert_review"] == "success", result.states
     findings = platform_db.execute("SELECT check_name, target, message, evidence->>'check' FROM maintenance.findings "
-                                   "WHERE run_id = %s ORDER BY 1, 2", (result.run.run_id,))
+                                   "WHERE run_id = %s AND check_name LIKE 'alert_rule%%' ORDER BY 1, 2",
+                                   (result.run.run_id,))
     assert [(c, t) for c, t, *_ in findings] == [
         ("alert_rule_never_fired", name) for name in
         ("ApiLatencyHigh", "DiskSpaceLow", "PostgresDown", "RedisDown", "RedisMemoryHigh")] + [
@@ -269,3 +272,79 @@ def test_an_unreachable_alertmanager_lets_the_step_run_and_says_so(silencing_run
     with silencing_run(run_id="r-down").step("postgres", "platform_db:public.packed", "repack") as act:
         ran.append(True)
     assert ran == [True] and "silence" not in act.plan and "Connection refused" in act.plan["silence_error"]
+
+
+# --- Prometheus housekeeping ---------------------------------------------------------------------------
+
+def _wait_for_scrapes(prometheus: str) -> None:
+    from maintenance.monitoring import housekeeping
+
+    deadline = datetime.now(UTC) + timedelta(seconds=20)
+    while not housekeeping.unhealthy_targets(prometheus, timeout=5) and datetime.now(UTC) < deadline:
+        time.sleep(0.5)
+
+
+def test_targets_down_series_and_every_dashboard_panel_are_checked(stack, tmp_path):
+    from maintenance.monitoring import housekeeping
+
+    prometheus, _ = stack
+    _wait_for_scrapes(prometheus)
+    (down,) = housekeeping.unhealthy_targets(prometheus, timeout=5)
+    assert down["job"] == "redis" and down["health"] == "down" and "connection refused" in down["last_error"]
+    status = housekeeping.tsdb(prometheus, timeout=5)
+    assert status["series"] > 0 and status["by_metric"][0][1] >= status["by_metric"][-1][1]
+    assert housekeeping.growth(150, 100) == pytest.approx(0.5) and housekeeping.growth(150, None) is None
+    boards = tmp_path / "grafana"
+    boards.mkdir()
+    (boards / "platform.json").write_text((ROOT / "include/grafana/platform.json").read_text())
+    (boards / "ops.json").write_text(json.dumps({"title": "Ops", "panels": [
+        {"title": "Scrapes", "targets": [{"refId": "A", "expr": "up"}]},
+        {"title": "Typo", "targets": [{"refId": "A", "expr": "rate(up[5m]"}]}]}))
+    found = {(p["file"], p["panel"]): housekeeping.ask(prometheus, p["expr"], now=datetime.now(UTC), timeout=5)
+             for p in housekeeping.panels(boards)}
+    assert found[("ops.json", "Scrapes")] == "ok"
+    assert found[("ops.json", "Typo")].startswith("error: ") and "parse error" in found[("ops.json", "Typo")]
+    # The shipped dashboard: nested rows' panels found; nothing scraped here gives them data.
+    assert found[("platform.json", "Redis memory used")] == "no data"
+    assert {panel for file, panel in found if file == "platform.json"} == {
+        "PostgreSQL up", "Connections used (share of max_connections)", "Redis memory used", "Redis hit ratio",
+        "API error ratio", "API p95 latency"}
+    assert all(status in ("ok", "no data") for (file, _), status in found.items() if file == "platform.json")
+
+
+def test_thursday_housekeeping_through_the_dag(stack, platform_db, airflow_db, slack, tmp_path, monkeypatch):
+    from maintenance.ledger.schema import ensure_schema
+
+    prometheus, _ = stack
+    _wait_for_scrapes(prometheus)
+    use_policy(tmp_path, monkeypatch, monitoring={"prometheus_url": prometheus})
+    with platform_db.connect() as conn:
+        conn.autocommit = True
+        ensure_schema(conn, "maintenance")
+    # A week ago Prometheus held 10 series: whatever it holds now is growth to report.
+    platform_db.execute("DELETE FROM maintenance.metrics WHERE system = 'prometheus'")
+    platform_db.execute("INSERT INTO maintenance.metrics (dag_id, task_id, run_id, system, target, name, value, "
+                        "recorded_at) VALUES ('maintenance_weekly', 'thursday.prometheus_housekeeping', 'earlier', "
+                        "'prometheus', %s, 'head_series', 10, now() - interval '7 days')", (prometheus,))
+    result = run_dag("maintenance_weekly", datetime(2026, 11, 26, 6, tzinfo=UTC), {"theme": "thursday"},
+                     mark_success_pattern=r"^thursday\.(restore_test|alert_review)$")
+    assert result.states["thursday.prometheus_housekeeping"] == "success", result.states
+    findings = dict(platform_db.execute(
+        "SELECT check_name || ' ' || target, message FROM maintenance.findings WHERE run_id = %s "
+        "AND task_id = 'thursday.prometheus_housekeeping'", (result.run.run_id,)))
+    assert any(k.startswith("scrape_target_down redis 127.0.0.1:") for k in findings)
+    assert "tsdb_series_growth " + prometheus in findings
+    assert "dashboard_panel_no_data platform.json: API error ratio" in findings
+    summary = result.xcom("thursday.prometheus_housekeeping")
+    assert summary["tsdb"]["growth"] > 0.2 and len(summary["panels"]) == 6
+
+
+def test_the_platforms_rules_pass_promtool_check_and_their_own_tests():
+    import subprocess
+
+    check = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    tests = subprocess.run(["promtool", "test", "rules", "platform-rules.test.yml"], cwd=RULES.parent,
+                           capture_output=True, text=True, check=False)
+    assert tests.returncode == 0 and "SUCCESS" in tests.stdout, tests.stdout + tests.stderr
+    assert alerts.check_rules(RULES.read_text().replace("for: 5m", "for: 5 minutes", 1)).startswith("Checking")

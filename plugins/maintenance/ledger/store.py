@@ -225,21 +225,25 @@ class Ledger:
                 [(k.dag_id, k.task_id, k.run_id, system, target, name, float(v))
                  for name, v in values.items() if v is not None])
 
-    def latest_metric(self, system: str, target: str, name: str, *, where: tuple[str, float] | None = None):
+    def latest_metric(self, system: str, target: str, name: str, *, where: tuple[str, float] | None = None,
+                      before: datetime | None = None):
         """The latest value recorded for ``target``'s metric ``name``, and when, or None. With
         ``where`` (another metric's name and a minimum), only from a task run whose other metric
-        reached that minimum, e.g. a rate measured over enough rows to mean something."""
+        reached that minimum, e.g. a rate measured over enough rows to mean something. With
+        ``before``, the latest recorded no later than that (a week ago's, to measure growth)."""
         other, least = where or (None, 0.0)
         row = self.conn.execute(self._q("""
             SELECT m.value, m.recorded_at FROM {s}.metrics m
             WHERE m.system = %(system)s AND m.target = %(target)s AND m.name = %(name)s
+              AND (%(before)s::timestamptz IS NULL OR m.recorded_at <= %(before)s)
               AND (%(other)s::text IS NULL OR EXISTS (
                   SELECT 1 FROM {s}.metrics o
                   WHERE (o.dag_id, o.task_id, o.run_id, o.system, o.target)
                         = (m.dag_id, m.task_id, m.run_id, m.system, m.target)
                     AND o.name = %(other)s AND o.value >= %(least)s))
             ORDER BY m.recorded_at DESC LIMIT 1"""),
-            {"system": system, "target": target, "name": name, "other": other, "least": least}).fetchone()
+            {"system": system, "target": target, "name": name, "other": other, "least": least,
+             "before": before}).fetchone()
         return (row[0], row[1]) if row else None
 
 

@@ -63,3 +63,51 @@ class AlertReviewOperator(MaintenanceOperator):
     def describe(self, summary):
         return (f"{len(summary['rules'])} alert rules: {len(summary['unhealthy'])} unhealthy, "
                 f"{len(summary['noisy'])} noisy, {len(summary['never_fired'])} never fired")
+
+
+class PrometheusHousekeepingOperator(MaintenanceOperator):
+    """Scrape targets that are down, the TSDB's series and their growth, dashboards whose panels
+    no longer work. Read-only: findings for a person."""
+
+    def run(self, run):
+        from datetime import timedelta
+
+        from maintenance import clock
+        from maintenance.monitoring import housekeeping
+
+        settings = run.policy.monitoring
+        if not settings.prometheus_url:
+            self.log.info("No Prometheus in the policy (monitoring.prometheus_url): nothing to look after")
+            return {"targets_down": [], "tsdb": None, "panels": []}
+        base, timeout, now = settings.prometheus_url, settings.http_timeout_s, clock.now()
+        down = housekeeping.unhealthy_targets(base, timeout=timeout)
+        for target in down:
+            run.ledger.record_finding("scrape_target_down", f"{target['job']} {target['instance']}", "warning",
+                                      f"{target['url']}: {target['last_error'] or target['health']} "
+                                      f"(scrape took {target['scrape_seconds']}s)", target)
+        status = housekeeping.tsdb(base, timeout=timeout)
+        week_ago = run.ledger.latest_metric("prometheus", base, "head_series", before=now - timedelta(days=6.5))
+        status["growth"] = housekeeping.growth(status["series"], week_ago[0] if week_ago else None)
+        run.ledger.record_metrics("prometheus", base, {"head_series": status["series"]})
+        if status["growth"] is not None and status["growth"] > settings.series_growth_warning:
+            run.ledger.record_finding("tsdb_series_growth", base, "warning",
+                                      f"{status['series']:,} series, {status['growth']:+.0%} on the week before; "
+                                      f"most: {', '.join(f'{n} ({c:,})' for n, c in status['by_metric'][:3])}",
+                                      status)
+        checked = []
+        for panel in housekeeping.panels(settings.dashboards_path):
+            panel["status"] = housekeeping.ask(base, panel["expr"], now=now, timeout=timeout)
+            checked.append(panel)
+            if panel["status"] != "ok":
+                run.ledger.record_finding(
+                    "dashboard_panel_broken" if panel["status"].startswith("error") else "dashboard_panel_no_data",
+                    f"{panel['file']}: {panel['panel']}", "warning" if panel["status"].startswith("error") else "info",
+                    f"{panel['dashboard']} / {panel['panel']} ({panel['ref']}): {panel['status']}", panel)
+        return {"targets_down": down, "tsdb": status, "panels": checked}
+
+    def describe(self, summary):
+        if summary["tsdb"] is None:
+            return "no Prometheus configured"
+        broken = sum(p["status"] != "ok" for p in summary["panels"])
+        return (f"{len(summary['targets_down'])} scrape targets down; {summary['tsdb']['series']:,} series; "
+                f"{broken} of {len(summary['panels'])} dashboard queries broken or empty")

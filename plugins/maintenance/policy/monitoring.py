@@ -49,6 +49,10 @@ class Monitoring(_Strict):
                                                                 "and no silence, was a false positive")
     noisy_false_positive_rate: float = Field(0.3, gt=0, le=1, description="more false positives than this: noisy")
     http_timeout_s: float = Field(30, gt=0)
+    dashboards_folder: str = Field("include/grafana", description="Grafana dashboards (JSON) whose panels are "
+                                                                  "checked; relative to the project")
+    series_growth_warning: float = Field(0.2, gt=0, description="head series up more than this on the week "
+                                                                "before: a finding")
     silences: Silences = Silences()
     gate_on_alerts: list[dict[str, str]] = Field(
         [{"severity": "critical"}],
@@ -66,5 +70,13 @@ class Monitoring(_Strict):
 
     @property
     def rules_path(self) -> Path:
-        path = Path(self.rules_file)
-        return path if path.is_absolute() else PROJECT_ROOT / path
+        return _in_project(self.rules_file)
+
+    @property
+    def dashboards_path(self) -> Path:
+        return _in_project(self.dashboards_folder)
+
+
+def _in_project(name: str) -> Path:
+    path = Path(name)
+    return path if path.is_absolute() else PROJECT_ROOT / path

@@ -1,0 +1,87 @@
+"""Prometheus housekeeping (procedures 6.1): what a person who keeps a Prometheus looks at.
+
+Scrape targets that are down (with their last error and how long the scrape took), the TSDB's
+series (the metrics and labels with the most, and growth week over week from the ledger), and
+the dashboards under ``include/grafana/``: every panel's query is asked of Prometheus over the
+last day, and a query that does not parse or returns nothing is a finding. Read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+from maintenance.security.http import ServiceUnavailable, get_json
+
+
+def _data(base: str, path: str, timeout: float):
+    answer = get_json(f"{base.rstrip('/')}{path}", timeout=timeout)
+    if not answer or answer.get("status") != "success":
+        raise ServiceUnavailable(f"{base}{path.split('?', 1)[0]}: {answer and answer.get('error')}")
+    return answer["data"]
+
+
+def unhealthy_targets(base: str, *, timeout: float) -> list[dict]:
+    """Active scrape targets whose last scrape failed."""
+    found = []
+    for target in _data(base, "/api/v1/targets?state=active", timeout)["activeTargets"]:
+        if target.get("health") != "up":
+            found.append({"job": target["labels"].get("job", target.get("scrapePool", "")),
+                          "instance": target["labels"].get("instance", ""), "url": target.get("scrapeUrl", ""),
+                          "health": target.get("health"), "last_error": target.get("lastError", ""),
+                          "scrape_seconds": round(float(target.get("lastScrapeDuration") or 0), 3)})
+    return found
+
+
+def tsdb(base: str, *, timeout: float, top: int = 10) -> dict:
+    data = _data(base, "/api/v1/status/tsdb", timeout)
+    return {"series": int(data["headStats"]["numSeries"]),
+            "by_metric": [(d["name"], int(d["value"])) for d in data.get("seriesCountByMetricName", [])[:top]],
+            "by_label": [(d["name"], int(d["value"])) for d in data.get("labelValueCountByLabelName", [])[:top]]}
+
+
+def growth(now_value: float, week_ago: float | None) -> float | None:
+    return None if not week_ago else now_value / week_ago - 1
+
+
+def panels(folder: Path) -> list[dict]:
+    """Every query of every panel of the Grafana dashboards (JSON) in ``folder``, rows included."""
+    found = []
+
+    def walk(items, title: str, file: str) -> None:
+        for panel in items or []:
+            walk(panel.get("panels"), title, file)
+            for target in panel.get("targets", []):
+                if target.get("expr"):
+                    found.append({"dashboard": title, "file": file, "panel": panel.get("title", "?"),
+                                  "ref": target.get("refId", ""), "expr": target["expr"]})
+
+    for path in sorted(folder.glob("*.json")):
+        board = json.loads(path.read_text())
+        walk(board.get("panels"), board.get("title", path.stem), path.name)
+    return found
+
+
+def ask(base: str, expr: str, *, now: datetime, timeout: float) -> str:
+    """'ok' (data over the last day), 'no data', or Prometheus's error for a query that fails."""
+    params = urlencode({"query": expr, "start": (now - timedelta(days=1)).timestamp(), "end": now.timestamp(),
+                        "step": "300"})
+    request = urllib.request.Request(f"{base.rstrip('/')}/api/v1/query_range?{params}",
+                                     headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            data = json.loads(answer.read())["data"]
+    except urllib.error.HTTPError as exc:
+        if exc.code in (400, 422):  # Prometheus's answer to a query it cannot parse or run
+            try:
+                return "error: " + json.loads(exc.read()).get("error", str(exc))
+            except ValueError:
+                return f"error: HTTP {exc.code}"
+        raise ServiceUnavailable(f"{base}/api/v1/query_range: HTTP {exc.code}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise ServiceUnavailable(f"{base}/api/v1/query_range: {getattr(exc, 'reason', exc)}") from exc
+    return "ok" if data["result"] else "no data"
