@@ -355,7 +355,8 @@ def up() -> int:
     else:
         connections = start_embedded_target(state) | start_demo_cluster()
         policy = demo_policy(state)
-        say(f"policy: {policy.relative_to(ROOT)} (the project's, plus the demo's log folder and lock files)")
+        shown = policy.relative_to(ROOT) if policy.is_relative_to(ROOT) else policy
+        say(f"policy: {shown} (the project's, plus the demo's log folder, lock files and monitoring)")
     env = airflow_env(connections, policy)
     sys.path.insert(0, str(ROOT / "plugins"))
     create_pools(env)
