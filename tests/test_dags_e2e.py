@@ -107,6 +107,7 @@ def platform(platform_db, redis_server, s3, slack_server, airflow_db, tmp_path_f
         "certificates": policy["security"]["certificates"] | {
             "endpoints": [f"127.0.0.1:{serve_tls(*make_cert(folder, 200))}"]}}
     policy["monitoring"] |= {"prometheus_url": prometheus.url, "alertmanager_url": alertmanager.url}
+    policy["monitoring"]["watch"] |= {"minutes": 0.02, "interval_seconds": 0.5}  # seconds, not minutes, here
     policy["kubernetes"]["nodes"] |= {"drain_timeout_minutes": 0.05, "eviction_retry_seconds": 0.05,
                                       "action_timeout_minutes": 0.3, "ready_timeout_minutes": 0.2}
     path = folder / "policy.yaml"

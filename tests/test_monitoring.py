@@ -184,6 +184,8 @@ def _ours(alertmanager: str) -> list[dict]:
 @pytest.fixture
 def silencing_run(stack, platform_db, tmp_path, monkeypatch):
     """A run whose policy knows the stack's Alertmanager, with a real ledger; returns a maker."""
+    from types import SimpleNamespace
+
     from maintenance.form import RunForm
     from maintenance.ledger.schema import ensure_schema
     from maintenance.ledger.store import Ledger, TaskKey
@@ -203,7 +205,8 @@ def silencing_run(stack, platform_db, tmp_path, monkeypatch):
         key = TaskKey("maintenance_monthly", "debloat", run_id, try_number=try_number, map_index=0, dry_run=dry_run)
         ledger = Ledger(conn, "maintenance", key)
         ledger.start_task()
-        return Run({}, load_policy(), RunForm(), ledger, dry_run)
+        ti = SimpleNamespace(dag_id=key.dag_id, run_id=key.run_id, task_id=key.task_id)
+        return Run({"ti": ti}, load_policy(), RunForm(), ledger, dry_run)
 
     yield make
     conn.close()
@@ -348,3 +351,32 @@ def test_the_platforms_rules_pass_promtool_check_and_their_own_tests():
                            capture_output=True, text=True, check=False)
     assert tests.returncode == 0 and "SUCCESS" in tests.stdout, tests.stdout + tests.stderr
     assert alerts.check_rules(RULES.read_text().replace("for: 5m", "for: 5 minutes", 1)).startswith("Checking")
+
+
+def test_after_a_disruptive_step_the_watch_pages_a_regression_naming_the_step(stack, silencing_run, slack, tmp_path,
+                                                                            monkeypatch):
+    """The stack's Prometheus scrapes itself (up) and an exporter that is not there (down): a
+    check on every target's `up` is a regression after the step; a check on Prometheus's own holds."""
+    prometheus, alertmanager = stack
+    _wait_for_scrapes(prometheus)
+    checks = [{"name": "every target up", "query": "min(up)", "below": 1},
+              {"name": "prometheus up", "query": 'min(up{job="prometheus"})', "below": 1}]
+    use_policy(tmp_path, monkeypatch, monitoring={
+        "prometheus_url": prometheus, "alertmanager_url": alertmanager,
+        "watch": {"minutes": 0.05, "interval_seconds": 1, "by_system": {"postgres": checks}}})
+    run = silencing_run(run_id="r-watch")
+    with run.step("postgres", "platform_db:public.packed", "repack") as act:
+        pass
+    watched = act.plan["watch"]
+    assert watched["rounds"] >= 2 and list(watched["breaches"]) == ["every target up"]
+    assert act.plan["silence_expired"] is True  # the silence ended before the watch began
+    (page,) = slack.messages("#ops-oncall")
+    assert page["text"].startswith(":rotating_light: *Regression after repack of platform_db:public.packed*")
+    assert "every target up: 0 (limit < 1; min(up))" in page["text"] and "prometheus up" not in page["text"]
+    with silencing_run(run_id="r-watch-light").step("postgres", "platform_db:public.packed", "analyze") as light:
+        pass
+    assert "watch" not in light.plan  # a light step is not watched
+    with pytest.raises(RuntimeError), silencing_run(run_id="r-watch-fail").step(
+            "postgres", "platform_db:public.packed", "repack") as failed:
+        raise RuntimeError("repack failed")
+    assert "watch" not in failed.plan  # a failed step fails the task; there is nothing to watch

@@ -53,21 +53,53 @@ class Run:
     def step(self, system: str, target: str, action: str, plan: dict | None = None, *,
              expected_seconds: float | None = None):
         """One step on a system: recorded in the ledger (maintenance.ledger.store.Ledger.action),
-        and, when the action is declared ``silenced`` and Alertmanager is configured, with its
-        system's alerts silenced while it runs: the silence made before, expired after, whatever
-        happens. An Alertmanager that cannot be reached does not stop the step: it runs loud, and
-        the ledger says why."""
+        and, when the action is declared ``silenced`` (disruptive) and Alertmanager is configured,
+        with its system's alerts silenced while it runs: the silence made before, expired after,
+        whatever happens. An Alertmanager that cannot be reached does not stop the step: it runs
+        loud, and the ledger says why. After a disruptive step that succeeded, the watch: the
+        policy's health queries for its system, read for a few minutes; a regression pages
+        on-call naming the step (maintenance.monitoring.watch)."""
         from maintenance.actions import kind
 
+        disruptive = kind(system, action).silenced and not self.dry_run
         with self.ledger.action(system, target, action, plan) as act:
             silence = None
-            if kind(system, action).silenced and not self.dry_run and self.policy.monitoring.alertmanager_url:
+            if disruptive and self.policy.monitoring.alertmanager_url:
                 silence = self._silence(system, target, action, expected_seconds, act)
             try:
                 yield act
             finally:
                 if silence:
                     self._unsilence(silence, act)
+            if disruptive and act.outcome in (None, "applied"):
+                self._watch(system, target, action, act)
+
+    def _watch(self, system, target, action, act) -> None:
+        import logging
+
+        from maintenance.monitoring import watch
+        from maintenance.notify.pages import page_once
+        from maintenance.security.http import ServiceUnavailable
+
+        settings, base = self.policy.monitoring.watch, self.policy.monitoring.prometheus_url
+        checks = settings.by_system.get(system, [])
+        if not base or not checks or settings.minutes <= 0:
+            return
+        log = logging.getLogger(__name__)
+        log.info("Watching %s for %g min after %s of %s: %s", system, settings.minutes, action, target,
+                 ", ".join(c.name for c in checks))
+        try:
+            seen = watch.watch(base, checks, seconds=settings.minutes * 60, interval=settings.interval_seconds,
+                               timeout=self.policy.monitoring.http_timeout_s)
+        except ServiceUnavailable as exc:
+            seen = {"rounds": 0, "breaches": {"prometheus": f"the watch could not ask Prometheus: {exc}"}, "last": []}
+        act.plan = act.plan | {"watch": seen}
+        for message in seen["breaches"].values():
+            log.warning("After %s of %s: %s", action, target, message)
+        page_once(self.ledger, self.policy, scope=f"watch:{system}:{target}", context=self.context,
+                  title=f"Regression after {action} of {target}",
+                  problems={name: f"after {action} of {target}: {message}"
+                            for name, message in seen["breaches"].items()})
 
     def _silence(self, system, target, action, expected_seconds, act) -> str | None:
         import logging

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from maintenance.policy.base import _Strict
 
@@ -25,16 +25,49 @@ class Silences(_Strict):
     @field_validator("by_system")
     @classmethod
     def _narrow(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-        from maintenance.actions import REGISTRY
-
-        systems = sorted({system for system, _ in REGISTRY})
-        for system, labels in value.items():
-            if system not in systems:
-                raise ValueError(f"{system!r} is not a system of the maintenance actions ({', '.join(systems)})")
+        for system, labels in _known_systems(value).items():
             if not labels or not all(k and v for k, v in labels.items()):
                 raise ValueError(f"{system}: a silence needs at least one label with a value; without one it "
                                  "would silence every alert")
         return value
+
+
+def _known_systems(value: dict) -> dict:
+    from maintenance.actions import REGISTRY
+
+    systems = sorted({system for system, _ in REGISTRY})
+    for system in value:
+        if system not in systems:
+            raise ValueError(f"{system!r} is not a system of the maintenance actions ({', '.join(systems)})")
+    return value
+
+
+class HealthCheck(_Strict):
+    """One health query of the watch after a disruptive step: its value must stay on its side of a limit."""
+
+    name: str = Field(min_length=1)
+    query: str = Field(min_length=1, description="PromQL; several series: the worst counts")
+    above: float | None = Field(None, description="a regression when the value goes above this")
+    below: float | None = Field(None, description="a regression when the value goes below this")
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> HealthCheck:
+        if (self.above is None) == (self.below is None):
+            raise ValueError(f"{self.name}: give exactly one of above or below")
+        return self
+
+
+class Watch(_Strict):
+    """The watch after each disruptive step (maintenance.monitoring.watch)."""
+
+    minutes: float = Field(2, ge=0, description="0: no watch")
+    interval_seconds: float = Field(15, gt=0)
+    by_system: dict[str, list[HealthCheck]] = {}
+
+    @field_validator("by_system")
+    @classmethod
+    def _systems(cls, value: dict) -> dict:
+        return _known_systems(value)
 
 
 class Monitoring(_Strict):
@@ -54,6 +87,7 @@ class Monitoring(_Strict):
     series_growth_warning: float = Field(0.2, gt=0, description="head series up more than this on the week "
                                                                 "before: a finding")
     silences: Silences = Silences()
+    watch: Watch = Watch()
     gate_on_alerts: list[dict[str, str]] = Field(
         [{"severity": "critical"}],
         description="disruptive work waits while an alert holding all the labels of one of these fires "
