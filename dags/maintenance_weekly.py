@@ -1,5 +1,6 @@
 """Weekly maintenance (procedures 2.2), one run each weekday at 01:00, doing that day's theme:
-Monday Redis big keys, S3 lifecycle rules, cost (the week's AWS cost per student per day);
+Monday Redis big keys, S3 lifecycle rules, cost (the week's AWS cost per student per day),
+performance and capacity (leak suspects, throttling, service levels, headroom);
 Tuesday security patches (the Kubernetes nodes), dependencies, certificates; Wednesday deep
 database maintenance, index optimization, query review; Thursday restore test, monthly DR
 drill, alert rule review, Prometheus housekeeping (scrape targets, series, dashboards);
@@ -12,7 +13,11 @@ from maintenance.costs.operators import CostReviewOperator
 from maintenance.documentation.operators import DocumentationReviewOperator
 from maintenance.kubernetes.operators import PatchReviewOperator
 from maintenance.logs.operators import S3LifecycleOperator
-from maintenance.monitoring.operators import AlertReviewOperator, PrometheusHousekeepingOperator
+from maintenance.monitoring.operators import (
+    AlertReviewOperator,
+    CapacityReviewOperator,
+    PrometheusHousekeepingOperator,
+)
 from maintenance.postgres.operators import BloatAnalysisOperator, PostgresReviewOperator, ReindexOperator
 from maintenance.redis.operators import RedisBigKeysOperator
 from maintenance.reports.operator import ReportOperator
@@ -39,6 +44,8 @@ with dagkit.maintenance_dag(
         chain(gate_monday, S3LifecycleOperator(task_id="s3_lifecycle"))
         # The week's cost per student per day against the target: read-only, not gated.
         cost_review = CostReviewOperator(task_id="cost_review")
+        # Leak suspects, throttling, service levels, headroom and when it runs out: read-only, not gated.
+        capacity_review = CapacityReviewOperator(task_id="capacity_review")
 
     with TaskGroup("tuesday") as tuesday:
         # Security patches, dependency updates and certificates: read-only reviews, not gated.
@@ -68,7 +75,7 @@ with dagkit.maintenance_dag(
         post_mortems = PostMortemSummaryOperator(task_id="post_mortems")
         documentation = DocumentationReviewOperator(task_id="documentation_review")
 
-    choose = dagkit.weekly_theme_branch({"monday": ["monday.gate", cost_review.task_id],
+    choose = dagkit.weekly_theme_branch({"monday": ["monday.gate", cost_review.task_id, capacity_review.task_id],
                                          "tuesday": [patch_review.task_id, dependency_review.task_id,
                                                      certificate_review.task_id],
                                          "wednesday": ["wednesday.gate"],

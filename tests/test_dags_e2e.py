@@ -46,14 +46,15 @@ DAILY_GATED = ("gate_logs", "log_rotation", "gate_cache", "cache_optimization", 
                "db_statistics")
 DAILY_CRITICAL = ("backup", "verify_backup", "security_scan")
 WEEKLY_TASKS = {
-    "monday": ("monday.gate", "monday.redis_big_keys", "monday.s3_lifecycle", "monday.cost_review"),
+    "monday": ("monday.gate", "monday.redis_big_keys", "monday.s3_lifecycle", "monday.cost_review",
+               "monday.capacity_review"),
     "tuesday": ("tuesday.patch_review", "tuesday.dependency_review", "tuesday.certificate_review"),
     "wednesday": ("wednesday.gate", "wednesday.bloat_analysis", "wednesday.review", "wednesday.plan_reindex",
                   "wednesday.reindex"),
     "thursday": ("thursday.restore_test", "thursday.alert_review", "thursday.prometheus_housekeeping"),
     "friday": ("friday.health_report", "friday.post_mortems", "friday.documentation_review"),
 }
-UNGATED = {"monday.cost_review"}  # read-only: runs in a blackout and under load
+UNGATED = {"monday.cost_review", "monday.capacity_review"}  # read-only: runs in a blackout and under load
 MONTHLY_GATED = ("gate_archive", "archive", "partition_planning", "gate_window", "plan_debloat", "debloat")
 MONTHLY_READ_ONLY = ("update_review", "security_audit", "compliance", "monthly_report")
 KUBERNETES_GATED = ("gate_pods", "pod_cleanup", "memory_restarts", "gate_window", "node_maintenance")

@@ -48,7 +48,48 @@ def history() -> str:
     lines += ["# TYPE node_filesystem_size_bytes gauge"]
     lines += [f'node_filesystem_size_bytes{{instance="db",fstype="ext4"}} {int(100e9)} '
               f"{int((NOW - timedelta(days=29) + timedelta(hours=6 * n)).timestamp())}" for n in range(116)]
-    return "\n".join(lines) + "\n# EOF\n"
+    return "\n".join(lines + capacity_history()) + "\n# EOF\n"
+
+
+WEEK_START = NOW - timedelta(days=7) + timedelta(minutes=4)  # the last sample a minute before NOW
+
+
+def _series(name: str, labels: dict, value, *, step_minutes: int = 5) -> list[str]:
+    """A sample every ``step_minutes`` over the last week; ``value(t)`` with t the fraction of it."""
+    tags = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    count = 7 * 24 * 60 // step_minutes
+    return [f"{name}{{{tags}}} {value(n / count):.6g} "
+            f"{int((WEEK_START + timedelta(minutes=step_minutes * n)).timestamp())}" for n in range(count)]
+
+
+def capacity_history() -> list[str]:
+    """A week of what the capacity review reads: api's memory grows 500 -> 800 MB (a leak), the
+    worker's stays at 300 MB; api is throttled in 40% of its periods; connections grow from 40 to
+    70 of 100; requests at 100/s with 0.5% errors and a p95 near 0.3 s."""
+    api = {"namespace": "platform", "pod": "api-1", "container": "api"}
+    worker = {"namespace": "platform", "pod": "worker-1", "container": "worker"}
+    seconds = 7 * 86400
+    lines = ["# TYPE container_memory_working_set_bytes gauge"]
+    lines += _series("container_memory_working_set_bytes", api, lambda t: (500 + 300 * t) * 2**20)
+    lines += _series("container_memory_working_set_bytes", worker, lambda t: 300 * 2**20)
+    lines += ["# TYPE kube_pod_container_status_restarts_total unknown"]
+    lines += _series("kube_pod_container_status_restarts_total", api, lambda t: 0 if t < 0.5 else 2)
+    counters = ("container_cpu_cfs_periods_total", "container_cpu_usage_seconds_total",
+                "container_cpu_cfs_throttled_periods_total")
+    lines += [f"# TYPE {name} unknown" for name in counters]
+    lines += _series("container_cpu_cfs_periods_total", api, lambda t: 10 * seconds * t)
+    lines += _series("container_cpu_cfs_throttled_periods_total", api, lambda t: 4 * seconds * t)
+    lines += _series("container_cpu_usage_seconds_total", api, lambda t: 1.5 * seconds * t)
+    lines += _series("container_cpu_usage_seconds_total", worker, lambda t: 0.2 * seconds * t)
+    lines += ["# TYPE pg_stat_activity_count gauge", "# TYPE pg_settings_max_connections gauge"]
+    lines += _series("pg_stat_activity_count", {"instance": "db:9187"}, lambda t: 40 + 30 * t)
+    lines += _series("pg_settings_max_connections", {"instance": "db:9187"}, lambda t: 100)
+    lines += ["# TYPE http_requests_total unknown", "# TYPE http_request_duration_seconds_bucket unknown"]
+    lines += _series("http_requests_total", {"code": "200"}, lambda t: 99.5 * seconds * t)
+    lines += _series("http_requests_total", {"code": "500"}, lambda t: 0.5 * seconds * t)
+    for le, share in (("0.1", 0.5), ("0.25", 0.9), ("0.5", 0.99), ("1", 1.0), ("+Inf", 1.0)):
+        lines += _series("http_request_duration_seconds_bucket", {"le": le}, lambda t, s=share: 100 * s * seconds * t)
+    return lines
 
 
 @pytest.fixture(scope="module")
@@ -380,3 +421,59 @@ def test_after_a_disruptive_step_the_watch_pages_a_regression_naming_the_step(st
             "postgres", "platform_db:public.packed", "repack") as failed:
         raise RuntimeError("repack failed")
     assert "watch" not in failed.plan  # a failed step fails the task; there is nothing to watch
+
+
+# --- Monday's performance and capacity review ------------------------------------------------------------
+
+def test_leaks_throttling_service_levels_and_headroom_from_a_weeks_history(stack, tmp_path):
+    from maintenance.monitoring import capacity
+    from maintenance.policy.monitoring import Resource, ServiceLevel
+
+    prometheus, _ = stack
+    (leak,) = capacity.leak_suspects(prometheus, now=NOW, days=7, growth=0.2, timeout=10)
+    assert leak["container"] == "platform/api-1/api" and leak["growth"] == pytest.approx(0.6, abs=0.03)
+    assert leak["restarts"] == 2  # the worker's steady 300 MB is no suspect
+    assert capacity.throttled(prometheus, now=NOW, fraction=0.25, timeout=10) == [
+        {"container": "platform/api-1/api", "throttled": 0.4}]
+    hot = capacity.hotspots(prometheus, now=NOW, top=2, timeout=10)
+    assert [(h["container"], h["cores"]) for h in hot] == [("platform/api-1/api", 1.5),
+                                                           ("platform/worker-1/worker", 0.2)]
+    levels = {s["name"]: s for s in capacity.service_levels(prometheus, [
+        ServiceLevel(name="p95", query="histogram_quantile(0.95, sum by (le) "
+                                       "(rate(http_request_duration_seconds_bucket[1h])))", max=0.5),
+        ServiceLevel(name="errors", query='sum(rate(http_requests_total{code=~"5.."}[1h])) / '
+                                          "sum(rate(http_requests_total[1h]))", max=0.001),
+        ServiceLevel(name="throughput", query="sum(rate(http_requests_total[1h]))", min=50)], now=NOW, timeout=10)}
+    assert levels["p95"]["value"] == pytest.approx(0.3, abs=0.1) and not levels["p95"]["missed"]
+    assert levels["errors"]["value"] == pytest.approx(0.005, rel=0.05) and levels["errors"]["missed"]
+    assert levels["throughput"]["value"] == pytest.approx(100, rel=0.02) and not levels["throughput"]["missed"]
+    (connections, missing) = capacity.headroom(prometheus, [
+        Resource(name="connections", used="sum(pg_stat_activity_count)", limit="max(pg_settings_max_connections)"),
+        Resource(name="redis memory", used="sum(redis_memory_used_bytes)", limit="sum(redis_memory_max_bytes)")],
+        now=NOW, days=7, timeout=10)
+    assert connections["share"] == pytest.approx(0.7, abs=0.01)
+    assert connections["days_left"] == pytest.approx(7, abs=0.5)  # 30 more of 100 at 30 a week
+    assert missing["note"] == "no data"
+    bundles = tmp_path / "dist"
+    bundles.mkdir()
+    (bundles / "app.js").write_bytes(b"x" * (1024 * 1024 + 1))
+    (bundles / "vendor.css").write_bytes(b"x" * 1000)
+    assert capacity.big_bundles(bundles, max_bytes=1024 * 1024) == [{"file": "app.js", "bytes": 1024 * 1024 + 1}]
+
+
+def test_monday_capacity_review_through_the_dag(stack, platform_db, airflow_db, slack, tmp_path, monkeypatch):
+    from maintenance import clock
+
+    prometheus, _ = stack
+    use_policy(tmp_path, monkeypatch, monitoring={"prometheus_url": prometheus})
+    monkeypatch.setattr(clock, "now", lambda: NOW)
+    result = run_dag("maintenance_weekly", datetime(2026, 11, 30, 6, tzinfo=UTC), {"theme": "monday"},
+                     mark_success_pattern=r"^monday\.(gate|redis_big_keys|s3_lifecycle|cost_review)$")
+    assert result.states["monday.capacity_review"] == "success", result.states
+    findings = dict(platform_db.execute(
+        "SELECT check_name || ' ' || target, message FROM maintenance.findings WHERE run_id = %s "
+        "AND task_id = 'monday.capacity_review'", (result.run.run_id,)))
+    assert findings["memory_leak_suspect platform/api-1/api"].startswith("working set +6")
+    assert "cpu_throttling platform/api-1/api" in findings
+    assert findings["capacity_headroom postgres connections"].startswith("70% used (70 of 100); runs out in 7")
+    assert not any(k.startswith("service_level_missed") for k in findings)  # p95 0.3 s, 0.5% errors: on target

@@ -111,3 +111,71 @@ class PrometheusHousekeepingOperator(MaintenanceOperator):
         broken = sum(p["status"] != "ok" for p in summary["panels"])
         return (f"{len(summary['targets_down'])} scrape targets down; {summary['tsdb']['series']:,} series; "
                 f"{broken} of {len(summary['panels'])} dashboard queries broken or empty")
+
+
+class CapacityReviewOperator(MaintenanceOperator):
+    """Monday: memory-leak suspects, CPU throttling and hotspots, the platform's service levels
+    against their targets, capacity headroom with when it runs out, web bundles over 1 MB."""
+
+    def run(self, run):
+        from maintenance import clock
+        from maintenance.monitoring import capacity
+        from maintenance.policy.monitoring import PROJECT_ROOT
+
+        settings = run.policy.monitoring
+        cap = settings.capacity
+        if not settings.prometheus_url:
+            self.log.info("No Prometheus in the policy (monitoring.prometheus_url): nothing to review")
+            return {"leaks": [], "throttled": [], "hotspots": [], "service_levels": [], "headroom": [], "bundles": []}
+        base, now, timeout = settings.prometheus_url, clock.now(), settings.http_timeout_s
+        found = {
+            "leaks": capacity.leak_suspects(base, now=now, days=cap.lookback_days, growth=cap.leak_growth_fraction,
+                                            timeout=timeout),
+            "throttled": capacity.throttled(base, now=now, fraction=cap.throttling_fraction, timeout=timeout),
+            "hotspots": capacity.hotspots(base, now=now, top=cap.hotspots, timeout=timeout) if cap.hotspots else [],
+            "service_levels": capacity.service_levels(base, cap.service_levels, now=now, timeout=timeout),
+            "headroom": capacity.headroom(base, cap.resources, now=now, days=cap.lookback_days, timeout=timeout),
+            "bundles": []}
+        if cap.bundles_folder:
+            found["bundles"] = capacity.big_bundles(PROJECT_ROOT / cap.bundles_folder, max_bytes=cap.bundle_max_bytes)
+        self.record(run.ledger, found, cap)
+        return found
+
+    @staticmethod
+    def record(ledger, found: dict, cap) -> None:
+        for item in found["leaks"]:
+            ledger.record_finding("memory_leak_suspect", item["container"], "warning",
+                                  f"working set {item['growth']:+.0%} in {cap.lookback_days:g} days "
+                                  f"({item['from_bytes'] / 2**20:.0f} -> {item['to_bytes'] / 2**20:.0f} MB), "
+                                  f"{item['restarts']} restart(s)", item)
+        for item in found["throttled"]:
+            ledger.record_finding("cpu_throttling", item["container"], "warning",
+                                  f"CPU throttled in {item['throttled']:.0%} of its periods: raise its limit or "
+                                  "look at its hot path", item)
+        for item in found["service_levels"]:
+            if item["value"] is not None:
+                ledger.record_metrics("platform", "service_levels", {item["name"]: item["value"]})
+            if item["missed"]:
+                target = f"<= {item['max']:g}" if item["max"] is not None else f">= {item['min']:g}"
+                ledger.record_finding("service_level_missed", item["name"], "warning",
+                                      f"{item['name']} is {item['value']:.4g}, target {target}", item)
+        for item in found["headroom"]:
+            if item["share"] is None:
+                continue
+            ledger.record_metrics("capacity", item["name"], {"used_share": item["share"]})
+            soon = item["days_left"] is not None and item["days_left"] < cap.runs_out_within_days
+            if soon or item["share"] > cap.full_share:
+                when = f"; runs out in {item['days_left']:g} days at the week's trend" if soon else ""
+                ledger.record_finding("capacity_headroom", item["name"], "warning",
+                                      f"{item['share']:.0%} used ({item['used']:.3g} of {item['limit']:.3g}){when}",
+                                      item)
+        for item in found["bundles"]:
+            ledger.record_finding("bundle_too_large", item["file"], "info",
+                                  f"{item['bytes'] / 2**20:.2f} MB, over {cap.bundle_max_bytes / 2**20:.0f} MB: split "
+                                  "or trim it", item)
+
+    def describe(self, summary):
+        missed = [s["name"] for s in summary["service_levels"] if s["missed"]]
+        soon = [h["name"] for h in summary["headroom"] if h.get("days_left") is not None]
+        return (f"{len(summary['leaks'])} leak suspects, {len(summary['throttled'])} throttled; service levels "
+                f"missed: {', '.join(missed) or 'none'}; growing toward a limit: {', '.join(soon) or 'none'}")

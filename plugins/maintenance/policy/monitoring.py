@@ -70,6 +70,38 @@ class Watch(_Strict):
         return _known_systems(value)
 
 
+class ServiceLevel(_Strict):
+    """One of the platform's indicators (procedures 9.1): a PromQL query and its target."""
+
+    name: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+    max: float | None = None
+    min: float | None = None
+
+
+class Resource(_Strict):
+    """A resource that can run out: a query of what is used, and one of its limit."""
+
+    name: str = Field(min_length=1)
+    used: str = Field(min_length=1)
+    limit: str = Field(min_length=1)
+
+
+class Capacity(_Strict):
+    """Monday's performance and capacity review (maintenance.monitoring.capacity)."""
+
+    lookback_days: float = Field(7, gt=0)
+    leak_growth_fraction: float = Field(0.2, gt=0, description="working set up more than this over the lookback")
+    throttling_fraction: float = Field(0.25, gt=0, le=1)
+    hotspots: int = Field(5, ge=0)
+    runs_out_within_days: float = Field(30, gt=0, description="a resource that runs out sooner at its trend")
+    full_share: float = Field(0.85, gt=0, le=1, description="a resource used beyond this share is a finding")
+    service_levels: list[ServiceLevel] = []
+    resources: list[Resource] = []
+    bundles_folder: str = Field("", description="built web bundles to measure; empty: none")
+    bundle_max_bytes: int = Field(1024 * 1024, gt=0)
+
+
 class Monitoring(_Strict):
     """Thursday's alert rule review over Prometheus's history, and Alertmanager's silences."""
 
@@ -88,6 +120,7 @@ class Monitoring(_Strict):
                                                                 "before: a finding")
     silences: Silences = Silences()
     watch: Watch = Watch()
+    capacity: Capacity = Capacity()
     gate_on_alerts: list[dict[str, str]] = Field(
         [{"severity": "critical"}],
         description="disruptive work waits while an alert holding all the labels of one of these fires "
