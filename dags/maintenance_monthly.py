@@ -8,13 +8,15 @@ not gated); archiving of rows older than six months into archive tables (online,
 batches, whole partitions for partitioned tables; full months optionally copied to S3),
 then partition planning (next months' partitions created ahead, proposals for large
 unpartitioned tables), behind a zero-downtime gate: they run whenever the calendar and the
-load allow; table de-bloat (pg_repack, or VACUUM FULL for allowed tables) inside the
-window; the monthly report."""
+load allow; table de-bloat (pg_repack, or VACUUM FULL for allowed tables) and Prometheus
+series deletion (the policy's selectors, after a snapshot) inside the window; the monthly
+report."""
 
 from airflow.sdk import chain
 from maintenance import dagkit
 from maintenance.archive.operators import ArchiveOperator, PartitionPlanningOperator
 from maintenance.aws.operators import UpdateReviewOperator
+from maintenance.monitoring.operators import SeriesDeletionOperator
 from maintenance.postgres.operators import DebloatOperator
 from maintenance.reports.operator import ReportOperator
 from maintenance.security.operators import ComplianceOperator, PostureAuditOperator
@@ -42,6 +44,8 @@ with dagkit.maintenance_dag(
     gate_window = dagkit.gate("gate_window", zero_downtime=False, affected_users=1_000_000)
     debloat = dagkit.per_table(DebloatOperator, "debloat")
     chain(gate_window, debloat.plans, debloat.steps, summary)
+    # Deleting series from Prometheus (the policy's selectors, after a snapshot): also in the window.
+    chain(gate_window, SeriesDeletionOperator(task_id="prometheus_series_deletion"), summary)
 
     # Read-only reviews: not gated.
     chain(UpdateReviewOperator(task_id="update_review"), summary)

@@ -55,7 +55,8 @@ WEEKLY_TASKS = {
     "friday": ("friday.health_report", "friday.post_mortems", "friday.documentation_review"),
 }
 UNGATED = {"monday.cost_review", "monday.capacity_review"}  # read-only: runs in a blackout and under load
-MONTHLY_GATED = ("gate_archive", "archive", "partition_planning", "gate_window", "plan_debloat", "debloat")
+MONTHLY_GATED = ("gate_archive", "archive", "partition_planning", "gate_window", "plan_debloat", "debloat",
+                 "prometheus_series_deletion")
 MONTHLY_READ_ONLY = ("update_review", "security_audit", "compliance", "monthly_report")
 KUBERNETES_GATED = ("gate_pods", "pod_cleanup", "memory_restarts", "gate_window", "node_maintenance")
 

@@ -51,6 +51,7 @@ def history() -> str:
     return "\n".join(lines + capacity_history()) + "\n# EOF\n"
 
 
+PROMETHEUS_HOMES: dict[str, Path] = {}  # the stack's Prometheus by its URL: its data folder, for snapshots
 WEEK_START = NOW - timedelta(days=7) + timedelta(minutes=4)  # the last sample a minute before NOW
 
 
@@ -84,6 +85,9 @@ def capacity_history() -> list[str]:
     lines += ["# TYPE pg_stat_activity_count gauge", "# TYPE pg_settings_max_connections gauge"]
     lines += _series("pg_stat_activity_count", {"instance": "db:9187"}, lambda t: 40 + 30 * t)
     lines += _series("pg_settings_max_connections", {"instance": "db:9187"}, lambda t: 100)
+    lines += ["# TYPE legacy_requests_total unknown"]  # what an old exporter left: deleted in the window
+    lines += _series("legacy_requests_total", {"job": "old", "path": "/a"}, lambda t: 1000 * t, step_minutes=60)
+    lines += _series("legacy_requests_total", {"job": "old", "path": "/b"}, lambda t: 10 * t, step_minutes=60)
     lines += ["# TYPE http_requests_total unknown", "# TYPE http_request_duration_seconds_bucket unknown"]
     lines += _series("http_requests_total", {"code": "200"}, lambda t: 99.5 * seconds * t)
     lines += _series("http_requests_total", {"code": "500"}, lambda t: 0.5 * seconds * t)
@@ -101,6 +105,7 @@ def stack(tmp_path_factory):
     # It scrapes itself, and an exporter that is not there (a scrape target down).
     prometheus = prom.start_prometheus(root / "prometheus", rule_files=[RULES], alertmanager=alertmanager.url,
                                        scrape={"redis": [f"127.0.0.1:{servers.free_port()}"]}, scrape_interval="1s")
+    PROMETHEUS_HOMES[prometheus.url] = root / "prometheus"
     yield prometheus.url, alertmanager.url
     prometheus.stop()
     alertmanager.stop()
@@ -477,3 +482,63 @@ def test_monday_capacity_review_through_the_dag(stack, platform_db, airflow_db, 
     assert "cpu_throttling platform/api-1/api" in findings
     assert findings["capacity_headroom postgres connections"].startswith("70% used (70 of 100); runs out in 7")
     assert not any(k.startswith("service_level_missed") for k in findings)  # p95 0.3 s, 0.5% errors: on target
+
+
+def test_unused_recordings_slow_ones_and_heavy_metrics_nobody_reads(stack):
+    from maintenance.monitoring import housekeeping
+
+    prometheus, _ = stack
+    rules = housekeeping.recording_rules(prometheus, timeout=5)
+    assert {r["name"] for r in rules if r["type"] == "recording"} == {
+        "pathfinity:pg_connections:ratio", "pathfinity:http_errors:ratio5m"}
+    panels = [p["expr"] for p in housekeeping.panels(ROOT / "include/grafana")]
+    used = housekeeping.rule_and_metric_use(rules, panels)
+    assert housekeeping.unused_recordings(rules, used, slow_seconds=1) == ([], [])  # both read by alerts
+    extra = [*rules, {"name": "job:orphan:sum", "type": "recording", "group": "g", "query": "sum(up)", "seconds": 2.5}]
+    unused, slow = housekeeping.unused_recordings(extra, housekeeping.rule_and_metric_use(extra, panels),
+                                                  slow_seconds=1)
+    assert [r["name"] for r in unused] == [r["name"] for r in slow] == ["job:orphan:sum"]
+    counts = [("container_memory_working_set_bytes", 5000), ("http_request_duration_seconds_bucket", 9000),
+              ("pg_up", 3000), ("prometheus_tsdb_head_series", 4000), ("rarely_seen", 10)]
+    (heavy,) = housekeeping.unused_heavy_metrics(counts, used, min_series=1000)  # read by no rule, no panel
+    assert heavy["metric"] == "container_memory_working_set_bytes" and "action: drop" in heavy["proposal"]
+    # On the real TSDB's head: whatever it proposes, nothing reads.
+    real = housekeeping.unused_heavy_metrics(housekeeping.tsdb(prometheus, timeout=5)["by_metric"], used,
+                                             min_series=1)
+    assert real and not {h["metric"] for h in real} & used
+
+
+def test_series_are_deleted_in_the_window_after_a_snapshot_and_only_what_the_policy_selects(
+        stack, platform_db, airflow_db, slack, tmp_path, monkeypatch):
+    from zoneinfo import ZoneInfo
+
+    from maintenance import clock
+    from maintenance.monitoring import tsdb_admin
+
+    prometheus, _ = stack
+    in_window = datetime(2026, 12, 6, 3, 0, tzinfo=ZoneInfo("America/New_York"))
+    monkeypatch.setattr(clock, "now", lambda: in_window)
+    others = (r"^(gate_archive|archive|partition_planning|(plan_)?debloat|update_review|security_audit|compliance"
+              r"|monthly_report)$")
+    assert tsdb_admin.series_count(prometheus, "legacy_requests_total", timeout=5) == 2
+    use_policy(tmp_path, monkeypatch, monitoring={"prometheus_url": prometheus, "delete_series": [
+        "legacy_requests_total"], "max_series_deleted_per_run": 1})
+    capped = run_dag("maintenance_monthly", in_window, {"dry_run": False}, mark_success_pattern=others)
+    assert capped.states["prometheus_series_deletion"] == "failed"
+    assert "the selectors select 2 series, the cap is 1" in capped.xcom("prometheus_series_deletion", "outcome")
+    use_policy(tmp_path, monkeypatch, monitoring={"prometheus_url": prometheus, "delete_series": [
+        "legacy_requests_total"]})
+    dry = run_dag("maintenance_monthly", in_window, {"dry_run": True}, mark_success_pattern=others)
+    assert dry.xcom("prometheus_series_deletion")["planned"] == {"legacy_requests_total": 2}
+    assert tsdb_admin.series_count(prometheus, "legacy_requests_total", timeout=5) == 2  # a dry run deletes nothing
+    done = run_dag("maintenance_monthly", in_window, {"dry_run": False}, mark_success_pattern=others)
+    assert done.states["prometheus_series_deletion"] == "success", done.states
+    summary = done.xcom("prometheus_series_deletion")
+    assert summary["deleted"] == {"legacy_requests_total": 2}
+    assert tsdb_admin.series_count(prometheus, "legacy_requests_total", timeout=5) == 0
+    assert tsdb_admin.series_count(prometheus, "container_memory_working_set_bytes", timeout=5) == 2  # the rest stays
+    snapshots = list((PROMETHEUS_HOMES[prometheus] / "data" / "snapshots").iterdir())
+    assert [p.name for p in snapshots] == [summary["snapshot"]] and any(snapshots[0].iterdir())  # blocks kept
+    recorded = platform_db.execute("SELECT action, outcome, rows_affected FROM maintenance.actions WHERE run_id = %s "
+                                   "AND system = 'prometheus' ORDER BY seq", (done.run.run_id,))
+    assert recorded == [("tsdb_snapshot", "applied", None), ("delete_series", "applied", 2)]

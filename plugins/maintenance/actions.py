@@ -74,6 +74,9 @@ REGISTRY: dict[tuple[str, str], ActionKind] = (
     | _kinds("s3",
              ("lifecycle_rules", True),
              ("store_report", True))
+    | _kinds("prometheus",
+             ("tsdb_snapshot", True),
+             ("delete_series", True, True, False, True))  # only inside the window, after a snapshot
     | _kinds("kubernetes",
              ("delete_pod", True),
              ("rollout_restart", True),

@@ -85,3 +85,40 @@ def ask(base: str, expr: str, *, now: datetime, timeout: float) -> str:
     except (urllib.error.URLError, OSError) as exc:
         raise ServiceUnavailable(f"{base}/api/v1/query_range: {getattr(exc, 'reason', exc)}") from exc
     return "ok" if data["result"] else "no data"
+
+
+def _names_in(exprs: list[str]) -> set[str]:
+    """Metric and rule names an expression mentions (identifiers, colons allowed)."""
+    import re
+
+    return {m for e in exprs for m in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", e)}
+
+
+def recording_rules(base: str, *, timeout: float) -> list[dict]:
+    found = []
+    for group in _data(base, "/api/v1/rules", timeout)["groups"]:
+        for rule in group["rules"]:
+            found.append({"name": rule["name"], "type": rule.get("type"), "group": group["name"],
+                          "query": rule.get("query", ""), "seconds": float(rule.get("evaluationTime") or 0)})
+    return found
+
+
+def rule_and_metric_use(rules: list[dict], panel_exprs: list[str]) -> set[str]:
+    """Every name that a rule or a dashboard panel reads."""
+    return _names_in([r["query"] for r in rules] + panel_exprs)
+
+
+def unused_recordings(rules: list[dict], used: set[str], *, slow_seconds: float) -> tuple[list[dict], list[dict]]:
+    """Recording rules nothing reads (no rule, no panel: ``used``), and those slower to evaluate
+    than ``slow_seconds``."""
+    recordings = [r for r in rules if r["type"] == "recording"]
+    return ([r for r in recordings if r["name"] not in used],
+            [r for r in recordings if r["seconds"] > slow_seconds])
+
+
+def unused_heavy_metrics(by_metric: list[tuple[str, int]], used: set[str], *, min_series: int) -> list[dict]:
+    """Metrics with many series that no rule and no panel reads: candidates to drop at scrape time."""
+    return [{"metric": name, "series": count,
+             "proposal": f"metric_relabel_configs: [{{source_labels: [__name__], regex: {name}, action: drop}}]"}
+            for name, count in by_metric if count >= min_series and name not in used
+            and not name.startswith(("up", "scrape_", "prometheus_", "ALERTS"))]

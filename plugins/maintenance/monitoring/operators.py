@@ -95,7 +95,25 @@ class PrometheusHousekeepingOperator(MaintenanceOperator):
                                       f"most: {', '.join(f'{n} ({c:,})' for n, c in status['by_metric'][:3])}",
                                       status)
         checked = []
-        for panel in housekeeping.panels(settings.dashboards_path):
+        panels = housekeeping.panels(settings.dashboards_path)
+        rules = housekeeping.recording_rules(base, timeout=timeout)
+        used = housekeeping.rule_and_metric_use(rules, [p["expr"] for p in panels])
+        unused, slow = housekeeping.unused_recordings(rules, used, slow_seconds=settings.slow_rule_seconds)
+        for rule in unused:
+            run.ledger.record_finding("recording_rule_unused", rule["name"], "info",
+                                      f"no alerting rule, recording rule or dashboard panel reads it: remove it "
+                                      f"from {rule['group']}", rule)
+        for rule in slow:
+            run.ledger.record_finding("recording_rule_slow", rule["name"], "warning",
+                                      f"took {rule['seconds']:.2f}s to evaluate "
+                                      f"(limit {settings.slow_rule_seconds:g}s)", rule)
+        heavy = housekeeping.unused_heavy_metrics(status["by_metric"], used,
+                                                  min_series=settings.unused_metric_min_series)
+        for item in heavy:
+            run.ledger.record_finding("metric_unused_high_cardinality", item["metric"], "info",
+                                      f"{item['series']:,} series that no rule or panel reads; drop it at scrape "
+                                      f"time: {item['proposal']}", item)
+        for panel in panels:
             panel["status"] = housekeeping.ask(base, panel["expr"], now=now, timeout=timeout)
             checked.append(panel)
             if panel["status"] != "ok":
@@ -103,7 +121,8 @@ class PrometheusHousekeepingOperator(MaintenanceOperator):
                     "dashboard_panel_broken" if panel["status"].startswith("error") else "dashboard_panel_no_data",
                     f"{panel['file']}: {panel['panel']}", "warning" if panel["status"].startswith("error") else "info",
                     f"{panel['dashboard']} / {panel['panel']} ({panel['ref']}): {panel['status']}", panel)
-        return {"targets_down": down, "tsdb": status, "panels": checked}
+        return {"targets_down": down, "tsdb": status, "panels": checked, "unused_recordings": unused,
+                "slow_recordings": slow, "unused_heavy_metrics": heavy}
 
     def describe(self, summary):
         if summary["tsdb"] is None:
@@ -179,3 +198,49 @@ class CapacityReviewOperator(MaintenanceOperator):
         soon = [h["name"] for h in summary["headroom"] if h.get("days_left") is not None]
         return (f"{len(summary['leaks'])} leak suspects, {len(summary['throttled'])} throttled; service levels "
                 f"missed: {', '.join(missed) or 'none'}; growing toward a limit: {', '.join(soon) or 'none'}")
+
+
+class SeriesDeletionOperator(MaintenanceOperator):
+    """Monthly, in the window: delete the series the policy's ``monitoring.delete_series`` select,
+    after a TSDB snapshot, up to ``max_series_deleted_per_run``, then clean the tombstones and
+    check that nothing selected is left."""
+
+    def run(self, run):
+        from maintenance.errors import InputError
+        from maintenance.monitoring import tsdb_admin
+
+        settings = run.policy.monitoring
+        if not settings.prometheus_url or not settings.delete_series:
+            self.log.info("No series to delete (monitoring.delete_series)")
+            return {"planned": {}, "deleted": {}}
+        base, timeout = settings.prometheus_url, settings.http_timeout_s
+        planned = {m: tsdb_admin.series_count(base, m, timeout=timeout) for m in settings.delete_series}
+        self.log.info("Series to delete: %s", planned)
+        if run.dry_run or not any(planned.values()):
+            return {"planned": planned, "deleted": {}}
+        total = sum(planned.values())
+        if total > settings.max_series_deleted_per_run:
+            raise InputError(f"monitoring.max_series_deleted_per_run: the selectors select {total:,} series, the cap "
+                             f"is {settings.max_series_deleted_per_run:,}; narrow them or raise the cap")
+        with run.step("prometheus", base, "tsdb_snapshot") as act:
+            act.plan = act.plan | {"snapshot": tsdb_admin.snapshot(base, timeout=timeout)}
+        snapshot_name = act.plan["snapshot"]
+        deleted = {}
+        for matcher, count in planned.items():
+            if not count:
+                continue
+            with run.step("prometheus", f"{base} {matcher}", "delete_series",
+                          plan={"series": count, "snapshot": snapshot_name}) as act:
+                tsdb_admin.delete(base, matcher, timeout=timeout)
+                act.rows_affected = count
+            deleted[matcher] = count
+        tsdb_admin.clean_tombstones(base, timeout=timeout)
+        left = {m: tsdb_admin.series_count(base, m, timeout=timeout) for m in deleted}
+        if any(left.values()):
+            raise RuntimeError(f"series still there after deletion: {left}; the snapshot {snapshot_name} holds them")
+        return {"planned": planned, "deleted": deleted, "snapshot": snapshot_name}
+
+    def describe(self, summary):
+        if not summary["deleted"]:
+            return f"{sum(summary['planned'].values()):,} series selected, none deleted"
+        return f"{sum(summary['deleted'].values()):,} series deleted after snapshot {summary['snapshot']}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
@@ -102,6 +103,21 @@ class Capacity(_Strict):
     bundle_max_bytes: int = Field(1024 * 1024, gt=0)
 
 
+_METRIC = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*\s*(\{.*\})?$")
+_POSITIVE = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*(=~|=)\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _narrow_matcher(value: str) -> str:
+    """A series selector that names something: a metric name, or a label equal to (or matching) a
+    value that is not everything."""
+    text = value.strip()
+    narrow = bool(_METRIC.match(text)) or any(
+        v not in ("", ".*", ".+") for _, _, v in _POSITIVE.findall(text))
+    if not narrow:
+        raise ValueError(f"{value!r} would select every series (or none): name a metric or a label's value")
+    return text
+
+
 class Monitoring(_Strict):
     """Thursday's alert rule review over Prometheus's history, and Alertmanager's silences."""
 
@@ -120,6 +136,16 @@ class Monitoring(_Strict):
                                                                 "before: a finding")
     silences: Silences = Silences()
     watch: Watch = Watch()
+    slow_rule_seconds: float = Field(1.0, gt=0, description="a recording rule slower to evaluate: a finding")
+    unused_metric_min_series: int = Field(1000, ge=1, description="a metric no rule or panel reads, with at "
+                                                                  "least this many series: proposed for dropping")
+    delete_series: list[str] = Field([], description="series selectors deleted in the window (after a snapshot)")
+    max_series_deleted_per_run: int = Field(100_000, ge=1)
+
+    @field_validator("delete_series")
+    @classmethod
+    def _narrow_selectors(cls, value: list[str]) -> list[str]:
+        return [_narrow_matcher(v) for v in value]
     capacity: Capacity = Capacity()
     gate_on_alerts: list[dict[str, str]] = Field(
         [{"severity": "critical"}],
