@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+from maintenance.findings import Finding
 from maintenance.security.http import ServiceUnavailable, get_json
 
 
@@ -325,3 +326,28 @@ def _patch(text: str, path: str, change) -> tuple[str, str]:
     except (LookupError, ValueError) as exc:
         return "", f"no patch: {exc}"
     return unified(text, after, path), check_rules(after)
+
+
+_EVIDENCE = ("group", "query", "for_seconds", "firing_share", "false_positives", "false_positive_rate", "proposal",
+             "patch", "check", "age_days", "observed")
+
+
+def findings(found: dict, lookback_days: float) -> list[Finding]:
+    """The review's findings: unhealthy, noisy and never-fired rules, each with its evidence (the
+    proposal, its patch and promtool's word, the last episodes)."""
+    out = []
+    for item in found["rules"]:
+        evidence = {k: item[k] for k in _EVIDENCE} | {"episodes": item["episodes"][-20:]}
+        if item["verdict"] == "unhealthy":
+            out.append(Finding("alert_rule_unhealthy", item["rule"], "warning",
+                               f"Prometheus cannot evaluate it: {item['error']}", evidence))
+        elif item["verdict"] == "noisy":
+            out.append(Finding("alert_rule_noisy", item["rule"], "warning",
+                               f"{item['false_positives']} of {len(item['episodes'])} firings in {lookback_days:g} "
+                               f"days were false positives ({item['false_positive_rate']:.0%}); proposed "
+                               f"{item['proposal']}", evidence))
+        elif item["verdict"] == "never_fired":
+            age = f", in the rules for {item['age_days']:g} days" if item["age_days"] is not None else ""
+            out.append(Finding("alert_rule_never_fired", item["rule"], "info",
+                               f"never fired in {lookback_days:g} days{age}; {item['proposal']}", evidence))
+    return out

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from maintenance.findings import Finding
 from maintenance.security.http import ServiceUnavailable, get_json
 
 
@@ -107,3 +108,31 @@ def big_bundles(folder: Path, *, max_bytes: int, patterns: tuple[str, ...] = ("*
     files = sorted({p for pattern in patterns for p in folder.rglob(pattern) if p.is_file()})
     return [{"file": str(p.relative_to(folder)), "bytes": p.stat().st_size} for p in files
             if p.stat().st_size > max_bytes]
+
+
+def findings(found: dict, cap) -> list[Finding]:
+    """What the review found that a person should look at, by the policy's thresholds."""
+    out = [Finding("memory_leak_suspect", item["container"], "warning",
+                   f"working set {item['growth']:+.0%} in {cap.lookback_days:g} days "
+                   f"({item['from_bytes'] / 2**20:.0f} -> {item['to_bytes'] / 2**20:.0f} MB), "
+                   f"{item['restarts']} restart(s)", item) for item in found["leaks"]]
+    out += [Finding("cpu_throttling", item["container"], "warning",
+                    f"CPU throttled in {item['throttled']:.0%} of its periods: raise its limit or look at its hot path",
+                    item) for item in found["throttled"]]
+    for item in found["service_levels"]:
+        if item["missed"]:
+            target = f"<= {item['max']:g}" if item["max"] is not None else f">= {item['min']:g}"
+            out.append(Finding("service_level_missed", item["name"], "warning",
+                               f"{item['name']} is {item['value']:.4g}, target {target}", item))
+    for item in found["headroom"]:
+        if item["share"] is None:
+            continue
+        soon = item["days_left"] is not None and item["days_left"] < cap.runs_out_within_days
+        if soon or item["share"] > cap.full_share:
+            when = f"; runs out in {item['days_left']:g} days at the week's trend" if soon else ""
+            out.append(Finding("capacity_headroom", item["name"], "warning",
+                               f"{item['share']:.0%} used ({item['used']:.3g} of {item['limit']:.3g}){when}", item))
+    out += [Finding("bundle_too_large", item["file"], "info",
+                    f"{item['bytes'] / 2**20:.2f} MB, over {cap.bundle_max_bytes / 2**20:.0f} MB: split or trim it",
+                    item) for item in found["bundles"]]
+    return out

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+from maintenance.findings import Finding
 from maintenance.security.http import ServiceUnavailable, get_json
 
 
@@ -122,3 +123,45 @@ def unused_heavy_metrics(by_metric: list[tuple[str, int]], used: set[str], *, mi
              "proposal": f"metric_relabel_configs: [{{source_labels: [__name__], regex: {name}, action: drop}}]"}
             for name, count in by_metric if count >= min_series and name not in used
             and not name.startswith(("up", "scrape_", "prometheus_", "ALERTS"))]
+
+
+def review(base: str, settings, *, now: datetime, week_ago_series: float | None) -> dict:
+    """Everything the housekeeping looks at, with the policy's ``monitoring`` settings."""
+    timeout = settings.http_timeout_s
+    status = tsdb(base, timeout=timeout)
+    status["growth"] = growth(status["series"], week_ago_series)
+    panels_found = panels(settings.dashboards_path)
+    rules = recording_rules(base, timeout=timeout)
+    used = rule_and_metric_use(rules, [p["expr"] for p in panels_found])
+    unused, slow = unused_recordings(rules, used, slow_seconds=settings.slow_rule_seconds)
+    for panel in panels_found:
+        panel["status"] = ask(base, panel["expr"], now=now, timeout=timeout)
+    return {"targets_down": unhealthy_targets(base, timeout=timeout), "tsdb": status, "panels": panels_found,
+            "unused_recordings": unused, "slow_recordings": slow,
+            "unused_heavy_metrics": unused_heavy_metrics(status["by_metric"], used,
+                                                         min_series=settings.unused_metric_min_series)}
+
+
+def findings(found: dict, settings) -> list[Finding]:
+    out = [Finding("scrape_target_down", f"{t['job']} {t['instance']}", "warning",
+                   f"{t['url']}: {t['last_error'] or t['health']} (scrape took {t['scrape_seconds']}s)", t)
+           for t in found["targets_down"]]
+    status = found["tsdb"]
+    if status["growth"] is not None and status["growth"] > settings.series_growth_warning:
+        most = ", ".join(f"{n} ({c:,})" for n, c in status["by_metric"][:3])
+        out.append(Finding("tsdb_series_growth", settings.prometheus_url, "warning",
+                           f"{status['series']:,} series, {status['growth']:+.0%} on the week before; most: {most}",
+                           status))
+    out += [Finding("recording_rule_unused", r["name"], "info", "no alerting rule, recording rule or dashboard "
+                    f"panel reads it: remove it from {r['group']}", r) for r in found["unused_recordings"]]
+    out += [Finding("recording_rule_slow", r["name"], "warning", f"took {r['seconds']:.2f}s to evaluate "
+                    f"(limit {settings.slow_rule_seconds:g}s)", r) for r in found["slow_recordings"]]
+    out += [Finding("metric_unused_high_cardinality", m["metric"], "info", f"{m['series']:,} series that no rule or "
+                    f"panel reads; drop it at scrape time: {m['proposal']}", m) for m in found["unused_heavy_metrics"]]
+    for panel in found["panels"]:
+        if panel["status"] != "ok":
+            broken = panel["status"].startswith("error")
+            out.append(Finding("dashboard_panel_broken" if broken else "dashboard_panel_no_data",
+                               f"{panel['file']}: {panel['panel']}", "warning" if broken else "info",
+                               f"{panel['dashboard']} / {panel['panel']} ({panel['ref']}): {panel['status']}", panel))
+    return out

@@ -37,24 +37,8 @@ class AlertReviewOperator(MaintenanceOperator):
                               silences=silences, timeout=settings.http_timeout_s, rules_text=text,
                               rules_path=settings.rules_file,
                               rule_ages=alerts.rule_ages(path, names, now) if text is not None else None)
+        run.ledger.record_findings(alerts.findings(found, settings.lookback_days))
         for item in found["rules"]:
-            evidence = {k: item[k] for k in ("group", "query", "for_seconds", "firing_share", "false_positives",
-                                             "false_positive_rate", "proposal", "patch", "check", "age_days",
-                                             "observed")} | {"episodes": item["episodes"][-20:]}
-            if item["verdict"] == "unhealthy":
-                run.ledger.record_finding("alert_rule_unhealthy", item["rule"], "warning",
-                                          f"Prometheus cannot evaluate it: {item['error']}", evidence)
-            elif item["verdict"] == "noisy":
-                run.ledger.record_finding(
-                    "alert_rule_noisy", item["rule"], "warning",
-                    f"{item['false_positives']} of {len(item['episodes'])} firings in {settings.lookback_days:g} "
-                    f"days were false positives ({item['false_positive_rate']:.0%}); proposed {item['proposal']}",
-                    evidence)
-            elif item["verdict"] == "never_fired":
-                age = f", in the rules for {item['age_days']:g} days" if item["age_days"] is not None else ""
-                run.ledger.record_finding("alert_rule_never_fired", item["rule"], "info",
-                                          f"never fired in {settings.lookback_days:g} days{age}; {item['proposal']}",
-                                          evidence)
             if item["patch"]:
                 self.log.info("Proposed change to %s for %s (promtool: %s):\n%s", settings.rules_file, item["rule"],
                               item["check"], item["patch"])
@@ -79,50 +63,12 @@ class PrometheusHousekeepingOperator(MaintenanceOperator):
         if not settings.prometheus_url:
             self.log.info("No Prometheus in the policy (monitoring.prometheus_url): nothing to look after")
             return {"targets_down": [], "tsdb": None, "panels": []}
-        base, timeout, now = settings.prometheus_url, settings.http_timeout_s, clock.now()
-        down = housekeeping.unhealthy_targets(base, timeout=timeout)
-        for target in down:
-            run.ledger.record_finding("scrape_target_down", f"{target['job']} {target['instance']}", "warning",
-                                      f"{target['url']}: {target['last_error'] or target['health']} "
-                                      f"(scrape took {target['scrape_seconds']}s)", target)
-        status = housekeeping.tsdb(base, timeout=timeout)
+        base, now = settings.prometheus_url, clock.now()
         week_ago = run.ledger.latest_metric("prometheus", base, "head_series", before=now - timedelta(days=6.5))
-        status["growth"] = housekeeping.growth(status["series"], week_ago[0] if week_ago else None)
-        run.ledger.record_metrics("prometheus", base, {"head_series": status["series"]})
-        if status["growth"] is not None and status["growth"] > settings.series_growth_warning:
-            run.ledger.record_finding("tsdb_series_growth", base, "warning",
-                                      f"{status['series']:,} series, {status['growth']:+.0%} on the week before; "
-                                      f"most: {', '.join(f'{n} ({c:,})' for n, c in status['by_metric'][:3])}",
-                                      status)
-        checked = []
-        panels = housekeeping.panels(settings.dashboards_path)
-        rules = housekeeping.recording_rules(base, timeout=timeout)
-        used = housekeeping.rule_and_metric_use(rules, [p["expr"] for p in panels])
-        unused, slow = housekeeping.unused_recordings(rules, used, slow_seconds=settings.slow_rule_seconds)
-        for rule in unused:
-            run.ledger.record_finding("recording_rule_unused", rule["name"], "info",
-                                      f"no alerting rule, recording rule or dashboard panel reads it: remove it "
-                                      f"from {rule['group']}", rule)
-        for rule in slow:
-            run.ledger.record_finding("recording_rule_slow", rule["name"], "warning",
-                                      f"took {rule['seconds']:.2f}s to evaluate "
-                                      f"(limit {settings.slow_rule_seconds:g}s)", rule)
-        heavy = housekeeping.unused_heavy_metrics(status["by_metric"], used,
-                                                  min_series=settings.unused_metric_min_series)
-        for item in heavy:
-            run.ledger.record_finding("metric_unused_high_cardinality", item["metric"], "info",
-                                      f"{item['series']:,} series that no rule or panel reads; drop it at scrape "
-                                      f"time: {item['proposal']}", item)
-        for panel in panels:
-            panel["status"] = housekeeping.ask(base, panel["expr"], now=now, timeout=timeout)
-            checked.append(panel)
-            if panel["status"] != "ok":
-                run.ledger.record_finding(
-                    "dashboard_panel_broken" if panel["status"].startswith("error") else "dashboard_panel_no_data",
-                    f"{panel['file']}: {panel['panel']}", "warning" if panel["status"].startswith("error") else "info",
-                    f"{panel['dashboard']} / {panel['panel']} ({panel['ref']}): {panel['status']}", panel)
-        return {"targets_down": down, "tsdb": status, "panels": checked, "unused_recordings": unused,
-                "slow_recordings": slow, "unused_heavy_metrics": heavy}
+        found = housekeeping.review(base, settings, now=now, week_ago_series=week_ago[0] if week_ago else None)
+        run.ledger.record_metrics("prometheus", base, {"head_series": found["tsdb"]["series"]})
+        run.ledger.record_findings(housekeeping.findings(found, settings))
+        return found
 
     def describe(self, summary):
         if summary["tsdb"] is None:
@@ -162,36 +108,15 @@ class CapacityReviewOperator(MaintenanceOperator):
 
     @staticmethod
     def record(ledger, found: dict, cap) -> None:
-        for item in found["leaks"]:
-            ledger.record_finding("memory_leak_suspect", item["container"], "warning",
-                                  f"working set {item['growth']:+.0%} in {cap.lookback_days:g} days "
-                                  f"({item['from_bytes'] / 2**20:.0f} -> {item['to_bytes'] / 2**20:.0f} MB), "
-                                  f"{item['restarts']} restart(s)", item)
-        for item in found["throttled"]:
-            ledger.record_finding("cpu_throttling", item["container"], "warning",
-                                  f"CPU throttled in {item['throttled']:.0%} of its periods: raise its limit or "
-                                  "look at its hot path", item)
+        from maintenance.monitoring import capacity
+
         for item in found["service_levels"]:
             if item["value"] is not None:
                 ledger.record_metrics("platform", "service_levels", {item["name"]: item["value"]})
-            if item["missed"]:
-                target = f"<= {item['max']:g}" if item["max"] is not None else f">= {item['min']:g}"
-                ledger.record_finding("service_level_missed", item["name"], "warning",
-                                      f"{item['name']} is {item['value']:.4g}, target {target}", item)
         for item in found["headroom"]:
-            if item["share"] is None:
-                continue
-            ledger.record_metrics("capacity", item["name"], {"used_share": item["share"]})
-            soon = item["days_left"] is not None and item["days_left"] < cap.runs_out_within_days
-            if soon or item["share"] > cap.full_share:
-                when = f"; runs out in {item['days_left']:g} days at the week's trend" if soon else ""
-                ledger.record_finding("capacity_headroom", item["name"], "warning",
-                                      f"{item['share']:.0%} used ({item['used']:.3g} of {item['limit']:.3g}){when}",
-                                      item)
-        for item in found["bundles"]:
-            ledger.record_finding("bundle_too_large", item["file"], "info",
-                                  f"{item['bytes'] / 2**20:.2f} MB, over {cap.bundle_max_bytes / 2**20:.0f} MB: split "
-                                  "or trim it", item)
+            if item["share"] is not None:
+                ledger.record_metrics("capacity", item["name"], {"used_share": item["share"]})
+        ledger.record_findings(capacity.findings(found, cap))
 
     def describe(self, summary):
         missed = [s["name"] for s in summary["service_levels"] if s["missed"]]
