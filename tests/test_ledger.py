@@ -100,7 +100,7 @@ def test_kpis_on_a_hand_made_month(conn):
     assert nov.planned_downtime_minutes == pytest.approx(60)
     assert nov.uptime_pct == pytest.approx(100 * (minutes - 90) / minutes)
     assert nov.incidents == 3 and nov.failures == 1             # opened in November, unplanned
-    assert nov.mttr_minutes == pytest.approx((20 + 45 + 5) / 3)
+    assert nov.mttr_minutes == pytest.approx(20)  # over outages only: the slow reports and the slowed api were none
     assert nov.mtbf_hours == pytest.approx((minutes - 90) / 60)
     assert nov.actions_applied == 12 and nov.actions_failed_or_caused_incident == 3
     assert nov.change_failure_rate_pct == pytest.approx(25.0)
@@ -223,7 +223,59 @@ def test_every_step_is_a_declared_action_and_window_actions_wait_for_the_window(
     with ledger.action("postgres", "public.a", "vacuum_full"):
         ran.append("inside")
     assert ran[-1] == "inside"
-    assert [k.name for k in REGISTRY.values() if k.window] == ["vacuum_full"]
+    assert [k.name for k in REGISTRY.values() if k.window] == ["vacuum_full", "delete_series"]
     assert conn.execute("SELECT action, outcome FROM maintenance.actions WHERE run_id = 'run-registry' "
                         "ORDER BY dry_run, seq").fetchall() == [
         ("vacuum_analyze", "applied"), ("vacuum_full", "applied"), ("vacuum_full", "planned")]
+
+
+def test_a_finding_that_passes_again_is_resolved_and_compliance_recovers(conn):
+    """Each run records what it finds; once a whole run of the same task no longer finds one, it
+    is resolved with that time, and the control that counts open critical findings passes again."""
+    from datetime import timedelta
+
+    from maintenance.policy.security import Control
+    from maintenance.security import compliance
+
+    conn.execute("DELETE FROM maintenance.findings WHERE dag_id = 'sec'")
+    control = Control(name="critical findings closed", kind="findings_closed", within_days=7)
+
+    def run(run_id: str, found: list[str], *, map_index: int = -1) -> int:
+        ledger = Ledger(conn, SCHEMA, TaskKey("sec", "security_audit", run_id, map_index=map_index))
+        for target in found:
+            ledger.record_finding("hba_trust", target, "critical", f"{target} trusts everyone")
+        return ledger.resolve_passed_findings()
+
+    assert run("r1", ["db-a", "db-b"]) == 0
+    conn.execute("UPDATE maintenance.findings SET recorded_at = now() - interval '10 days' WHERE dag_id = 'sec'")
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert not compliance.evaluate(conn, SCHEMA, control, now=later, policy=None)["passed"]
+    assert run("r2", ["db-a"]) == 1  # db-b fixed: r1's db-b finding resolved; db-a still open
+    assert run("r2-mapped", [], map_index=3) == 0  # a mapped instance checked only its part: resolves nothing
+    opened = conn.execute("SELECT run_id, target, resolved_at IS NOT NULL FROM maintenance.findings "
+                          "WHERE dag_id = 'sec' ORDER BY run_id, target").fetchall()
+    assert opened == [("r1", "db-a", False), ("r1", "db-b", True), ("r2", "db-a", False)]
+    result = compliance.evaluate(conn, SCHEMA, control, now=later, policy=None)
+    assert not result["passed"] and [f["target"] for f in result["evidence"]["findings"]] == ["db-a"]  # since r1
+    assert run("r3", []) == 2  # db-a fixed too: both of its rows resolved
+    assert compliance.evaluate(conn, SCHEMA, control, now=later, policy=None)["passed"]
+
+
+def test_overlapping_outages_count_their_time_once(conn):
+    """Two incidents opened for one outage (an alert, and a person who noticed), one longer than
+    the other, and a planned outage overlapping an unplanned one: downtime is the time some
+    outage was open, counted once, and planned time stays planned."""
+    s = "kpi_overlap"
+    conn.execute("DROP SCHEMA IF EXISTS kpi_overlap CASCADE")
+    ensure_schema(conn, s)
+    for opened, resolved, planned in ((utc(2026, 11, 3, 10), utc(2026, 11, 3, 10, 30), False),
+                                      (utc(2026, 11, 3, 10, 10), utc(2026, 11, 3, 10, 40), False),
+                                      (utc(2026, 11, 8, 7), utc(2026, 11, 8, 8), True),
+                                      (utc(2026, 11, 8, 7, 50), utc(2026, 11, 8, 8, 5), False)):
+        i = open_incident(conn, s, severity="sev2", summary="api down", opened_at=opened, outage=True,
+                          planned=planned)
+        resolve_incident(conn, s, i, resolved)
+    nov = kpis.compute(conn, s, utc(2026, 11, 1), utc(2026, 12, 1), now=utc(2026, 12, 15))
+    assert nov.unplanned_downtime_minutes == pytest.approx(40 + 5)  # 10:00-10:40 once; 08:00-08:05 past the plan
+    assert nov.planned_downtime_minutes == pytest.approx(60)
+    assert nov.uptime_pct == pytest.approx(100 * (30 * 24 * 60 - 105) / (30 * 24 * 60))

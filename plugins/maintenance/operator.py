@@ -114,6 +114,10 @@ class MaintenanceOperator(BaseOperator):
                 raise
             summary = {"dry_run": dry_run, **summary}
             ledger.finish_task("planned" if dry_run else "done", summary)
+            if not form.tables and ledger.conn is not None:  # a whole check, not narrowed to some tables
+                closed = ledger.resolve_passed_findings()
+                if closed:
+                    self.log.info("%d finding(s) of earlier runs passed this time: resolved", closed)
         line = self.describe(summary)
         self.log.info("%s done in %.1fs%s", self.task_id, time.monotonic() - began, f": {line}" if line else "")
         if line or dry_run:

@@ -1,9 +1,11 @@
 """The procedures' maintenance KPIs (section 9), computed from the ledger for any period.
 
-Downtime is an outage incident's time inside the period: an incident that
-crosses the period's start or end counts only its part inside; an unresolved
-outage counts until the period's end or ``now``, whichever comes first.
-Targets given per month are scaled to the period's length.
+Downtime is the time inside the period during which some outage incident was open: an
+incident that crosses the period's start or end counts only its part inside; an unresolved
+outage counts until the period's end or ``now``, whichever comes first; outages that overlap
+count their time once (two incidents of one outage are not twice the downtime). Time under a
+planned outage is planned downtime, even when an unplanned one overlaps it. MTTR is over the
+outages opened in the period. Targets given per month are scaled to the period's length.
 """
 
 from __future__ import annotations
@@ -43,11 +45,26 @@ class KPIs:
         return data
 
 
-def _overlap_minutes(opened: datetime, resolved: datetime | None, start: datetime, end: datetime,
-                     now: datetime) -> float:
+def _clipped(opened: datetime, resolved: datetime | None, start: datetime, end: datetime,
+             now: datetime) -> tuple[datetime, datetime] | None:
     stop = min(resolved or min(end, now), end)
     begin = max(opened, start)
-    return max((stop - begin).total_seconds(), 0) / 60
+    return (begin, stop) if stop > begin else None
+
+
+def _union_minutes(spans: list[tuple[datetime, datetime]]) -> float:
+    """The minutes covered by at least one of ``spans``."""
+    total, current = 0.0, None
+    for begin, stop in sorted(spans):
+        if current and begin <= current[1]:
+            current = (current[0], max(current[1], stop))
+            continue
+        if current:
+            total += (current[1] - current[0]).total_seconds()
+        current = (begin, stop)
+    if current:
+        total += (current[1] - current[0]).total_seconds()
+    return total / 60
 
 
 def _check(value: float | None, unit: str, limit: float, *, above: bool = False) -> dict:
@@ -66,10 +83,12 @@ def compute(conn, schema: str, start: datetime, end: datetime, *, now: datetime,
         SELECT opened_at, resolved_at, outage, planned FROM {}.incidents
         WHERE opened_at < %s AND (resolved_at IS NULL OR resolved_at > %s)""").format(s), (end, start)).fetchall()
     period_minutes = (end - start).total_seconds() / 60
-    planned = sum(_overlap_minutes(o, r, start, end, now) for o, r, out, p in incidents if out and p)
-    unplanned = sum(_overlap_minutes(o, r, start, end, now) for o, r, out, p in incidents if out and not p)
+    outages = [(span, p) for o, r, out, p in incidents if out
+               for span in [_clipped(o, r, start, end, now)] if span is not None]
+    planned = _union_minutes([span for span, p in outages if p])
+    unplanned = _union_minutes([span for span, _ in outages]) - planned
     in_period = [(o, r, out, p) for o, r, out, p in incidents if start <= o < end and not p]
-    repaired = [(r - o).total_seconds() / 60 for o, r, _, _ in in_period if r is not None]
+    repaired = [(r - o).total_seconds() / 60 for o, r, out, _ in in_period if r is not None and out]
     failures = sum(1 for _, _, out, _ in in_period if out)
     up_minutes = period_minutes - planned - unplanned
 

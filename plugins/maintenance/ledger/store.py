@@ -186,6 +186,21 @@ class Ledger:
                 severity = EXCLUDED.severity, message = EXCLUDED.message, evidence = EXCLUDED.evidence"""),
             (k.dag_id, k.task_id, k.run_id, check_name, target, severity, message, Jsonb(evidence or {})))
 
+    def resolve_passed_findings(self) -> int:
+        """This task has checked everything it checks and finished: the findings its earlier runs
+        recorded that this run did not find again have passed, and are resolved now (the
+        compliance controls and reports count them as closed from then). Returns how many."""
+        k = self.key
+        if k.map_index != -1:  # a mapped instance checks only its part
+            return 0
+        return self.conn.execute(self._q("""
+            UPDATE {s}.findings f SET resolved_at = now()
+            WHERE f.dag_id = %(dag)s AND f.task_id = %(task)s AND f.run_id <> %(run)s AND f.resolved_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM {s}.findings g
+                              WHERE g.dag_id = f.dag_id AND g.task_id = f.task_id AND g.run_id = %(run)s
+                                AND g.check_name = f.check_name AND g.target = f.target)"""),
+            {"dag": k.dag_id, "task": k.task_id, "run": k.run_id}).rowcount
+
     # -- pages -------------------------------------------------------------------------
     def pages_due(self, scope: str, problems: dict[str, str], *, remind_after_s: float,
                   now: datetime) -> tuple[dict[str, str], dict[str, str]]:
