@@ -171,6 +171,26 @@ def slack_server():
     httpd.shutdown()
 
 
+@pytest.fixture(scope="session")
+def pagerduty_server():
+    """A local PagerDuty Events API v2 that records every request, as connection ``pagerduty_events``."""
+    from devtools.pagerduty_server import start_pagerduty_server
+
+    state, httpd = start_pagerduty_server(_WORK / "pagerduty")
+    set_conn("pagerduty_events", {"conn_type": "pagerduty_events", "password": "0123456789abcdef0123456789abcdef",
+                                  "host": state.url, "extra": {"verify": str(state.cert)}})
+    yield state
+    httpd.shutdown()
+
+
+@pytest.fixture
+def pagerduty(pagerduty_server):
+    """The PagerDuty server with its record cleared for one test."""
+    pagerduty_server.calls.clear()
+    pagerduty_server.alerts.clear()
+    return pagerduty_server
+
+
 @pytest.fixture
 def slack(slack_server):
     """The Slack server with its record cleared for one test."""

@@ -131,16 +131,26 @@ def test_unresolved_outage_counts_until_now(conn):
 # --- through Airflow -------------------------------------------------------------------------
 
 @pytest.fixture
-def airflow_env(platform_db, slack, airflow_db):
+def airflow_env(platform_db, slack, airflow_db, pagerduty):
     return platform_db
 
 
-def test_incident_dag_opens_and_resolves(airflow_env):
+def test_incident_dag_opens_and_resolves(airflow_env, slack, pagerduty):
     opened = run_dag("maintenance_incident", utc(2026, 11, 27, 15), {
         "action": "open", "severity": "sev2", "summary": "API 502s after deploy", "outage": True,
         "started_at": "2026-11-27T09:50:00-05:00"})
     assert opened.states == {"record_incident": "success"}
     incident_id = opened.xcom("record_incident")["incident_id"]
+    key = f"pathfinity-incident-{incident_id}"
+    # sev2: #incidents hears of it, and on-call is paged through PagerDuty with the incident's key.
+    (told,) = slack.messages("#incidents")
+    assert told["text"].startswith(f":rotating_light: Incident {incident_id} opened: *sev2* (platform down) API 502s")
+    (trigger,) = pagerduty.events()
+    assert (trigger["event_action"], trigger["dedup_key"], trigger["payload"]["severity"]) == ("trigger", key, "error")
+    assert trigger["payload"]["summary"] == "sev2: API 502s after deploy"
+    acknowledged = run_dag("maintenance_incident", utc(2026, 11, 27, 15, 5), {
+        "action": "acknowledge", "incident_id": incident_id})
+    assert acknowledged.states == {"record_incident": "success"} and pagerduty.alerts[key] == "acknowledged"
     resolved = run_dag("maintenance_incident", utc(2026, 11, 27, 16), {
         "action": "resolve", "incident_id": incident_id, "ended_at": "2026-11-27T10:20:00-05:00",
         "cause": "bad config"})
@@ -148,6 +158,21 @@ def test_incident_dag_opens_and_resolves(airflow_env):
     row = airflow_env.execute("SELECT severity, outage, opened_at, resolved_at, cause FROM maintenance.incidents "
                               "WHERE id = %s", (incident_id,))[0]
     assert row == ("sev2", True, utc(2026, 11, 27, 14, 50), utc(2026, 11, 27, 15, 20), "bad config")
+    assert pagerduty.alerts == {key: "resolved"} and [e["event_action"] for e in pagerduty.events()] == [
+        "trigger", "acknowledge", "resolve"]
+    assert slack.messages("#incidents")[-1]["text"].startswith(f":white_check_mark: Incident {incident_id} resolved "
+                                                               "after 30 min: *sev2*")
+    assert {c["verb"] for c in pagerduty.calls} == {"POST"}  # nothing else was asked of PagerDuty
+
+
+def test_a_minor_incident_is_told_to_its_channel_and_pages_nobody(airflow_env, slack, pagerduty):
+    opened = run_dag("maintenance_incident", utc(2026, 11, 28, 15), {
+        "action": "open", "severity": "sev4", "summary": "typo on the careers page"})
+    assert opened.states == {"record_incident": "success"}
+    incident_id = opened.xcom("record_incident")["incident_id"]
+    (told,) = slack.messages("#ops-maintenance")
+    assert f"Incident {incident_id} opened: *sev4* typo on the careers page\nRun: <http" in told["text"]
+    assert pagerduty.calls == [] and slack.messages("#incidents") == []
 
 
 def test_incident_form_errors_name_the_field(airflow_env):

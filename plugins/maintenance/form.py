@@ -153,8 +153,9 @@ def _date(field: str, value) -> date | None:
 
 def incident_fields() -> dict[str, Param]:
     return {
-        "action": Param("open", enum=["open", "resolve"], title="Open or resolve",
-                        description="Open a new incident, or resolve an open one by its number."),
+        "action": Param("open", enum=["open", "acknowledge", "resolve"], title="Open, acknowledge or resolve",
+                        description="Open a new incident (its severity's channel is told, and on-call paged "
+                                    "for the severities that page), acknowledge one, or resolve one, by its number."),
         "severity": Param("sev3", enum=list(INCIDENT_SEVERITIES), title="Severity", description="sev1 is the worst."),
         "summary": Param(None, type=["null", "string"], title="Summary",
                          description="What happened (required to open an incident)."),
@@ -215,8 +216,8 @@ def _when(name: str, value, default: datetime | None) -> datetime | None:
 
 def _parse_incident(params: dict, now: datetime) -> IncidentForm:
     action = params.get("action", "open")
-    if action not in ("open", "resolve"):
-        raise InputError(f"action: must be 'open' or 'resolve', got {action!r}")
+    if action not in ("open", "acknowledge", "resolve"):
+        raise InputError(f"action: must be 'open', 'acknowledge' or 'resolve', got {action!r}")
     severity = params.get("severity", "sev3")
     if severity not in INCIDENT_SEVERITIES:
         raise InputError(f"severity: must be one of {', '.join(INCIDENT_SEVERITIES)}, got {severity!r}")
@@ -224,8 +225,8 @@ def _parse_incident(params: dict, now: datetime) -> IncidentForm:
     incident_id = params.get("incident_id")
     if action == "open" and not summary:
         raise InputError("summary: say what happened (required to open an incident)")
-    if action == "resolve" and incident_id in (None, ""):
-        raise InputError("incident_id: which incident to resolve (its number from the open run's log)")
+    if action in ("acknowledge", "resolve") and incident_id in (None, ""):
+        raise InputError(f"incident_id: which incident to {action} (its number from the open run's log)")
     started = _when("started_at", params.get("started_at"), now)
     ended = _when("ended_at", params.get("ended_at"), now if action == "resolve" else None)
     if ended is not None and action == "open" and ended < started:

@@ -122,6 +122,10 @@ MIGRATIONS: list[tuple[int, str]] = [
         ('planned', 'applied', 'skipped', 'failed', 'rolled_back', 'running', 'interrupted'));
     CREATE INDEX ON {s}.task_runs (dag_id, task_id, outcome) WHERE outcome = 'running';
     """),
+    (4, """
+    -- On-call acknowledges an incident (time to acknowledge); its page follows it.
+    ALTER TABLE {s}.incidents ADD COLUMN acknowledged_at timestamptz;
+    """),
 ]
 
 

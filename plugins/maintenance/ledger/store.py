@@ -288,6 +288,26 @@ def resolve_incident(conn, schema: str, incident_id: int, resolved_at: datetime,
         raise LookupError(f"incident_id: no incident {incident_id}")
 
 
+def acknowledge_incident(conn, schema: str, incident_id: int, at: datetime) -> datetime:
+    """Record the first acknowledgement of an incident; returns when it was acknowledged."""
+    row = conn.execute(sql.SQL("""
+        UPDATE {s}.incidents SET acknowledged_at = coalesce(acknowledged_at, %s) WHERE id = %s
+        RETURNING acknowledged_at""").format(s=sql.Identifier(schema)), (at, incident_id)).fetchone()
+    if row is None:
+        raise LookupError(f"incident_id: no incident {incident_id}")
+    return row[0]
+
+
+def incident(conn, schema: str, incident_id: int) -> dict:
+    row = conn.execute(sql.SQL("""
+        SELECT id, severity, summary, outage, opened_at, acknowledged_at, resolved_at FROM {s}.incidents
+        WHERE id = %s""").format(s=sql.Identifier(schema)), (incident_id,)).fetchone()
+    if row is None:
+        raise LookupError(f"incident_id: no incident {incident_id}")
+    return dict(zip(("id", "severity", "summary", "outage", "opened_at", "acknowledged_at", "resolved_at"), row,
+                    strict=True))
+
+
 def incidents_between(conn, schema: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime | None]]:
     """(opened_at, resolved_at) of every incident open at some moment between ``start`` and ``end``."""
     return [tuple(row) for row in conn.execute(sql.SQL("""

@@ -24,6 +24,7 @@ from maintenance.policy.archive import (
 )
 from maintenance.policy.backups import Backups, SmokeQuery
 from maintenance.policy.base import WEEKDAYS, MonthDay, TimeOfDay, _Strict
+from maintenance.policy.incidents import Incidents
 from maintenance.policy.kubernetes import Kubernetes, MemoryRestarts, NodeMaintenance, PodCleanup
 from maintenance.policy.logs import LifecycleBucket, LogFolder, Logs, S3Lifecycle
 from maintenance.policy.monitoring import Monitoring
@@ -44,14 +45,59 @@ from maintenance.policy.security import Certificates, Control, Security
 
 # The section models live beside this file, one module per capability; importable from here too.
 __all__ = [
-    "MEMORY", "WEEKDAYS", "Archive", "ArchiveBatching", "ArchiveChild", "ArchiveExport", "ArchiveTable",
-    "Backups", "Blackout", "Certificates", "Connections", "Control", "Costs", "Decision", "DefaultTtl",
-    "DisposablePrefix", "DocFolder", "Documentation", "Freeze", "KpiTargets", "Kubernetes", "LedgerSettings",
-    "LifecycleBucket", "LoadProbe", "LoadRule", "LogFolder", "Logs", "MemoryRestarts", "Monitoring",
-    "MonthDay", "NodeMaintenance", "Notifications", "Partitioning", "PlannedWindow", "PodCleanup", "Policy",
-    "Postgres", "PostgresDatabase", "PostgresSafety", "PostgresThresholds", "QualifiedName", "RedisBigKeys",
-    "RedisSettings", "RedisTtlAudit", "Reports", "S3Lifecycle", "Security", "SmokeQuery", "StudentsQuery",
-    "TimeOfDay", "UnusedIndexRules", "UpdateReview",
+    "MEMORY",
+    "WEEKDAYS",
+    "Archive",
+    "ArchiveBatching",
+    "ArchiveChild",
+    "ArchiveExport",
+    "ArchiveTable",
+    "Backups",
+    "Blackout",
+    "Certificates",
+    "Connections",
+    "Control",
+    "Costs",
+    "Decision",
+    "DefaultTtl",
+    "DisposablePrefix",
+    "DocFolder",
+    "Documentation",
+    "Freeze",
+    "Incidents",
+    "KpiTargets",
+    "Kubernetes",
+    "LedgerSettings",
+    "LifecycleBucket",
+    "LoadProbe",
+    "LoadRule",
+    "LogFolder",
+    "Logs",
+    "MemoryRestarts",
+    "Monitoring",
+    "MonthDay",
+    "NodeMaintenance",
+    "Notifications",
+    "Partitioning",
+    "PlannedWindow",
+    "PodCleanup",
+    "Policy",
+    "Postgres",
+    "PostgresDatabase",
+    "PostgresSafety",
+    "PostgresThresholds",
+    "QualifiedName",
+    "RedisBigKeys",
+    "RedisSettings",
+    "RedisTtlAudit",
+    "Reports",
+    "S3Lifecycle",
+    "Security",
+    "SmokeQuery",
+    "StudentsQuery",
+    "TimeOfDay",
+    "UnusedIndexRules",
+    "UpdateReview",
 ]
 
 
@@ -75,6 +121,7 @@ class Policy(_Strict):
     security: Security = Security()
     kubernetes: Kubernetes = Kubernetes()
     monitoring: Monitoring = Monitoring()
+    incidents: Incidents = Incidents()
     costs: Costs = Costs()
     documentation: Documentation = Documentation()
     update_review: UpdateReview = UpdateReview()

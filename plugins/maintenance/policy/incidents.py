@@ -1,0 +1,33 @@
+"""Incidents: who hears of each severity, and which page on-call (procedures 7.1)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from maintenance.policy.base import _Strict
+
+SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
+
+
+class SeverityRule(_Strict):
+    meaning: str = ""
+    channel: str = Field(min_length=1, description="the Slack channel told when it opens, is acknowledged and resolves")
+    page: bool = Field(False, description="also page on-call through PagerDuty")
+
+
+class Incidents(_Strict):
+    severities: dict[str, SeverityRule] = {
+        "sev1": SeverityRule(meaning="platform down or data at risk", channel="#incidents", page=True),
+        "sev2": SeverityRule(meaning="a major feature down for many students", channel="#incidents", page=True),
+        "sev3": SeverityRule(meaning="degraded, with a workaround", channel="#ops-maintenance"),
+        "sev4": SeverityRule(meaning="minor, no student impact", channel="#ops-maintenance"),
+    }
+    pagerduty_conn_id: str = Field("pagerduty_events", description="an Airflow connection of type pagerduty_events "
+                                                                   "(its password: the integration key); empty: none")
+
+    @model_validator(mode="after")
+    def _every_severity(self) -> Incidents:
+        if sorted(self.severities) != list(SEVERITIES):
+            given = ", ".join(sorted(self.severities))
+            raise ValueError(f"severities: give exactly {', '.join(SEVERITIES)}, got {given}")
+        return self
