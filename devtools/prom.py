@@ -121,13 +121,16 @@ def start_prometheus(root: Path, *, rule_files: list[Path] = (), scrape: dict[st
         root, port, ready="/-/ready")
 
 
-def start_alertmanager(root: Path, *, webhook: str | None = None) -> Server:
-    """Alertmanager, alone (no cluster), its notifications to ``webhook`` when given."""
+def start_alertmanager(root: Path, *, webhook: str | None = None, webhook_token: str | None = None) -> Server:
+    """Alertmanager, alone (no cluster), its notifications to ``webhook`` when given (with a bearer
+    ``webhook_token``), resolved ones too."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     receiver = {"name": "maintenance"}
     if webhook:
-        receiver["webhook_configs"] = [{"url": webhook, "send_resolved": True}]
+        receiver["webhook_configs"] = [{"url": webhook, "send_resolved": True} | (
+            {"http_config": {"authorization": {"type": "Bearer", "credentials": webhook_token}}}
+            if webhook_token else {})]
     config = {"route": {"receiver": "maintenance", "group_wait": "1s", "group_interval": "5s",
                         "repeat_interval": "1h"},
               "receivers": [receiver]}

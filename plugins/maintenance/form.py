@@ -171,6 +171,9 @@ def incident_fields() -> dict[str, Param]:
         "incident_id": Param(None, type=["null", "integer"], title="Incident number",
                              description="Required to resolve: the number the open run logged."),
         "cause": Param(None, type=["null", "string"], title="Cause", description="Root cause, when known."),
+        "alert_key": Param(None, type=["null", "string"], title="Alert",
+                           description="Set by the alert intake: the Alertmanager alert (fingerprint and start) "
+                                       "this incident follows; resolving by it needs no incident number."),
         "caused_by_action": Param(None, type=["null", "integer"], title="Caused by maintenance action",
                                   description="Ledger action id, when a maintenance step caused it "
                                               "(counts in the change failure rate)."),
@@ -192,6 +195,7 @@ class IncidentForm:
     incident_id: int | None
     cause: str | None
     caused_by_action: int | None
+    alert_key: str | None = None
 
     @classmethod
     def of(cls, context, now: datetime) -> IncidentForm:
@@ -225,7 +229,8 @@ def _parse_incident(params: dict, now: datetime) -> IncidentForm:
     incident_id = params.get("incident_id")
     if action == "open" and not summary:
         raise InputError("summary: say what happened (required to open an incident)")
-    if action in ("acknowledge", "resolve") and incident_id in (None, ""):
+    alert_key = (params.get("alert_key") or "").strip() or None
+    if action in ("acknowledge", "resolve") and incident_id in (None, "") and not alert_key:
         raise InputError(f"incident_id: which incident to {action} (its number from the open run's log)")
     started = _when("started_at", params.get("started_at"), now)
     ended = _when("ended_at", params.get("ended_at"), now if action == "resolve" else None)
@@ -234,4 +239,5 @@ def _parse_incident(params: dict, now: datetime) -> IncidentForm:
     return IncidentForm(action, severity, summary, bool(params.get("outage")), bool(params.get("planned")),
                         started, ended, int(incident_id) if incident_id not in (None, "") else None,
                         (params.get("cause") or "").strip() or None,
-                        int(params["caused_by_action"]) if params.get("caused_by_action") not in (None, "") else None)
+                        int(params["caused_by_action"]) if params.get("caused_by_action") not in (None, "") else None,
+                        alert_key)

@@ -22,17 +22,18 @@ class RecordIncidentOperator(MaintenanceOperator):
             incident_id = store.open_incident(
                 conn, schema, severity=form.severity, summary=form.summary, opened_at=form.started_at,
                 outage=form.outage, planned=form.planned, cause=form.cause,
-                caused_by_action=form.caused_by_action, external_key=run.ti.run_id)
+                caused_by_action=form.caused_by_action,
+                external_key=f"alert:{form.alert_key}" if form.alert_key else run.ti.run_id)
             if form.ended_at is not None:  # recorded after the fact: told, not paged
                 store.resolve_incident(conn, schema, incident_id, form.ended_at, form.cause)
             self.log.info("Incident %s opened (%s, outage=%s): %s", incident_id, form.severity, form.outage,
                           form.summary)
         elif form.action == "acknowledge":
-            incident_id = form.incident_id
+            incident_id = form.incident_id or store.incident_by_key(conn, schema, f"alert:{form.alert_key}")
             at = store.acknowledge_incident(conn, schema, incident_id, clock.now())
             self.log.info("Incident %s acknowledged at %s", incident_id, at.isoformat())
         else:
-            incident_id = form.incident_id
+            incident_id = form.incident_id or store.incident_by_key(conn, schema, f"alert:{form.alert_key}")
             store.resolve_incident(conn, schema, incident_id, form.ended_at, form.cause)
             self.log.info("Incident %s resolved at %s", incident_id, form.ended_at.isoformat())
         told = self.tell(run, form.action, store.incident(conn, schema, incident_id), after_the_fact=(

@@ -298,6 +298,14 @@ def acknowledge_incident(conn, schema: str, incident_id: int, at: datetime) -> d
     return row[0]
 
 
+def incident_by_key(conn, schema: str, external_key: str) -> int:
+    row = conn.execute(sql.SQL("SELECT id FROM {s}.incidents WHERE external_key = %s").format(
+        s=sql.Identifier(schema)), (external_key,)).fetchone()
+    if row is None:
+        raise LookupError(f"alert_key: no incident was opened for {external_key}")
+    return row[0]
+
+
 def incident(conn, schema: str, incident_id: int) -> dict:
     row = conn.execute(sql.SQL("""
         SELECT id, severity, summary, outage, opened_at, acknowledged_at, resolved_at FROM {s}.incidents
