@@ -39,6 +39,7 @@ LOCK = DEMO / "demo.lock"
 S3_FOLDER = DEMO / "s3"
 S3_SAVE_EVERY_S = 120
 UI_PORT = int(os.environ.get("DEMO_UI_PORT", "8080"))
+ALERT_TOKEN = "demo-alert-intake-token"
 SEED_SCALE = int(os.environ.get("DEMO_SEED_SCALE", "200000"))
 
 
@@ -119,7 +120,10 @@ def start_monitoring(state: dict, dsn: str, redis_url: str) -> None:
         exporters = [prom.start_exporter(DEMO / "exporters", "postgres", dsn + "?sslmode=disable"
                                          if "?" not in dsn else dsn),
                      prom.start_exporter(DEMO / "exporters", "redis", redis_url)]
-        alertmanager = prom.start_alertmanager(DEMO / "alertmanager")
+        # Its notifications go to the alert intake on the demo's Airflow: alerts open incidents
+        # once maintenance_incident is unpaused.
+        alertmanager = prom.start_alertmanager(DEMO / "alertmanager", webhook_token=ALERT_TOKEN,
+                                               webhook=f"http://127.0.0.1:{UI_PORT}/maintenance/alertmanager")
         prometheus = prom.start_prometheus(
             DEMO / "prometheus", rule_files=[ROOT / "include/prometheus/platform-rules.yml"],
             scrape={"postgres": [f"127.0.0.1:{exporters[0].port}"], "redis": [f"127.0.0.1:{exporters[1].port}"]},
@@ -175,7 +179,16 @@ def start_embedded_services(state: dict) -> dict[str, str]:
     threading.Thread(target=keep_saving, daemon=True, name="s3-snapshot").start()
     slack, _ = start_slack_server(log_to=DEMO / "slack-messages.log")
     say(f"embedded S3 on :{s3_port}; Slack messages go to .demo/slack-messages.log")
+    from devtools.pagerduty_server import start_pagerduty_server
+
+    pagerduty, _ = start_pagerduty_server(DEMO / "pagerduty")
+    say(f"a local PagerDuty Events API v2 on {pagerduty.url} (devtools/pagerduty_server.py) takes the pages")
     return {
+        "AIRFLOW_CONN_PAGERDUTY_EVENTS": json.dumps({
+            "conn_type": "pagerduty_events", "password": "demo0000demo0000demo0000demo0000", "host": pagerduty.url,
+            "extra": {"verify": str(pagerduty.cert)}}),
+        # Alertmanager's bearer token for the alert intake (plugins/maintenance_alert_intake.py).
+        "AIRFLOW_VAR_MAINTENANCE_ALERT_TOKEN": ALERT_TOKEN,
         "AIRFLOW_CONN_PLATFORM_AWS": json.dumps({
             "conn_type": "aws", "login": "demo", "password": "demo",
             "extra": {"region_name": "us-east-1", "endpoint_url": f"http://127.0.0.1:{s3_port}"}}),

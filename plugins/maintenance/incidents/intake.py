@@ -25,9 +25,17 @@ app = FastAPI(title="Pathfinity maintenance: alert intake",
 
 
 def alert_key(alert: dict) -> str:
-    """One alert's firing: its fingerprint and when it started (a later firing is a new incident)."""
+    """One alert's firing: its fingerprint and when it started, to the second in UTC however it
+    is written (a later firing is a new incident)."""
+    from datetime import UTC, datetime
+
     fingerprint = alert.get("fingerprint") or hashlib.sha256(str(sorted(alert["labels"].items())).encode()).hexdigest()
-    return f"{fingerprint[:16]}@{alert.get('startsAt', '')}"
+    started = alert.get("startsAt", "")
+    try:
+        started = datetime.fromisoformat(started.replace("Z", "+00:00")).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        raise HTTPException(422, f"alerts[].startsAt: not a date and time: {started!r}") from None
+    return f"{fingerprint[:16]}@{started}"
 
 
 def conf_for(alert: dict, policy) -> tuple[str, dict]:
