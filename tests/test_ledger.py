@@ -135,7 +135,17 @@ def airflow_env(platform_db, slack, airflow_db, pagerduty):
     return platform_db
 
 
-def test_incident_dag_opens_and_resolves(airflow_env, slack, pagerduty):
+def test_incident_dag_opens_and_resolves(airflow_env, slack, pagerduty, s3, redis_server):
+    import gzip
+    import json
+
+    # A maintenance step of the last hours: the diagnostics bundle must show it.
+    with airflow_env.connect() as conn:
+        conn.autocommit = True
+        ensure_schema(conn, SCHEMA)
+        with Ledger(conn, SCHEMA, TaskKey("maintenance_monthly", "debloat", "recent-step")).action(
+                "postgres", "platform_db:public.learning_sessions", "repack"):
+            pass
     opened = run_dag("maintenance_incident", utc(2026, 11, 27, 15), {
         "action": "open", "severity": "sev2", "summary": "API 502s after deploy", "outage": True,
         "started_at": "2026-11-27T09:50:00-05:00"})
@@ -148,6 +158,18 @@ def test_incident_dag_opens_and_resolves(airflow_env, slack, pagerduty):
     (trigger,) = pagerduty.events()
     assert (trigger["event_action"], trigger["dedup_key"], trigger["payload"]["severity"]) == ("trigger", key, "error")
     assert trigger["payload"]["summary"] == "sev2: API 502s after deploy"
+    bundle_at = opened.xcom("record_incident")["diagnostics"]
+    assert bundle_at.startswith(f"s3://pathfinity-maintenance/incidents/{incident_id}/diagnostics-")
+    assert f"Diagnostics: {bundle_at}" in told["text"]
+    bucket, object_key = bundle_at.removeprefix("s3://").split("/", 1)
+    bundle = json.loads(gzip.decompress(s3.get_object(Bucket=bucket, Key=object_key)["Body"].read()))
+    assert bundle["incident"]["id"] == incident_id and bundle["incident"]["severity"] == "sev2"
+    assert {"sessions", "blocking", "long_transactions", "replication", "top_statements"} <= set(
+        bundle["postgres platform_db"])
+    assert "redis_version" in bundle["redis"]["info"] and isinstance(bundle["redis"]["slowlog"], list)
+    assert "error" in bundle["kubernetes"]  # no cluster configured here: said, not fatal
+    assert any(a["target"] == "platform_db:public.learning_sessions" and a["action"] == "repack"
+               for a in bundle["maintenance"]["actions_last_24h"])
     acknowledged = run_dag("maintenance_incident", utc(2026, 11, 27, 15, 5), {
         "action": "acknowledge", "incident_id": incident_id})
     assert acknowledged.states == {"record_incident": "success"} and pagerduty.alerts[key] == "acknowledged"
