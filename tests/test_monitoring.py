@@ -111,6 +111,16 @@ def stack(tmp_path_factory):
     alertmanager.stop()
 
 
+def weekly_task(db, theme: str, task: str, when: datetime, *, others: str):
+    """One weekday theme's ``task`` run through the weekly DAG (``others`` of the theme marked
+    done): the run, and the task's findings as 'check target' -> message."""
+    result = run_dag("maintenance_weekly", when, {"theme": theme}, mark_success_pattern=rf"^{theme}\.({others})$")
+    assert result.states[f"{theme}.{task}"] == "success", result.states
+    findings = dict(db.execute("SELECT check_name || ' ' || target, message FROM maintenance.findings "
+                               "WHERE run_id = %s AND task_id = %s", (result.run.run_id, f"{theme}.{task}")))
+    return result, findings
+
+
 def review(url: str, **overrides) -> dict:
     settings = {"now": NOW, "lookback_days": 30, "false_positive_minutes": 5, "noisy_false_positive_rate": 0.3,
                 "incidents": [INCIDENT], "silences": {}, "timeout": 10, "rules_text": RULES.read_text(),
@@ -375,12 +385,8 @@ def test_thursday_housekeeping_through_the_dag(stack, platform_db, airflow_db, s
     platform_db.execute("INSERT INTO maintenance.metrics (dag_id, task_id, run_id, system, target, name, value, "
                         "recorded_at) VALUES ('maintenance_weekly', 'thursday.prometheus_housekeeping', 'earlier', "
                         "'prometheus', %s, 'head_series', 10, now() - interval '7 days')", (prometheus,))
-    result = run_dag("maintenance_weekly", datetime(2026, 11, 26, 6, tzinfo=UTC), {"theme": "thursday"},
-                     mark_success_pattern=r"^thursday\.(restore_test|alert_review)$")
-    assert result.states["thursday.prometheus_housekeeping"] == "success", result.states
-    findings = dict(platform_db.execute(
-        "SELECT check_name || ' ' || target, message FROM maintenance.findings WHERE run_id = %s "
-        "AND task_id = 'thursday.prometheus_housekeeping'", (result.run.run_id,)))
+    result, findings = weekly_task(platform_db, "thursday", "prometheus_housekeeping",
+                                   datetime(2026, 11, 26, 6, tzinfo=UTC), others=r"restore_test|alert_review")
     assert any(k.startswith("scrape_target_down redis 127.0.0.1:") for k in findings)
     assert "tsdb_series_growth " + prometheus in findings
     assert "dashboard_panel_no_data platform.json: API error ratio" in findings
@@ -472,12 +478,8 @@ def test_monday_capacity_review_through_the_dag(stack, platform_db, airflow_db, 
     prometheus, _ = stack
     use_policy(tmp_path, monkeypatch, monitoring={"prometheus_url": prometheus})
     monkeypatch.setattr(clock, "now", lambda: NOW)
-    result = run_dag("maintenance_weekly", datetime(2026, 11, 30, 6, tzinfo=UTC), {"theme": "monday"},
-                     mark_success_pattern=r"^monday\.(gate|redis_big_keys|s3_lifecycle|cost_review)$")
-    assert result.states["monday.capacity_review"] == "success", result.states
-    findings = dict(platform_db.execute(
-        "SELECT check_name || ' ' || target, message FROM maintenance.findings WHERE run_id = %s "
-        "AND task_id = 'monday.capacity_review'", (result.run.run_id,)))
+    _, findings = weekly_task(platform_db, "monday", "capacity_review", datetime(2026, 11, 30, 6, tzinfo=UTC),
+                              others=r"gate|redis_big_keys|s3_lifecycle|cost_review")
     assert findings["memory_leak_suspect platform/api-1/api"].startswith("working set +6")
     assert "cpu_throttling platform/api-1/api" in findings
     assert findings["capacity_headroom postgres connections"].startswith("70% used (70 of 100); runs out in 7")

@@ -62,7 +62,7 @@ def _trigger(run_id: str, conf: dict) -> str:
     """'triggered', or 'already' when this alert's run exists; a paused or missing DAG refuses."""
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.exceptions import DagRunAlreadyExists
-    from airflow.models.dag import DagModel
+    from airflow.models import DagModel
     from airflow.utils.types import DagRunTriggeredByType
 
     model = DagModel.get_current(INCIDENT_DAG)
