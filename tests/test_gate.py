@@ -230,10 +230,19 @@ def test_the_window_gate_waits_while_a_critical_alert_fires_in_alertmanager(plat
         at(monkeypatch, IN_WINDOW)
         quick_load_policy(tmp_path, monkeypatch, recheck_s=1.0, give_up_s=90,
                           monitoring={"alertmanager_url": am.url})
-        # Resolved after a while (an alert sent again with its end now, as Prometheus does); the
-        # DAG's first tasks take some seconds to start under dag.test().
-        threading.Timer(25.0, lambda: alert({"alertname": "PostgresDown", "severity": "critical",
-                                            "system": "postgres"}, 0)).start()
+        # Resolved (an alert sent again with its end now, as Prometheus does) as soon as the gate
+        # has seen it firing once.
+        from maintenance.monitoring import firing
+
+        seen = firing.firing
+
+        def firing_then_resolved(*args, **kwargs):
+            found = seen(*args, **kwargs)
+            if found:
+                alert({"alertname": "PostgresDown", "severity": "critical", "system": "postgres"}, 0)
+            return found
+
+        monkeypatch.setattr(firing, "firing", firing_then_resolved)
         result = run_dag("gate_probe", IN_WINDOW)
     finally:
         am.stop()

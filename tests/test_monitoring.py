@@ -343,6 +343,17 @@ def _wait_for_scrapes(prometheus: str) -> None:
         time.sleep(0.5)
 
 
+def _tsdb_with_cardinality(prometheus: str) -> dict:
+    """The TSDB's status once Prometheus has counted its head's series by metric: it caches those
+    counts for 30 s, so just after it starts they can be empty."""
+    from maintenance.monitoring import housekeeping
+
+    deadline = datetime.now(UTC) + timedelta(seconds=90)
+    while not (status := housekeeping.tsdb(prometheus, timeout=5))["by_metric"] and datetime.now(UTC) < deadline:
+        time.sleep(2)
+    return status
+
+
 def test_targets_down_series_and_every_dashboard_panel_are_checked(stack, tmp_path):
     from maintenance.monitoring import housekeeping
 
@@ -350,7 +361,7 @@ def test_targets_down_series_and_every_dashboard_panel_are_checked(stack, tmp_pa
     _wait_for_scrapes(prometheus)
     (down,) = housekeeping.unhealthy_targets(prometheus, timeout=5)
     assert down["job"] == "redis" and down["health"] == "down" and "connection refused" in down["last_error"]
-    status = housekeeping.tsdb(prometheus, timeout=5)
+    status = _tsdb_with_cardinality(prometheus)
     assert status["series"] > 0 and status["by_metric"][0][1] >= status["by_metric"][-1][1]
     assert housekeeping.growth(150, 100) == pytest.approx(0.5) and housekeeping.growth(150, None) is None
     boards = tmp_path / "grafana"
@@ -505,8 +516,7 @@ def test_unused_recordings_slow_ones_and_heavy_metrics_nobody_reads(stack):
     (heavy,) = housekeeping.unused_heavy_metrics(counts, used, min_series=1000)  # read by no rule, no panel
     assert heavy["metric"] == "container_memory_working_set_bytes" and "action: drop" in heavy["proposal"]
     # On the real TSDB's head: whatever it proposes, nothing reads.
-    real = housekeeping.unused_heavy_metrics(housekeeping.tsdb(prometheus, timeout=5)["by_metric"], used,
-                                             min_series=1)
+    real = housekeeping.unused_heavy_metrics(_tsdb_with_cardinality(prometheus)["by_metric"], used, min_series=1)
     assert real and not {h["metric"] for h in real} & used
 
 
