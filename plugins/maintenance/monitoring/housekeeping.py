@@ -27,10 +27,10 @@ def _data(base: str, path: str, timeout: float):
 
 
 def unhealthy_targets(base: str, *, timeout: float) -> list[dict]:
-    """Active scrape targets whose last scrape failed."""
+    """Active scrape targets whose last scrape failed (one not scraped yet, 'unknown', is not)."""
     found = []
     for target in _data(base, "/api/v1/targets?state=active", timeout)["activeTargets"]:
-        if target.get("health") != "up":
+        if target.get("health") == "down":
             found.append({"job": target["labels"].get("job", target.get("scrapePool", "")),
                           "instance": target["labels"].get("instance", ""), "url": target.get("scrapeUrl", ""),
                           "health": target.get("health"), "last_error": target.get("lastError", ""),
