@@ -88,11 +88,13 @@ def start_pagerduty_server(folder: Path) -> tuple[PagerDuty, object]:
             state.calls.append({"verb": self.command, "path": self.path, "body": body})
             return body
 
-        def _other_verb(self):
+        def do_PUT(self):
+            """Every verb but POST: recorded, and answered as PagerDuty does (405 on the events
+            path, 404 elsewhere)."""
             self._record()
             self._send(405 if self.path == "/v2/enqueue" else 404, {"status": "invalid request"})
 
-        do_GET = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _other_verb
+        do_GET = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_PUT
 
         def do_POST(self):
             event = self._record()

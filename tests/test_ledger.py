@@ -326,3 +326,19 @@ def test_overlapping_outages_count_their_time_once(conn):
     assert nov.unplanned_downtime_minutes == pytest.approx(40 + 5)  # 10:00-10:40 once; 08:00-08:05 past the plan
     assert nov.planned_downtime_minutes == pytest.approx(60)
     assert nov.uptime_pct == pytest.approx(100 * (30 * 24 * 60 - 105) / (30 * 24 * 60))
+
+
+def test_the_pagerduty_stand_in_records_every_verb_and_refuses_what_pagerduty_refuses(pagerduty):
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    context = ssl.create_default_context(cafile=str(pagerduty.cert))
+    for verb, body, status in (("PUT", b"{}", 405), ("DELETE", None, 405),
+                               ("POST", b'{"event_action": "trigger", "routing_key": "short"}', 400)):
+        request = urllib.request.Request(f"{pagerduty.url}/v2/enqueue", data=body, method=verb,
+                                         headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=5, context=context)
+        assert answer.value.code == status
+    assert [c["verb"] for c in pagerduty.calls] == ["PUT", "DELETE", "POST"] and pagerduty.alerts == {}
