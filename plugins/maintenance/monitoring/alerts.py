@@ -264,16 +264,18 @@ def rule_ages(path: Path, names: list[str], now: datetime) -> dict[str, float]:
 
 def review(base_url: str, *, now: datetime, lookback_days: float, false_positive_minutes: float,
            noisy_false_positive_rate: float, incidents: list, silences: dict, timeout: float,
-           rules_text: str | None = None, rules_path: str = "rules.yml", rule_ages: dict | None = None) -> dict:
+           rules_text: str | None = None, rules_path: str = "rules.yml", rule_ages=None) -> dict:
+    """``rule_ages``: a function of the alerting rules' names giving each one's age in days."""
     base = base_url.rstrip("/")
     lookback = timedelta(days=lookback_days)
     rules = alerting_rules(base, timeout)
+    ages = rule_ages([r["name"] for r in rules]) if rule_ages else {}
     samples = firing_samples(base, now, lookback, timeout)
     reviews = []
     for rule in rules:
         item = RuleReview(rule["name"], rule["group"], rule.get("query", ""), float(rule.get("duration", 0)),
                           rule.get("health", "unknown"), rule.get("lastError", ""),
-                          age_days=(rule_ages or {}).get(rule["name"]))
+                          age_days=ages.get(rule["name"]))
         interval = float(rule.get("interval") or 60)
         item.episodes = [judge(a, b, max_minutes=false_positive_minutes, incidents=incidents,
                                silences=silences.get(rule["name"], []) + silences.get("*", []))

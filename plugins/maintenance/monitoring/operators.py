@@ -29,14 +29,12 @@ class AlertReviewOperator(MaintenanceOperator):
         text = path.read_text() if path.exists() else None
         if text is None:
             self.log.warning("monitoring.rules_file: %s not found: findings without patches", path)
-        names = [r["name"] for r in alerts.alerting_rules(settings.prometheus_url.rstrip("/"),
-                                                           settings.http_timeout_s)]
         found = alerts.review(settings.prometheus_url, now=now, lookback_days=settings.lookback_days,
                               false_positive_minutes=settings.false_positive_minutes,
                               noisy_false_positive_rate=settings.noisy_false_positive_rate, incidents=incidents,
                               silences=silences, timeout=settings.http_timeout_s, rules_text=text,
                               rules_path=settings.rules_file,
-                              rule_ages=alerts.rule_ages(path, names, now) if text is not None else None)
+                              rule_ages=(lambda names: alerts.rule_ages(path, names, now)) if text else None)
         run.ledger.record_findings(alerts.findings(found, settings.lookback_days))
         for item in found["rules"]:
             if item["patch"]:
