@@ -1,13 +1,24 @@
-"""Record an incident where on-call already works: open or resolve it from the trigger form.
+"""Incident response where on-call already works: open, acknowledge or resolve an incident from
+the trigger form (Alertmanager's alerts do it through the alert intake), run its playbook, write
+its post-mortem.
 
-The ledger's incidents feed the KPIs (uptime, MTTR, MTBF, downtime, change failure rate)
-in the weekly and monthly reports."""
+- **record_incident**: the ledger's record; the severity's Slack channel is told, PagerDuty paged
+  for the severities that page, the diagnostics bundle stored in S3. Also adds or closes a
+  post-mortem action item.
+- **run_playbook** (when one opens): the playbook its alert labels match
+  (`include/incident_playbooks.yaml`), one step at a time, each proven by its check; on-call is
+  paged when the severity is critical, no playbook matches, or a step fails. Dry run shows it.
+- **post_mortem** (when one of the policy's severities resolves): the document (timeline,
+  impact, sections for the review, action items), Markdown and HTML in S3, linked in Slack.
+
+The ledger's incidents feed the KPIs (uptime, MTTR, MTTA, downtime, change failure rate) in the
+weekly and monthly reports. How to use it: docs/operations.md, "Incidents"."""
 
 from datetime import datetime
 
 from airflow.sdk import DAG
 from maintenance import dagkit, form
-from maintenance.incidents.operators import RecordIncidentOperator
+from maintenance.incidents.operators import PostMortemOperator, RecordIncidentOperator, RunPlaybookOperator
 
 with DAG(
     dag_id="maintenance_incident",
@@ -20,4 +31,9 @@ with DAG(
     tags=["maintenance", "incident", "on-demand"],
     doc_md=__doc__,
 ) as dag:
-    RecordIncidentOperator(task_id="record_incident")
+    record = RecordIncidentOperator(task_id="record_incident")
+    # A step's failure does not fail the task: it stops the playbook and pages. A retry is for
+    # what went wrong around it (the ledger unreachable); steps already done are done again
+    # only if still needed (a session still idle), their records keyed to the incident.
+    record >> RunPlaybookOperator(task_id="run_playbook")
+    record >> PostMortemOperator(task_id="post_mortem")

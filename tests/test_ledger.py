@@ -128,6 +128,67 @@ def test_unresolved_outage_counts_until_now(conn):
         kpis.compute(conn, s, utc(2026, 12, 1), utc(2026, 11, 1), now=utc(2026, 12, 1))
 
 
+def test_kpis_merge_the_probe_window_steps_and_acknowledgements(conn):
+    """Uptime from real signals: the availability probe's down spans count even with no incident,
+    an outage the probe also saw counts once, a window-only step is planned downtime, and MTTA is
+    over the incidents acknowledged."""
+    from datetime import timedelta
+
+    from maintenance.ledger.store import acknowledge_incident
+
+    s = "kpi_signals"
+    ensure_schema(conn, s)
+    i1 = open_incident(conn, s, severity="sev2", summary="api down", opened_at=utc(2026, 11, 10, 12), outage=True)
+    acknowledge_incident(conn, s, i1, utc(2026, 11, 10, 12, 4))
+    resolve_incident(conn, s, i1, utc(2026, 11, 10, 12, 20))
+    i2 = open_incident(conn, s, severity="sev3", summary="slow", opened_at=utc(2026, 11, 11, 9))
+    acknowledge_incident(conn, s, i2, utc(2026, 11, 11, 9, 10))
+    ledger = Ledger(conn, s, TaskKey("maintenance_monthly", "debloat", "window-run"))
+    ledger.in_window = lambda: True
+    with ledger.action("postgres", "public.big", "vacuum_full") as act:
+        act.plan = {"why": "bloat"}
+    conn.execute("UPDATE kpi_signals.actions SET started_at = %s, duration_ms = 45 * 60000", (utc(2026, 11, 1, 7),))
+    probe_down = [(utc(2026, 11, 10, 12, 10), utc(2026, 11, 10, 12, 30)),   # overlaps the outage: 10 more minutes
+                  (utc(2026, 11, 20, 3), utc(2026, 11, 20, 3, 5)),          # no incident was opened: still down
+                  (utc(2026, 11, 1, 7, 30), utc(2026, 11, 1, 7, 40))]       # inside the window's step: planned
+    nov = kpis.compute(conn, s, utc(2026, 11, 1), utc(2026, 12, 1), now=utc(2026, 12, 2), probe_down=probe_down)
+    assert nov.unplanned_downtime_minutes == pytest.approx(30 + 5)
+    assert nov.planned_downtime_minutes == pytest.approx(45)
+    assert nov.probe_down_minutes == pytest.approx(35)
+    assert nov.mtta_minutes == pytest.approx(7) and nov.mttr_minutes == pytest.approx(20)
+    without = kpis.compute(conn, s, utc(2026, 11, 1), utc(2026, 12, 1), now=utc(2026, 12, 2))
+    assert without.unplanned_downtime_minutes == pytest.approx(20) and without.probe_down_minutes is None
+    # A span reaching past the period counts only inside it.
+    edge = kpis.compute(conn, s, utc(2026, 11, 20, 3, 2), utc(2026, 11, 20, 4), now=utc(2026, 12, 2),
+                        probe_down=[(utc(2026, 11, 20, 3), utc(2026, 11, 20, 3, 5))])
+    assert edge.unplanned_downtime_minutes == pytest.approx(3)
+    assert edge.period_minutes == pytest.approx(timedelta(minutes=58).total_seconds() / 60)
+
+
+def test_incident_events_and_action_items_are_recorded_once(conn):
+    from datetime import date
+
+    from maintenance.ledger import incident_log
+
+    s = "incident_log"
+    ensure_schema(conn, s)
+    ident = open_incident(conn, s, severity="sev2", summary="x", opened_at=utc(2026, 11, 3, 1))
+    for _ in range(2):  # a task's retry records again: once
+        incident_log.record_event(conn, s, ident, "paged", "PagerDuty open", key=f"{ident}:paged")
+    assert [e["kind"] for e in incident_log.events(conn, s, ident)] == ["paged"]
+    assert incident_log.was_paged(conn, s, ident)
+    first = incident_log.add_action_item(conn, s, ident, title="add an alert", owner="ana", due=date(2026, 11, 10))
+    again = incident_log.add_action_item(conn, s, ident, title="add an alert", owner="bo", due=date(2026, 11, 12))
+    assert first == again
+    closed = incident_log.close_action_item(conn, s, first, at=utc(2026, 11, 9), by="bo")
+    later = incident_log.close_action_item(conn, s, first, at=utc(2026, 11, 11), by="cy")
+    assert (closed["owner"], closed["due"], later["closed_at"], later["closed_by"]) == (
+        "bo", date(2026, 11, 12), utc(2026, 11, 9), "bo")
+    assert incident_log.action_items(conn, s, open_only=True) == []
+    with pytest.raises(LookupError, match="action_item_id: no action item 424242"):
+        incident_log.close_action_item(conn, s, 424242, at=utc(2026, 11, 9), by="x")
+
+
 # --- through Airflow -------------------------------------------------------------------------
 
 @pytest.fixture
@@ -149,11 +210,14 @@ def test_incident_dag_opens_and_resolves(airflow_env, slack, pagerduty, s3, redi
     opened = run_dag("maintenance_incident", utc(2026, 11, 27, 15), {
         "action": "open", "severity": "sev2", "summary": "API 502s after deploy", "outage": True,
         "started_at": "2026-11-27T09:50:00-05:00"})
-    assert opened.states == {"record_incident": "success"}
+    assert opened.states == {"record_incident": "success", "run_playbook": "success", "post_mortem": "skipped"}
     incident_id = opened.xcom("record_incident")["incident_id"]
     key = f"pathfinity-incident-{incident_id}"
-    # sev2: #incidents hears of it, and on-call is paged through PagerDuty with the incident's key.
-    (told,) = slack.messages("#incidents")
+    # sev2: #incidents hears of it, and on-call is paged through PagerDuty with the incident's key;
+    # no playbook matches an incident typed without alert labels: said, and the page stands.
+    told, no_playbook = slack.messages("#incidents")
+    assert no_playbook["text"] == (f":sos: Incident {incident_id}: no playbook matches this incident (no labels); "
+                                   "on-call is paged")
     assert told["text"].startswith(f":rotating_light: Incident {incident_id} opened: *sev2* (platform down) API 502s")
     (trigger,) = pagerduty.events()
     assert (trigger["event_action"], trigger["dedup_key"], trigger["payload"]["severity"]) == ("trigger", key, "error")
@@ -172,34 +236,38 @@ def test_incident_dag_opens_and_resolves(airflow_env, slack, pagerduty, s3, redi
                for a in bundle["maintenance"]["actions_last_24h"])
     acknowledged = run_dag("maintenance_incident", utc(2026, 11, 27, 15, 5), {
         "action": "acknowledge", "incident_id": incident_id})
-    assert acknowledged.states == {"record_incident": "success"} and pagerduty.alerts[key] == "acknowledged"
+    assert acknowledged.states == {"record_incident": "success", "run_playbook": "skipped", "post_mortem": "skipped"}
+    assert pagerduty.alerts[key] == "acknowledged"
     resolved = run_dag("maintenance_incident", utc(2026, 11, 27, 16), {
         "action": "resolve", "incident_id": incident_id, "ended_at": "2026-11-27T10:20:00-05:00",
         "cause": "bad config"})
-    assert resolved.states == {"record_incident": "success"}
+    assert resolved.states == {"record_incident": "success", "run_playbook": "skipped", "post_mortem": "success"}
     row = airflow_env.execute("SELECT severity, outage, opened_at, resolved_at, cause FROM maintenance.incidents "
                               "WHERE id = %s", (incident_id,))[0]
     assert row == ("sev2", True, utc(2026, 11, 27, 14, 50), utc(2026, 11, 27, 15, 20), "bad config")
     assert pagerduty.alerts == {key: "resolved"} and [e["event_action"] for e in pagerduty.events()] == [
         "trigger", "acknowledge", "resolve"]
-    assert slack.messages("#incidents")[-1]["text"].startswith(f":white_check_mark: Incident {incident_id} resolved "
+    assert slack.messages("#incidents")[-2]["text"].startswith(f":white_check_mark: Incident {incident_id} resolved "
                                                                "after 30 min: *sev2*")
+    assert slack.messages("#incidents")[-1]["text"].startswith(f":memo: Post-mortem of incident {incident_id}")
     assert {c["verb"] for c in pagerduty.calls} == {"POST"}  # nothing else was asked of PagerDuty
 
 
 def test_a_minor_incident_is_told_to_its_channel_and_pages_nobody(airflow_env, slack, pagerduty):
     opened = run_dag("maintenance_incident", utc(2026, 11, 28, 15), {
         "action": "open", "severity": "sev4", "summary": "typo on the careers page"})
-    assert opened.states == {"record_incident": "success"}
+    assert opened.states == {"record_incident": "success", "run_playbook": "success", "post_mortem": "skipped"}
     incident_id = opened.xcom("record_incident")["incident_id"]
-    (told,) = slack.messages("#ops-maintenance")
+    told, no_playbook = slack.messages("#ops-maintenance")
     assert f"Incident {incident_id} opened: *sev4* typo on the careers page\nRun: <http" in told["text"]
+    assert no_playbook["text"].endswith("no playbook matches this incident (no labels); sev4 pages nobody")
     assert pagerduty.calls == [] and slack.messages("#incidents") == []
 
 
 def test_incident_form_errors_name_the_field(airflow_env):
     result = run_dag("maintenance_incident", utc(2026, 11, 27, 17), {"action": "open", "summary": " "})
-    assert result.states == {"record_incident": "failed"}
+    assert result.states == {"record_incident": "failed", "run_playbook": "upstream_failed",
+                             "post_mortem": "upstream_failed"}
     error = airflow_env.execute("SELECT summary->>'error' FROM maintenance.task_runs "
                                 "WHERE run_id = %s ORDER BY try_number DESC LIMIT 1", (result.run.run_id,))[0][0]
     assert error.startswith("InputError: summary:")

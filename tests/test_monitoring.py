@@ -48,7 +48,22 @@ def history() -> str:
     lines += ["# TYPE node_filesystem_size_bytes gauge"]
     lines += [f'node_filesystem_size_bytes{{instance="db",fstype="ext4"}} {int(100e9)} '
               f"{int((NOW - timedelta(days=29) + timedelta(hours=6 * n)).timestamp())}" for n in range(116)]
-    return "\n".join(lines + capacity_history()) + "\n# EOF\n"
+    return "\n".join(lines + capacity_history() + availability_history()) + "\n# EOF\n"
+
+
+# The platform's health check failed twice in the week: 12 minutes three days ago, 3 minutes a day ago.
+PROBE_DOWN = [(NOW - timedelta(days=3), 12), (NOW - timedelta(days=1), 3)]
+
+
+def availability_history() -> list[str]:
+    lines = ["# TYPE probe_success gauge"]
+    start = NOW - timedelta(days=7)
+    for minute in range(7 * 24 * 60):
+        at = start + timedelta(minutes=minute)
+        down = any(begin <= at < begin + timedelta(minutes=length) for begin, length in PROBE_DOWN)
+        lines.append(f'probe_success{{job="platform-health",instance="https://app"}} {0 if down else 1} '
+                     f"{int(at.timestamp())}")
+    return lines
 
 
 PROMETHEUS_HOMES: dict[str, Path] = {}  # the stack's Prometheus by its URL: its data folder, for snapshots
@@ -152,7 +167,7 @@ def test_an_alert_firing_six_minutes_of_sixty_reads_a_tenth(stack):
 def test_rules_that_never_fired_get_a_threshold_at_what_their_expression_reached(stack):
     found = review(stack[0])
     assert set(found["never_fired"]) == {"PostgresDown", "RedisDown", "RedisMemoryHigh", "ApiLatencyHigh",
-                                         "DiskSpaceLow"}
+                                         "DiskSpaceLow", "PostgresIdleInTransaction"}
     disk = found["by_rule"]["DiskSpaceLow"]
     assert disk["observed"] == pytest.approx(0.34)  # the least free share of the month
     assert disk["proposal"].startswith("threshold 0.34: the furthest its expression reached in 30 days")
@@ -209,7 +224,8 @@ def test_thursday_review_through_the_dag(stack, platform_db, airflow_db, slack, 
                                    (result.run.run_id,))
     assert [(c, t) for c, t, *_ in findings] == [
         ("alert_rule_never_fired", name) for name in
-        ("ApiLatencyHigh", "DiskSpaceLow", "PostgresDown", "RedisDown", "RedisMemoryHigh")] + [
+        ("ApiLatencyHigh", "DiskSpaceLow", "PostgresDown", "PostgresIdleInTransaction", "RedisDown",
+         "RedisMemoryHigh")] + [
         ("alert_rule_noisy", "ApiErrorRateHigh")]
     noisy = findings[-1]
     assert noisy[2].startswith("9 of 10 firings in 30 days were false positives (90%); proposed for: 9m")
@@ -554,3 +570,31 @@ def test_series_are_deleted_in_the_window_after_a_snapshot_and_only_what_the_pol
     recorded = platform_db.execute("SELECT action, outcome, rows_affected FROM maintenance.actions WHERE run_id = %s "
                                    "AND system = 'prometheus' ORDER BY seq", (done.run.run_id,))
     assert recorded == [("tsdb_snapshot", "applied", None), ("delete_series", "applied", 2)]
+
+
+def test_availability_from_the_probe_series_counts_its_down_minutes(stack):
+    from maintenance.monitoring.availability import downtime, query_range
+    from maintenance.policy.incidents import Availability
+
+    url, _ = stack
+    settings = Availability(query='min(probe_success{job="platform-health"})', step_seconds=60)
+    found = downtime(url, settings, start=NOW - timedelta(days=7), end=NOW - timedelta(minutes=2))
+    lengths = [round((b - a).total_seconds() / 60) for a, b in found["spans"]]
+    assert lengths == [12, 3], found["spans"]
+    assert [abs((a - begin).total_seconds()) < 60 for (a, _), (begin, _) in zip(found["spans"], PROBE_DOWN,
+                                                                               strict=True)] == [True, True]
+    with pytest.raises(ValueError, match=r"incidents\.availability\.query: returns 2 series; aggregate it"):
+        query_range(url, 'probe_success or label_replace(probe_success, "x", "y", "", "")',
+                    start=NOW - timedelta(hours=1), end=NOW, step=60)
+
+
+def test_the_weekly_report_counts_the_probes_downtime_with_no_incident(stack, platform_db, airflow_db, slack, s3,
+                                                                       tmp_path, monkeypatch):
+    url, _ = stack
+    use_policy(tmp_path, monkeypatch, monitoring={"prometheus_url": url},
+               incidents={"availability": {"query": 'min(probe_success{job="platform-health"})'}})
+    result, _ = weekly_task(platform_db, "friday", "health_report", NOW, others="post_mortems|documentation_review")
+    k = result.xcom("friday.health_report")["kpis"]
+    assert k["probe_down_minutes"] == pytest.approx(15, abs=1)
+    assert platform_db.execute("SELECT count(*) FROM maintenance.incidents WHERE outage") == [(0,)]
+    assert k["unplanned_downtime_minutes"] == pytest.approx(15, abs=1) and k["uptime_pct"] < 99.9

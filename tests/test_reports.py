@@ -131,12 +131,21 @@ def test_kpi_checks_carry_their_unit_and_numeric_target(ledger_data):
     assert Image.open(io.BytesIO(png)).size == (700, 320)
 
 
-def test_friday_post_mortem_summary_lists_the_weeks_incidents(ledger_data, s3_server, slack, airflow_db):
+def test_friday_post_mortem_summary_lists_the_weeks_incidents(ledger_data, s3_server, s3, slack, airflow_db):
+    from datetime import date
+
+    from maintenance.ledger import incident_log
     from maintenance.ledger.store import open_incident
 
     with ledger_data.connect() as conn:
-        open_incident(conn, "maintenance", severity="sev3", summary="slow dashboards",
-                      opened_at=FRIDAY - timedelta(days=1), external_key="pm-open")
+        slow = open_incident(conn, "maintenance", severity="sev3", summary="slow dashboards",
+                             opened_at=FRIDAY - timedelta(days=1), external_key="pm-open")
+        conn.execute("UPDATE maintenance.incidents SET acknowledged_at = opened_at + interval '6 minutes' "
+                     "WHERE id = %s", (slow,))
+        late = incident_log.add_action_item(conn, "maintenance", slow, title="index the dashboard query",
+                                            owner="li", due=date(2026, 11, 20))
+        incident_log.add_action_item(conn, "maintenance", slow, title="load-test dashboards", owner="sam",
+                                     due=date(2026, 12, 20))
     result = run_dag("maintenance_weekly", FRIDAY, {"theme": "friday"})
     assert result.states["friday.post_mortems"] == "success", result.states
     incidents = {i["summary"]: i for i in result.xcom("friday.post_mortems")["incidents"]}
@@ -144,6 +153,17 @@ def test_friday_post_mortem_summary_lists_the_weeks_incidents(ledger_data, s3_se
     assert incidents["slow dashboards"]["resolved_at"] is None and incidents["slow dashboards"]["post_mortem_due"]
     text = next(m["text"] for m in slack.messages("#ops-maintenance") if "Post-mortem summary" in m["text"])
     assert "2 incident(s), 2 post-mortem(s) due" in text and "still open" in text
+    assert "acknowledged in 6 min" in text and "never acknowledged" in text
+    assert f"• #{late} (incident {slow}) index the dashboard query: li, due 2026-11-20 :alarm_clock: *overdue*" in text
+    assert "load-test dashboards: sam, due 2026-12-20\n" in text + "\n" and result.xcom("friday.post_mortems")[
+        "reminded"] == [late]
+    assert ledger_data.execute("SELECT target FROM maintenance.findings WHERE check_name = 'action_item_overdue'") == [
+        (f"action item {late}",)]
+    # The weekly report lists them too, the overdue one marked.
+    bucket, key = result.xcom("friday.health_report")["key"].removeprefix("s3://").split("/", 1)
+    page = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    assert "index the dashboard query" in page and "2026-11-20 (overdue)" in page and "load-test dashboards" in page
+    assert "<h2>Incidents</h2>" in page and "6 min</td>" in page
 
 
 def test_other_weekdays_run_their_theme_only(ledger_data, s3_server, slack, airflow_db):

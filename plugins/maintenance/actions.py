@@ -56,7 +56,9 @@ REGISTRY: dict[tuple[str, str], ActionKind] = (
            ("drop_invalid", True),
            ("repack", True, True),
            ("vacuum_full", True, True, True, True),
-           ("create_partition", True))
+           ("create_partition", True),
+           ("terminate_idle_in_transaction", True),  # incident playbooks (maintenance.incidents)
+           ("cancel_blocking_maintenance", True))
     | _kinds("archive",
              ("attach_partitions", True),
              ("move_rows", True),
@@ -68,7 +70,10 @@ REGISTRY: dict[tuple[str, str], ActionKind] = (
     | _kinds("redis",
              ("memory_purge", True),
              ("delete_stale_disposable", True),
-             ("apply_default_ttl", True))
+             ("apply_default_ttl", True),
+             ("memory_relief", True))                 # an incident playbook's step
+    | _kinds("incident",
+             ("playbook_check", False))               # the check that proves a playbook step worked
     | _kinds("logs",
              ("rotate_and_archive", True))
     | _kinds("s3",

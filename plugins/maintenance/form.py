@@ -151,11 +151,18 @@ def _date(field: str, value) -> date | None:
 
 # --- the incident form (maintenance_incident) -------------------------------------------------------
 
+INCIDENT_ACTIONS = ("open", "acknowledge", "resolve", "add_action_item", "close_action_item")
+
+
 def incident_fields() -> dict[str, Param]:
     return {
-        "action": Param("open", enum=["open", "acknowledge", "resolve"], title="Open, acknowledge or resolve",
-                        description="Open a new incident (its severity's channel is told, and on-call paged "
-                                    "for the severities that page), acknowledge one, or resolve one, by its number."),
+        "action": Param("open", enum=list(INCIDENT_ACTIONS), title="What to do",
+                        description="Open a new incident (its severity's channel is told, its playbook runs, "
+                                    "on-call is paged as the policy says), acknowledge or resolve one by its number, "
+                                    "or add or close one of its post-mortem's action items."),
+        DRY_RUN: Param(False, type="boolean", title="Dry run",
+                       description="Show what opening would do (severity, who is told and paged, the playbook and "
+                                   "its steps) without recording, telling or running anything."),
         "severity": Param("sev3", enum=list(INCIDENT_SEVERITIES), title="Severity", description="sev1 is the worst."),
         "summary": Param(None, type=["null", "string"], title="Summary",
                          description="What happened (required to open an incident)."),
@@ -169,14 +176,25 @@ def incident_fields() -> dict[str, Param]:
                           description="When opening an incident that is already over; when resolving, "
                                       "empty means now."),
         "incident_id": Param(None, type=["null", "integer"], title="Incident number",
-                             description="Required to resolve: the number the open run logged."),
+                             description="Required to acknowledge, resolve or add an action item: the number the "
+                                         "open run logged."),
         "cause": Param(None, type=["null", "string"], title="Cause", description="Root cause, when known."),
+        "labels": Param(None, type=["null", "object"], title="Alert labels",
+                        description="Set by the alert intake (its alertname chooses the playbook); when opening by "
+                                    "hand, e.g. {\"alertname\": \"PostgresIdleInTransaction\"} runs that playbook."),
         "alert_key": Param(None, type=["null", "string"], title="Alert",
                            description="Set by the alert intake: the Alertmanager alert (fingerprint and start) "
                                        "this incident follows; resolving by it needs no incident number."),
         "caused_by_action": Param(None, type=["null", "integer"], title="Caused by maintenance action",
                                   description="Ledger action id, when a maintenance step caused it "
                                               "(counts in the change failure rate)."),
+        "item": Param(None, type=["null", "string"], title="Action item",
+                      description="add_action_item: what must be done so it does not happen again."),
+        "owner": Param(None, type=["null", "string"], title="Action item owner", description="add_action_item: who."),
+        "due": Param(None, type=["null", "string"], format="date", title="Action item due (YYYY-MM-DD)",
+                     description="add_action_item: by when; reminded in the weekly summary once overdue."),
+        "action_item_id": Param(None, type=["null", "integer"], title="Action item number",
+                                description="close_action_item: the item's number (from the weekly summary)."),
     }
 
 
@@ -196,11 +214,21 @@ class IncidentForm:
     cause: str | None
     caused_by_action: int | None
     alert_key: str | None = None
+    labels: dict | None = None
+    item: str | None = None
+    owner: str | None = None
+    due: date | None = None
+    action_item_id: int | None = None
 
     @classmethod
     def of(cls, context, now: datetime) -> IncidentForm:
         """The incident DAG's form, checked: a bad field fails the run, naming it."""
         return _parse_incident(dict(context.get("params") or {}), now)
+
+    @property
+    def after_the_fact(self) -> bool:
+        """An incident opened already over: recorded and told, not paged, no playbook."""
+        return self.action == "open" and self.ended_at is not None
 
 
 def _when(name: str, value, default: datetime | None) -> datetime | None:
@@ -218,26 +246,48 @@ def _when(name: str, value, default: datetime | None) -> datetime | None:
     return parsed
 
 
+def _integer(name: str, value) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: a whole number, got {value!r}") from None
+
+
 def _parse_incident(params: dict, now: datetime) -> IncidentForm:
     action = params.get("action", "open")
-    if action not in ("open", "acknowledge", "resolve"):
-        raise InputError(f"action: must be 'open', 'acknowledge' or 'resolve', got {action!r}")
+    if action not in INCIDENT_ACTIONS:
+        raise InputError(f"action: one of {', '.join(INCIDENT_ACTIONS)}, got {action!r}")
     severity = params.get("severity", "sev3")
     if severity not in INCIDENT_SEVERITIES:
         raise InputError(f"severity: must be one of {', '.join(INCIDENT_SEVERITIES)}, got {severity!r}")
     summary = (params.get("summary") or "").strip()
-    incident_id = params.get("incident_id")
+    incident_id = _integer("incident_id", params.get("incident_id"))
     if action == "open" and not summary:
         raise InputError("summary: say what happened (required to open an incident)")
     alert_key = (params.get("alert_key") or "").strip() or None
-    if action in ("acknowledge", "resolve") and incident_id in (None, "") and not alert_key:
-        raise InputError(f"incident_id: which incident to {action} (its number from the open run's log)")
+    if action in ("acknowledge", "resolve", "add_action_item") and incident_id is None and not alert_key:
+        raise InputError(f"incident_id: which incident to {action.replace('_', ' ')} (its number from the open "
+                         "run's log)")
+    labels = params.get("labels")
+    if labels is not None and (not isinstance(labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in labels.items())):
+        raise InputError(f"labels: a mapping of label names to text values, got {labels!r}")
+    item, owner = (params.get("item") or "").strip() or None, (params.get("owner") or "").strip() or None
+    due = _date("due", params.get("due"))
+    if action == "add_action_item":
+        missing = [name for name, value in (("item", item), ("owner", owner), ("due", due)) if value is None]
+        if missing:
+            raise InputError(f"{', '.join(missing)}: an action item needs what, who and by when")
+    action_item_id = _integer("action_item_id", params.get("action_item_id"))
+    if action == "close_action_item" and action_item_id is None:
+        raise InputError("action_item_id: which action item to close (its number from the weekly summary)")
     started = _when("started_at", params.get("started_at"), now)
     ended = _when("ended_at", params.get("ended_at"), now if action == "resolve" else None)
     if ended is not None and action == "open" and ended < started:
         raise InputError(f"ended_at: {ended.isoformat()} is before started_at {started.isoformat()}")
     return IncidentForm(action, severity, summary, bool(params.get("outage")), bool(params.get("planned")),
-                        started, ended, int(incident_id) if incident_id not in (None, "") else None,
-                        (params.get("cause") or "").strip() or None,
-                        int(params["caused_by_action"]) if params.get("caused_by_action") not in (None, "") else None,
-                        alert_key)
+                        started, ended, incident_id, (params.get("cause") or "").strip() or None,
+                        _integer("caused_by_action", params.get("caused_by_action")), alert_key,
+                        dict(labels) if labels else None, item, owner, due, action_item_id)

@@ -49,7 +49,7 @@ def conf_for(alert: dict, policy) -> tuple[str, dict]:
     shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "alertname")
     return "open", {"action": "open", "alert_key": key, "severity": severity, "started_at": alert.get("startsAt"),
                     "summary": f"{labels.get('alertname', 'alert')}: {summary} ({shown})"[:500],
-                    "outage": labels.get("outage") == "true"}
+                    "outage": labels.get("outage") == "true", "labels": {k: str(v) for k, v in labels.items()}}
 
 
 def _token(variable: str) -> str | None:

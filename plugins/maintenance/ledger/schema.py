@@ -126,6 +126,35 @@ MIGRATIONS: list[tuple[int, str]] = [
     -- On-call acknowledges an incident (time to acknowledge); its page follows it.
     ALTER TABLE {s}.incidents ADD COLUMN acknowledged_at timestamptz;
     """),
+    (5, """
+    -- An incident's alert labels (its type, the playbook it matches), what happened to it in order
+    -- (the post-mortem's timeline: opened, told, paged, playbook steps and checks, acknowledged,
+    -- resolved), and the post-mortem's action items, open until closed from the incident form.
+    ALTER TABLE {s}.incidents ADD COLUMN labels jsonb NOT NULL DEFAULT '{{}}';
+    CREATE TABLE {s}.incident_events (
+        id          bigserial PRIMARY KEY,
+        incident_id bigint NOT NULL REFERENCES {s}.incidents (id),
+        at          timestamptz NOT NULL DEFAULT now(),
+        kind        text NOT NULL,
+        text        text NOT NULL,
+        detail      jsonb NOT NULL DEFAULT '{{}}',
+        event_key   text UNIQUE
+    );
+    CREATE INDEX ON {s}.incident_events (incident_id, at);
+    CREATE TABLE {s}.action_items (
+        id          bigserial PRIMARY KEY,
+        incident_id bigint NOT NULL REFERENCES {s}.incidents (id),
+        title       text NOT NULL,
+        owner       text NOT NULL,
+        due         date NOT NULL,
+        created_at  timestamptz NOT NULL DEFAULT now(),
+        closed_at   timestamptz,
+        closed_by   text,
+        reminded_at timestamptz,
+        UNIQUE (incident_id, title)
+    );
+    CREATE INDEX ON {s}.action_items (due) WHERE closed_at IS NULL;
+    """),
 ]
 
 

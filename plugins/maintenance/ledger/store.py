@@ -266,15 +266,17 @@ class Ledger:
 
 def open_incident(conn, schema: str, *, severity: str, summary: str, opened_at: datetime,
                   outage: bool = False, planned: bool = False, cause: str | None = None,
-                  caused_by_action: int | None = None, external_key: str | None = None) -> int:
+                  caused_by_action: int | None = None, external_key: str | None = None,
+                  labels: dict | None = None) -> int:
     """Open an incident; with ``external_key`` (e.g. the run id) opening it again is a no-op."""
     row = conn.execute(sql.SQL("""
         INSERT INTO {s}.incidents (external_key, severity, summary, outage, planned, opened_at, cause,
-                                   caused_by_action)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                                   caused_by_action, labels)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (external_key) DO UPDATE SET external_key = EXCLUDED.external_key
         RETURNING id""").format(s=sql.Identifier(schema)),
-        (external_key, severity, summary, outage, planned, opened_at, cause, caused_by_action)).fetchone()
+        (external_key, severity, summary, outage, planned, opened_at, cause, caused_by_action,
+         Jsonb(labels or {}))).fetchone()
     return row[0]
 
 
@@ -306,14 +308,17 @@ def incident_by_key(conn, schema: str, external_key: str) -> int:
     return row[0]
 
 
+INCIDENT_FIELDS = ("id", "severity", "summary", "outage", "planned", "opened_at", "acknowledged_at", "resolved_at",
+                   "cause", "labels", "external_key")
+
+
 def incident(conn, schema: str, incident_id: int) -> dict:
-    row = conn.execute(sql.SQL("""
-        SELECT id, severity, summary, outage, opened_at, acknowledged_at, resolved_at FROM {s}.incidents
-        WHERE id = %s""").format(s=sql.Identifier(schema)), (incident_id,)).fetchone()
+    row = conn.execute(sql.SQL("SELECT {f} FROM {s}.incidents WHERE id = %s").format(
+        f=sql.SQL(", ").join(map(sql.Identifier, INCIDENT_FIELDS)), s=sql.Identifier(schema)),
+        (incident_id,)).fetchone()
     if row is None:
         raise LookupError(f"incident_id: no incident {incident_id}")
-    return dict(zip(("id", "severity", "summary", "outage", "opened_at", "acknowledged_at", "resolved_at"), row,
-                    strict=True))
+    return dict(zip(INCIDENT_FIELDS, row, strict=True))
 
 
 def incidents_between(conn, schema: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime | None]]:

@@ -41,10 +41,34 @@ def _load(path: Path, _mtime: int) -> Policy:
         raise PolicyError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise PolicyError(f"{path}: the policy must be a mapping of sections")
+    _include_playbooks(path, raw)
     try:
         return Policy.model_validate(raw)
     except ValidationError as exc:
         raise PolicyError(_describe(path, exc)) from None
+
+
+def _include_playbooks(path: Path, raw: dict) -> None:
+    """``incidents.playbooks`` may name a YAML file: its ``playbooks`` list is validated with the
+    policy, as if written there. A relative name is looked for next to the policy file, then in
+    the project's ``include/`` (a policy copied elsewhere keeps the shipped playbooks)."""
+    import yaml
+
+    incidents = raw.get("incidents")
+    if not isinstance(incidents, dict) or not isinstance(incidents.get("playbooks"), str):
+        return
+    source = path.parent / incidents["playbooks"]
+    if not source.exists() and not Path(incidents["playbooks"]).is_absolute():
+        source = DEFAULT_POLICY_FILE.parent / incidents["playbooks"]
+    try:
+        loaded = yaml.safe_load(source.read_text()) or {}
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: incidents.playbooks: {source} not found") from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(loaded, dict) or not isinstance(loaded.get("playbooks", []), list):
+        raise PolicyError(f"{source}: expected a mapping with a list under 'playbooks'")
+    incidents["playbooks"] = loaded.get("playbooks", [])
 
 
 def _describe(path: Path, exc) -> str:

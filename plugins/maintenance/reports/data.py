@@ -34,6 +34,8 @@ class ReportData:
     series: dict[str, list[tuple[datetime, str, float]]]
     findings: list[dict]
     recommendations: list[str] = field(default_factory=list)
+    incidents: list[dict] = field(default_factory=list)
+    action_items: list[dict] = field(default_factory=list)
 
 
 def period_for(kind: str, logical_date: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -51,7 +53,9 @@ def period_for(kind: str, logical_date: datetime, tz: ZoneInfo) -> tuple[datetim
 
 
 def collect(conn, schema: str, kind: str, start: datetime, end: datetime, *, now: datetime,
-            targets) -> ReportData:
+            targets, probe_down: list[tuple[datetime, datetime]] | None = None) -> ReportData:
+    """The report's data; ``probe_down``: the availability series' down spans (None: no series)."""
+    from maintenance.ledger import incident_log
     s = sql.Identifier(schema)
     actions = conn.execute(sql.SQL("""
         SELECT date_trunc('week', started_at) AS week, system, count(*)
@@ -71,8 +75,11 @@ def collect(conn, schema: str, kind: str, start: datetime, end: datetime, *, now
             ORDER BY check_name, target, recorded_at DESC""").format(s), (start, end)).fetchall()
     ]
     findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["check"], f["target"]))
-    data = ReportData(kind, start, end, kpis.compute(conn, schema, start, end, now=now, targets=targets),
-                      actions, series, findings)
+    data = ReportData(kind, start, end, kpis.compute(conn, schema, start, end, now=now, targets=targets,
+                                                     probe_down=probe_down), actions, series, findings)
+    data.incidents = incident_log.incidents_in(conn, schema, start, end, now=now)
+    data.action_items = [i | {"overdue": i["due"] < end.date()}
+                         for i in incident_log.action_items(conn, schema, open_only=True)]
     data.recommendations = recommend(data)
     return data
 
@@ -88,6 +95,10 @@ def recommend(data: ReportData) -> list[str]:
     for finding in data.findings:
         line = f"[{finding['severity']}] {finding['check']} on {finding['target']}: {finding['message']}"
         (urgent if finding["severity"] == "critical" else later).append(line)
+    overdue = [i for i in data.action_items if i["overdue"]]
+    if overdue:
+        later.append(f"{len(overdue)} post-mortem action item(s) overdue: "
+                     + "; ".join(f"#{i['id']} {i['title']} ({i['owner']}, due {i['due']})" for i in overdue[:5]))
     rate = data.kpis.change_failure_rate_pct
     if rate is not None and rate > 15:
         later.append(f"Maintenance change failure rate is {rate:.0f}%: run the failing steps as dry runs first.")

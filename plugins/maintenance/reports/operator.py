@@ -31,7 +31,8 @@ class ReportOperator(MaintenanceOperator):
         policy = run.policy
         tz, targets = policy.tz, policy.reports.kpi_targets
         start, end = period_for(self.kind, run.logical_date, tz)
-        data = collect(run.ledger.conn, run.ledger.schema_name, self.kind, start, end, now=clock.now(), targets=targets)
+        data = collect(run.ledger.conn, run.ledger.schema_name, self.kind, start, end, now=clock.now(), targets=targets,
+                       probe_down=self.probe_down(policy, start, min(end, clock.now())))
         rendered = render(data, tz=tz, targets=targets, dag_id=run.ledger.key.dag_id, run_id=run.ledger.key.run_id,
                           generated=clock.now())
         prefix = f"{policy.reports.prefix}{self.kind}/{start.astimezone(tz):%Y-%m-%d}/"
@@ -55,6 +56,24 @@ class ReportOperator(MaintenanceOperator):
         for path in ("charts/kpis.png", "charts/downtime.png", "charts/actions.png"):
             delivered &= slack.upload(conn_id, channel, path.split("/")[-1], rendered.files[path], rendered.title)
         return summary | {"stored": True, "link": link, "slack_delivered": delivered}
+
+    def probe_down(self, policy, start, end):
+        """The availability series' down spans (None: the policy names none). Prometheus that
+        cannot be asked fails the report: a report that silently read 100% uptime would lie."""
+        settings = policy.incidents.availability
+        if settings is None:
+            return None
+        if not policy.monitoring.prometheus_url:
+            from maintenance.errors import InputError
+
+            raise InputError("incidents.availability: needs monitoring.prometheus_url to read the series from")
+        from maintenance.monitoring.availability import downtime
+
+        found = downtime(policy.monitoring.prometheus_url, settings, start=start, end=end)
+        if found["no_data_minutes"]:
+            self.log.warning("Availability series %s has no sample for %.0f min of the period: that time counts as "
+                             "up", settings.query, found["no_data_minutes"])
+        return found["spans"]
 
     def describe(self, summary: dict) -> str:
         return f"{self.kind} report {summary['key']} ({summary['recommendations']} recommendations)"

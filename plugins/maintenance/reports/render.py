@@ -50,7 +50,7 @@ def render(data: ReportData, *, tz, targets, dag_id: str, run_id: str, generated
         end=f"{data.end.astimezone(tz):%Y-%m-%d %H:%M}", tz=str(tz), generated=generated.isoformat(timespec="seconds"),
         dag_id=dag_id, run_id=run_id, recommendations=data.recommendations, kpis=k,
         charts=[{"file": embedded[f"charts/{name}.png"], "title": t} for name, t, _ in chart_specs],
-        findings=data.findings)
+        findings=data.findings, incidents=data.incidents, action_items=data.action_items)
     return Rendered(html, files, title)
 
 
@@ -61,7 +61,9 @@ def slack_text(data: ReportData, rendered: Rendered, link: str, tz) -> str:
              f"Period {data.start.astimezone(tz):%Y-%m-%d %H:%M} to {data.end.astimezone(tz):%Y-%m-%d %H:%M} ({tz}).",
              f"Uptime {k.uptime_pct:.3f}%, unplanned downtime {k.unplanned_downtime_minutes:.0f} min, "
              f"planned {k.planned_downtime_minutes:.0f} min, {k.incidents} incident(s), "
-             f"{k.actions_applied} maintenance action(s).",
+             f"{k.actions_applied} maintenance action(s)."
+             + (f" MTTR {k.mttr_minutes:.0f} min." if k.mttr_minutes is not None else "")
+             + (f" MTTA {k.mtta_minutes:.0f} min." if k.mtta_minutes is not None else ""),
              "Targets missed: " + (", ".join(missed) if missed else "none") + "."]
     if data.recommendations:
         lines.append("Top recommendations:")
