@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo demo-stop dags-test pools test lint lock bench clean
+.PHONY: demo demo-stop demo-incident dags-test pools test lint lock bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -31,6 +31,10 @@ demo: $(VENV)/.runtime
 
 demo-stop:
 	$(PY) -m devtools.demo down
+
+# One incident from alert to post-mortem on the running demo (another shell): docs/operations.md.
+demo-incident: $(VENV)/.runtime
+	$(PY) -m devtools.demo incident
 
 # The pools the DAGs run in, created in the Airflow at $(AIRFLOW_HOME) (the demo's by default).
 AIRFLOW_HOME ?= $(CURDIR)/.demo/airflow

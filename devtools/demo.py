@@ -17,6 +17,7 @@ detached reaper stops the servers if the demo itself is killed.
     python -m devtools.demo up                   # foreground; Ctrl-C stops
     python -m devtools.demo down                 # stop what an earlier `up` started
     python -m devtools.demo dags-test DAG DATE   # `airflow dags test` against the running demo
+    python -m devtools.demo incident             # one incident, alert to post-mortem (devtools.demo_incident)
 """
 
 from __future__ import annotations
@@ -124,8 +125,11 @@ def start_monitoring(state: dict, dsn: str, redis_url: str) -> None:
         # once maintenance_incident is unpaused.
         alertmanager = prom.start_alertmanager(DEMO / "alertmanager", webhook_token=ALERT_TOKEN,
                                                webhook=f"http://127.0.0.1:{UI_PORT}/maintenance/alertmanager")
+        from devtools.demo_incident import demo_rules
+
+        rules = demo_rules(ROOT / "include/prometheus/platform-rules.yml", DEMO / "platform-rules.yml")
         prometheus = prom.start_prometheus(
-            DEMO / "prometheus", rule_files=[ROOT / "include/prometheus/platform-rules.yml"],
+            DEMO / "prometheus", rule_files=[rules],
             scrape={"postgres": [f"127.0.0.1:{exporters[0].port}"], "redis": [f"127.0.0.1:{exporters[1].port}"]},
             alertmanager=alertmanager.url)
     except RuntimeError as exc:  # not installed: the demo runs without its monitoring
@@ -133,7 +137,8 @@ def start_monitoring(state: dict, dsn: str, redis_url: str) -> None:
         return
     state |= {"prometheus_url": prometheus.url, "alertmanager_url": alertmanager.url,
               "monitoring_pids": [s.process.pid for s in (*exporters, alertmanager, prometheus)]}
-    say(f"Prometheus {prometheus.url} (rules: include/prometheus/platform-rules.yml), "
+    say(f"Prometheus {prometheus.url} (rules: include/prometheus/platform-rules.yml, a quicker "
+        "PostgresIdleInTransaction for `make demo-incident`), "
         f"Alertmanager {alertmanager.url}")
 
 
@@ -254,6 +259,9 @@ def demo_policy(state: dict) -> Path:
     if state.get("prometheus_url"):  # the alert review, silences and the alert gate use the demo's stack
         policy["monitoring"] |= {"prometheus_url": state["prometheus_url"],
                                  "alertmanager_url": state["alertmanager_url"]}
+    from devtools.demo_incident import demo_incidents
+
+    demo_incidents(policy, ROOT / "include/incident_playbooks.yaml")  # `make demo-incident`'s quicker playbook
     for table in policy["archive"]["tables"]:  # the archive's full months also go to S3
         table["export"] = {"bucket": "pathfinity-archive", "prefix": "archive/"}
     path = DEMO / "policy.yaml"
@@ -452,8 +460,21 @@ def down() -> int:
     return 0
 
 
+def incident() -> int:
+    """One incident from alert to post-mortem on the running demo (devtools.demo_incident)."""
+    from devtools import demo_incident
+
+    state = json.loads(STATE.read_text()) if STATE.exists() else {}
+    if not state.get("airflow_pgid") or not state.get("policy"):
+        say("no embedded demo is running: start `make demo` first (another shell)")
+        return 1
+    return demo_incident.run(state, airflow_env(state["connections"], Path(state["policy"])), say)
+
+
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "up"
     if command == "dags-test":
         sys.exit(dags_test(*sys.argv[2:4]))
+    if command == "incident":
+        sys.exit(incident())
     sys.exit({"up": up, "down": down}[command]())

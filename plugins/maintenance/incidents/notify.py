@@ -8,6 +8,15 @@ from __future__ import annotations
 PAGERDUTY_SEVERITY = {"sev1": "critical", "sev2": "error", "sev3": "warning", "sev4": "info"}
 
 
+def spoken(seconds: float) -> str:
+    """A duration as on-call says it: 40 s, 12 min, 2 h 05 min."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
 def dedup_key(incident_id: int) -> str:
     return f"pathfinity-incident-{incident_id}"
 
@@ -16,7 +25,7 @@ def message(event: str, incident: dict, *, run_url: str, minutes: float | None =
     head = {"open": ":rotating_light: Incident", "acknowledge": ":eyes: Incident",
             "resolve": ":white_check_mark: Incident"}
     verb = {"open": "opened", "acknowledge": "acknowledged", "resolve": "resolved"}[event]
-    after = f" after {minutes:.0f} min" if minutes is not None else ""
+    after = f" after {spoken(minutes * 60)}" if minutes is not None else ""
     outage = " (platform down)" if incident.get("outage") else ""
     return (f"{head[event]} {incident['id']} {verb}{after}: *{incident['severity']}*{outage} {incident['summary']}\n"
             f"Run: <{run_url}|{run_url.rsplit('/', 1)[-1]}>")

@@ -70,7 +70,9 @@ def affected_users(conn, schema: str, start: datetime, end: datetime) -> int | N
 
 
 def _minutes(a: datetime | None, b: datetime | None) -> str:
-    return f"{(b - a).total_seconds() / 60:.0f} min" if a and b else "not yet"
+    from maintenance.incidents.notify import spoken
+
+    return spoken((b - a).total_seconds()) if a and b else "not yet"
 
 
 def _cell(text: str) -> str:
@@ -99,7 +101,8 @@ def render_markdown(incident: dict, timeline: list[dict], *, users: int | None, 
         f"Times in {tz.key if hasattr(tz, 'key') else tz}.", "",
         "| Time | Source | What happened |", "|---|---|---|",
     ]
-    lines += [f"| {local(e['at'])} | {e['source']} | {_cell(e['text'])} |" for e in timeline]
+    # A Slack message's first line says what was told; its links are in the channel.
+    lines += [f"| {local(e['at'])} | {e['source']} | {_cell(e['text'].splitlines()[0])} |" for e in timeline]
     lines += ["", "## Five whys", ""] + [f"{n}. Why? " for n in range(1, 6)]
     lines += ["", "## Contributing factors", "", "- ", "", "## Lessons learned", "", "- What went well: ",
               "- What went badly: ", "- Where we were lucky: ", "", "## Action items", ""]
