@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from maintenance.incidents import playbooks
+from psycopg import sql
 
 from tests.conftest import use_policy
 from tests.support.airflow_runs import run_dag
@@ -95,7 +96,7 @@ def test_cancel_ends_the_maintenance_session_others_wait_for_and_nobody_else(pla
         with platform_db.connect() as conn:
             conn.execute("SET lock_timeout = '20s'")
             try:
-                conn.execute(f"SELECT count(*) FROM {table}")
+                conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
                 waited[table] = "read"
             except psycopg.Error as exc:
                 waited[table] = type(exc).__name__

@@ -17,6 +17,13 @@ from datetime import datetime
 MAINTENANCE_SESSION = "(application_name LIKE 'pathfinity-maintenance%%' OR application_name LIKE 'maintenance %%')"
 
 
+def _with_ours(text: str):
+    """A statement with ``{ours}``: the condition that a session is this project's."""
+    from psycopg import sql
+
+    return sql.SQL(text).format(ours=sql.SQL(MAINTENANCE_SESSION))
+
+
 class TooMany(RuntimeError):
     """A step's plan is over its cap: nothing was done, a person decides."""
 
@@ -74,11 +81,11 @@ def terminate_idle_in_transaction(conn, *, older_than_seconds: int, max_sessions
     return {"found": shown(found), "ended": ended}
 
 
-BLOCKING_MAINTENANCE = f"""
+BLOCKING_MAINTENANCE = """
     SELECT pid, application_name, state, now() - query_start AS running_for, left(query, 200) AS query,
            (SELECT count(*) FROM pg_stat_activity w WHERE a.pid = ANY(pg_blocking_pids(w.pid))) AS blocks
     FROM pg_stat_activity a
-    WHERE {MAINTENANCE_SESSION} AND pid <> pg_backend_pid()
+    WHERE {ours} AND pid <> pg_backend_pid()
       AND EXISTS (SELECT 1 FROM pg_stat_activity w WHERE a.pid = ANY(pg_blocking_pids(w.pid)))"""
 
 
@@ -86,12 +93,13 @@ def cancel_blocking_maintenance(conn, *, max_sessions: int, apply: bool) -> dict
     """Cancel this project's own sessions that others queue behind: the platform wins. A running
     statement is cancelled (its step fails and rolls back, as a lock timeout would); a session
     holding its locks while idle in a transaction is ended."""
-    found = _capped(_sessions(conn.execute(BLOCKING_MAINTENANCE)), max_sessions, "blocking maintenance sessions")
+    found = _capped(_sessions(conn.execute(_with_ours(BLOCKING_MAINTENANCE), ())), max_sessions,
+                    "blocking maintenance sessions")
     ended = []
     if apply and found:
-        ended = [row[0] for row in conn.execute(
-            f"SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s) AND {MAINTENANCE_SESSION} AND CASE "
-            "WHEN state LIKE 'idle in transaction%%' THEN pg_terminate_backend(pid) ELSE pg_cancel_backend(pid) END",
+        ended = [row[0] for row in conn.execute(_with_ours(
+            "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s) AND {ours} AND CASE "
+            "WHEN state LIKE 'idle in transaction%%' THEN pg_terminate_backend(pid) ELSE pg_cancel_backend(pid) END"),
             ([s["pid"] for s in found],)).fetchall()]
     return {"found": shown(found), "ended": ended}
 
