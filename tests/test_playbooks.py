@@ -361,3 +361,25 @@ def test_action_item_form_errors_name_the_field(incident_env):
     error = incident_env.execute("SELECT summary->>'error' FROM maintenance.task_runs WHERE run_id = %s",
                                  (missing.run.run_id,))[0][0]
     assert error == "LookupError: action_item_id: no action item 999999"
+
+
+def test_an_alert_opened_while_many_students_are_active_is_one_severity_worse(incident_env, tmp_path, monkeypatch,
+                                                                               pagerduty):
+    from maintenance.incidents.operators import _assessed
+
+    assert _assessed("sev3", 12_000, 10_000) == ("sev2", "sev3 raised to sev2: 12,000 active users (> 10,000)")
+    assert _assessed("sev1", 12_000, 10_000) == ("sev1", None)       # nothing is worse than sev1
+    assert _assessed("sev3", 10_000, 10_000) == ("sev3", None)       # at the threshold: as the labels say
+    assert _assessed("sev3", None, 10_000) == ("sev3", None)         # the probe failed: as the labels say
+    assert _assessed("sev3", 12_000, None) == ("sev3", None)         # the policy asks for labels only
+    use_policy(tmp_path, monkeypatch, incidents={"raise_above_users": 0, "playbooks": [IDLE_BOOK]},
+               decision={"load": {"probe": {"conn_id": "platform_db", "sql": "SELECT 7"}}})
+    result = run_dag("maintenance_incident", utc(2026, 11, 30, 20), {
+        "action": "open", "severity": "sev3", "summary": "RedisMemoryHigh: 93%",
+        "alert_key": "abc@2026-11-30T20:00:00Z", "labels": {"alertname": "RedisMemoryHigh"}})
+    incident_id = result.xcom("record_incident")["incident_id"]
+    assert incident_env.execute("SELECT severity FROM maintenance.incidents WHERE id = %s", (incident_id,)) == [
+        ("sev2",)]
+    assert [e["event_action"] for e in pagerduty.events()] == ["trigger"]  # sev2 pages
+    assert incident_env.execute("SELECT text FROM maintenance.incident_events WHERE incident_id = %s AND "
+                                "kind = 'assessed'", (incident_id,)) == [("sev3 raised to sev2: 7 active users (> 0)",)]

@@ -49,16 +49,25 @@ def _page(run, incident: dict, event: str, why: str, *, key: str) -> str | None:
     return dedup
 
 
-def _sample_users(run, incident_id: int, moment: str) -> None:
-    """The load probe now, kept for the post-mortem's impact; a probe that fails is logged only."""
+def _active_users(run) -> int | None:
+    """The load probe now (None: it failed, which is logged; the incident goes on)."""
     from maintenance.probes import active_users
 
     try:
-        users = active_users(run.policy.decision.load.probe)
-    except Exception as exc:  # impact is unknown then; the incident goes on
+        return active_users(run.policy.decision.load.probe)
+    except Exception as exc:  # impact is unknown then
         run.context["ti"].log.warning("Active-users probe failed: %s", exc)
-        return
-    run.ledger.record_metrics("platform", f"incident {incident_id} {moment}", {"active_users": users})
+        return None
+
+
+def _assessed(severity: str, users: int | None, above: int | None) -> tuple[str, str | None]:
+    """An alert's severity, one level worse while more students than ``above`` are active."""
+    from maintenance.policy.incidents import SEVERITIES
+
+    if above is None or users is None or users <= above or severity == SEVERITIES[0]:
+        return severity, None
+    raised = SEVERITIES[SEVERITIES.index(severity) - 1]
+    return raised, f"{severity} raised to {raised}: {users:,} active users (> {above:,})"
 
 
 class RecordIncidentOperator(MaintenanceOperator):
@@ -78,20 +87,27 @@ class RecordIncidentOperator(MaintenanceOperator):
                 "severity": form.severity, "channel": rule.channel, "page": rule.page}}
         if form.action in ("add_action_item", "close_action_item"):
             return self.action_item(run, form)
+        users = _active_users(run) if form.action in ("open", "resolve") and not form.after_the_fact else None
         if form.action == "open":
+            # An alert's labels say how bad it is for the system; the probe says for how many.
+            severity, raised = _assessed(form.severity, users, run.policy.incidents.raise_above_users) \
+                if form.alert_key else (form.severity, None)
             incident_id = store.open_incident(
-                conn, schema, severity=form.severity, summary=form.summary, opened_at=form.started_at,
+                conn, schema, severity=severity, summary=form.summary, opened_at=form.started_at,
                 outage=form.outage, planned=form.planned, cause=form.cause, caused_by_action=form.caused_by_action,
                 external_key=f"alert:{form.alert_key}" if form.alert_key else run.ti.run_id, labels=form.labels)
             incident_log.record_event(conn, schema, incident_id, "opened",
                                       f"opened ({form.severity}): {form.summary}" + (
                                           " from Alertmanager" if form.alert_key else " from the form"),
                                       at=form.started_at, key=f"{incident_id}:opened")
+            if raised:
+                incident_log.record_event(conn, schema, incident_id, "assessed", raised, key=f"{incident_id}:raised")
+                self.log.info("Severity %s", raised)
             if form.after_the_fact:  # recorded after the fact: told, not paged
                 store.resolve_incident(conn, schema, incident_id, form.ended_at, form.cause)
                 incident_log.record_event(conn, schema, incident_id, "resolved", "resolved (recorded after the fact)",
                                           at=form.ended_at, key=f"{incident_id}:resolved")
-            self.log.info("Incident %s opened (%s, outage=%s): %s", incident_id, form.severity, form.outage,
+            self.log.info("Incident %s opened (%s, outage=%s): %s", incident_id, severity, form.outage,
                           form.summary)
         else:
             incident_id = form.incident_id or store.incident_by_key(conn, schema, f"alert:{form.alert_key}")
@@ -107,8 +123,8 @@ class RecordIncidentOperator(MaintenanceOperator):
                     + (f"; cause: {form.cause}" if form.cause else ""), at=form.ended_at,
                     key=f"{incident_id}:resolved")
                 self.log.info("Incident %s resolved at %s", incident_id, form.ended_at.isoformat())
-        if form.action in ("open", "resolve") and not form.after_the_fact:
-            _sample_users(run, incident_id, form.action)
+        if users is not None:  # the post-mortem's impact: the probe's samples while it was open
+            run.ledger.record_metrics("platform", f"incident {incident_id} {form.action}", {"active_users": users})
         record = store.incident(conn, schema, incident_id)
         diagnostics = self.diagnostics(run, record) if form.action == "open" and not form.after_the_fact else None
         told = self.tell(run, form.action, record, after_the_fact=form.after_the_fact, diagnostics=diagnostics)

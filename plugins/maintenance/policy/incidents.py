@@ -131,6 +131,9 @@ class Incidents(_Strict):
 
     playbooks: list[Playbook] = Field([], description="recovery steps, declared in their own YAML file under "
                                                       "include/ (the policy names it) and validated with it")
+    raise_above_users: int | None = Field(
+        10_000, ge=0, description="an alert's incident opened while the load probe (decision.load.probe) counts more "
+                                  "active users than this is one severity worse (never above sev1); none: labels only")
     playbooks_run_below: str = Field("sev1", description="playbooks run only for severities less severe than this")
     post_mortem_severities: list[str] = Field(["sev1", "sev2"], description="a post-mortem is written when these "
                                                                             "resolve")
