@@ -9,11 +9,14 @@ metrics, pre-warm); 03:00 database statistics (ANALYZE every table, VACUUM (ANAL
 where dead tuples pass the policy's threshold and for the daily vacuum list, refresh
 materialized views), behind the gate; 04:00 backup verification (critical, not gated:
 it runs in a blackout too); 05:00 security scan (vulnerable packages of the lock files
-from the OSV database, certificates close to expiry; critical, not gated)."""
+from the OSV database, certificates close to expiry; critical, not gated); the calendar
+review (the next planned window, months ahead left without one, window-only work waiting
+longer than the policy allows: paged; read-only)."""
 
 from airflow.sdk import chain
 from maintenance import dagkit
 from maintenance.backups.operators import BackupOperator, BackupVerificationOperator
+from maintenance.change.operators import CalendarReviewOperator
 from maintenance.logs.operators import LogRotationOperator
 from maintenance.postgres.operators import PostgresStatisticsOperator
 from maintenance.redis.operators import RedisCacheOptimizationOperator
@@ -55,6 +58,9 @@ with dagkit.maintenance_dag(
     gate_statistics = dagkit.gate("gate_statistics")
     statistics = dagkit.per_table(PostgresStatisticsOperator, "db_statistics")
     chain(at_0300, gate_statistics, statistics.plans, statistics.steps, summary)
+
+    # The planned windows ahead: months without one, window-only work waiting too long (read-only).
+    chain(CalendarReviewOperator(task_id="calendar_review"), summary)
 
     # 05:00 security scan (critical, never gated)
     chain(dagkit.wait_until("at_0500", 5), SecurityScanOperator(task_id="security_scan"), summary)

@@ -23,7 +23,7 @@ from maintenance.security.operators import ComplianceOperator, PostureAuditOpera
 
 with dagkit.maintenance_dag(
     "maintenance_monthly",
-    cron=dagkit.policy().planned_window.cron,  # the planned window's start
+    cron=dagkit.policy().planned_window.cron,  # the planned window's start, on every day it may fall
     title="Monthly maintenance",
     doc=__doc__,
     destructive=True,
@@ -53,3 +53,7 @@ with dagkit.maintenance_dag(
     chain(ComplianceOperator(task_id="compliance"), summary)
     monthly_report = ReportOperator(task_id="monthly_report", kind="monthly")
     monthly_report >> summary
+
+    # Due on every candidate day of the window (it moves around blackouts); scheduled runs on
+    # the other days end here.
+    dagkit.months_run_day(dag)

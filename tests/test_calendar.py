@@ -60,8 +60,8 @@ def test_blackout_boundary_is_local_midnight_in_both_offsets(cal):
     (2027, 3, date(2027, 3, 7)),     # the Sunday before spring-forward (03-14)
     (2028, 2, date(2028, 2, 6)),     # leap year
 ])
-def test_first_sunday_windows(cal, year, month, expected_day):
-    window = cal.window_in(year, month)
+def test_first_sunday_windows(year, month, expected_day):
+    window = MaintenanceCalendar(NY, PlannedWindow(placement="fixed"), []).window_in(year, month)
     assert window.start.astimezone(NY).date() == expected_day
     assert window.start.astimezone(NY).time() == time(2, 0)
     assert window.end.astimezone(NY).time() == time(6, 0)
@@ -114,9 +114,59 @@ def test_next_window_and_next_blackout(cal):
     assert (blackout.name, blackout.start, blackout.end) == ("holidays", ny(2026, 12, 20), ny(2027, 1, 6))
     # inside a blackout, "next" is the current one; after a window, the next month's
     assert cal.next_blackout(ny(2027, 1, 2)).name == "holidays"
-    assert cal.next_window(ny(2026, 12, 6, 6, 0)).start == ny(2027, 1, 3, 2, 0)
+    # January's first Sunday is in the holidays: its window moves to the second
+    assert cal.next_window(ny(2026, 12, 6, 6, 0)).start == ny(2027, 1, 10, 2, 0)
     # year wrap: from late December the next window is January's
-    assert cal.next_window(ny(2026, 12, 31)).start.astimezone(NY).date() == date(2027, 1, 3)
+    assert cal.next_window(ny(2026, 12, 31)).start.astimezone(NY).date() == date(2027, 1, 10)
+
+
+def test_windows_are_placed_around_the_procedures_blackouts(cal):
+    """The procedures' own blackouts: January's first Sunday is in the holidays, September's
+    first two in school start, and March to June are testing periods from end to end."""
+    days = {m: cal.window_in(2027, m) for m in range(1, 13)}
+    placed = {m: w.start.astimezone(NY).date().isoformat() for m, w in days.items() if w}
+    assert placed == {1: "2027-01-10", 2: "2027-02-07", 7: "2027-07-04", 8: "2027-08-01", 9: "2027-09-19",
+                      10: "2027-10-03", 11: "2027-11-07", 12: "2027-12-05"}
+    assert cal.months_without_window(ny(2027, 2, 10), 6) == ["2027-03", "2027-04", "2027-05", "2027-06"]
+    assert cal.next_window(ny(2027, 2, 7, 6, 0)).start == ny(2027, 7, 4, 2, 0)  # through the spring
+    assert [cal.monthly_run_day(2027, m) for m in (3, 9)] == [date(2027, 3, 7), date(2027, 9, 19)]
+    assert cal.last_window(ny(2027, 5, 1)).start == ny(2027, 2, 7, 2, 0)
+    assert cal.window_at(ny(2027, 1, 3, 3, 0)) is None and cal.window_at(ny(2027, 1, 10, 3, 0)) is not None
+
+
+def test_a_fixed_window_stays_and_explicit_dates_win():
+    blackouts = load_policy().blackouts
+    fixed = MaintenanceCalendar(NY, PlannedWindow(placement="fixed"), blackouts)
+    assert fixed.window_in(2027, 1).start == ny(2027, 1, 3, 2, 0)  # in the holidays: the gate holds its work
+    assert fixed.window_in(2027, 4).start == ny(2027, 4, 4, 2, 0)
+    explicit = MaintenanceCalendar(NY, PlannedWindow(dates=[date(2027, 4, 11)]), [])
+    assert explicit.window_in(2027, 4).start == ny(2027, 4, 11, 2, 0)
+    assert explicit.window_in(2027, 5).start == ny(2027, 5, 2, 2, 0)
+    assert PlannedWindow(dates=[date(2027, 4, 11)]).cron == "0 2 * * *"
+    assert PlannedWindow().cron == "0 2 * * 0" and PlannedWindow(placement="fixed").cron == "0 2 * * 0#1"
+    # Every Sunday of every month blacked out: no window in two years, said, not looped forever.
+    everything = MaintenanceCalendar(NY, PlannedWindow(), [Blackout(name="all", start="01-01", end="12-31")])
+    assert everything.next_window(ny(2027, 1, 1)) is None and everything.last_window(ny(2027, 1, 1)) is None
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda d: d["planned_window"].update(dates=["2027-04-11"]), "planned_window.dates[0]: 2027-04-11 is in "
+                                                                 "testing_spring"),
+    (lambda d: d["planned_window"].update(dates=["2027-02-14", "2027-02-21"]), "at most one window per month, got "
+                                                                               "two or more in 2027-02"),
+    (lambda d: d["planned_window"].update(placement="first_free"), "planned_window.placement"),
+])
+def test_window_placement_typos_are_named(tmp_path, mutate, message):
+    import yaml
+    from maintenance.policy import PolicyError
+
+    from tests.conftest import ROOT
+
+    data = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
+    mutate(data)
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(PolicyError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        load_policy(tmp_path / "policy.yaml")
 
 
 def test_last_sunday_and_nth_weekday():

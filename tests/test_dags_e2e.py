@@ -44,7 +44,8 @@ WEEK = {"monday": 30, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4} 
 WAITS = ("at_0100", "at_0200", "at_0300", "at_0400", "at_0500")
 DAILY_GATED = ("gate_logs", "log_rotation", "gate_cache", "cache_optimization", "gate_statistics", "plan_db_statistics",
                "db_statistics")
-DAILY_CRITICAL = ("backup", "verify_backup", "security_scan")
+# Never gated: the critical work, and the read-only calendar review.
+DAILY_CRITICAL = ("backup", "verify_backup", "security_scan", "calendar_review")
 WEEKLY_TASKS = {
     "monday": ("monday.gate", "monday.redis_big_keys", "monday.s3_lifecycle", "monday.cost_review",
                "monday.capacity_review"),
@@ -57,7 +58,7 @@ WEEKLY_TASKS = {
 UNGATED = {"monday.cost_review", "monday.capacity_review"}  # read-only: runs in a blackout and under load
 MONTHLY_GATED = ("gate_archive", "archive", "partition_planning", "gate_window", "plan_debloat", "debloat",
                  "prometheus_series_deletion")
-MONTHLY_READ_ONLY = ("update_review", "security_audit", "compliance", "monthly_report")
+MONTHLY_READ_ONLY = ("update_review", "security_audit", "compliance", "monthly_report", "months_run_day")
 KUBERNETES_GATED = ("gate_pods", "pod_cleanup", "memory_restarts", "gate_window", "node_maintenance")
 
 

@@ -21,7 +21,8 @@ def test_shipped_policy_has_the_documents_defaults():
     policy = load_policy()
     assert policy.timezone == "America/New_York"
     assert (policy.planned_window.weekday, policy.planned_window.week_of_month) == ("sunday", 1)
-    assert policy.planned_window.cron == "0 2 * * 0#1"
+    # Placed on the first Sunday outside blackouts: due every Sunday, the other Sundays end at once.
+    assert policy.planned_window.placement == "first_clear" and policy.planned_window.cron == "0 2 * * 0"
     assert {b.name: (str(b.start), str(b.end)) for b in policy.blackouts} == {
         "school_start": ("08-15", "09-15"), "testing_spring": ("03-01", "04-30"),
         "testing_early_summer": ("05-01", "06-30"), "holidays": ("12-20", "01-05")}

@@ -91,10 +91,58 @@ class MaintenanceCalendar:
     def _freeze_periods(self) -> list[Period]:
         return [self._days(f.start, f.end, "freeze", f.name, f.reason) for f in self.freezes]
 
-    def window_in(self, year: int, month: int) -> Period:
-        day = nth_weekday(year, month, self.window.weekday, self.window.week_of_month)
-        return Period("window", f"{year}-{month:02d}", local_instant(day, self.window.start, self.tz),
+    def window_on(self, day: date) -> Period:
+        return Period("window", f"{day:%Y-%m}", local_instant(day, self.window.start, self.tz),
                       local_instant(day, self.window.end, self.tz), "planned maintenance")
+
+    def nominal_day(self, year: int, month: int) -> date:
+        """The month's ``week_of_month``-th ``weekday``: where the window stands unless moved."""
+        return nth_weekday(year, month, self.window.weekday, self.window.week_of_month)
+
+    def window_in(self, year: int, month: int) -> Period | None:
+        """The month's planned window, or None when the placement leaves it none (every
+        candidate day is in a blackout or freeze)."""
+        explicit = [d for d in self.window.dates if (d.year, d.month) == (year, month)]
+        if explicit:
+            return self.window_on(explicit[0])
+        first = self.nominal_day(year, month)
+        if self.window.placement == "fixed":
+            return self.window_on(first)
+        days = [first + timedelta(weeks=n) for n in range(5) if (first + timedelta(weeks=n)).month == month]
+        return next((w for w in map(self.window_on, days) if not self.blocking(w)), None)
+
+    def blocking(self, period: Period) -> list[Period]:
+        """The blackouts and freezes that overlap ``period``."""
+        year = period.start.astimezone(self.tz).year
+        candidates = [p for y in (year - 1, year) for p in self._blackouts_starting_in(y)] + self._freeze_periods()
+        return [p for p in candidates if p.start < period.end and period.start < p.end]
+
+    def monthly_run_day(self, year: int, month: int) -> date:
+        """The day the monthly DAG does the month's work: its window's day, or, in a month with
+        no window, the nominal day (the reviews and the report run; window work waits)."""
+        window = self.window_in(year, month)
+        return window.start.astimezone(self.tz).date() if window else self.nominal_day(year, month)
+
+    def months_without_window(self, instant: datetime, months: int) -> list[str]:
+        """The next ``months`` months (from ``instant``'s) that have no usable window, as YYYY-MM."""
+        local = instant.astimezone(self.tz)
+        year, month, found = local.year, local.month, []
+        for _ in range(months):
+            if self.window_in(year, month) is None:
+                found.append(f"{year}-{month:02d}")
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return found
+
+    def last_window(self, instant: datetime, *, months: int = 24) -> Period | None:
+        """The latest window that ended at or before ``instant`` (None: none in ``months``)."""
+        local = instant.astimezone(self.tz)
+        year, month = local.year, local.month
+        for _ in range(months + 1):
+            period = self.window_in(year, month)
+            if period is not None and period.end <= instant:
+                return period
+            year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+        return None
 
     # -- questions ------------------------------------------------------------------
     def blackouts_at(self, instant: datetime) -> list[Period]:
@@ -106,18 +154,19 @@ class MaintenanceCalendar:
     def window_at(self, instant: datetime) -> Period | None:
         local = instant.astimezone(self.tz)
         period = self.window_in(local.year, local.month)
-        return period if period.contains(instant) else None
+        return period if period is not None and period.contains(instant) else None
 
-    def next_window(self, instant: datetime) -> Period:
-        """The window containing ``instant``, or else the next one to start."""
+    def next_window(self, instant: datetime, *, months: int = 24) -> Period | None:
+        """The window containing ``instant``, or else the next one to start; None when the
+        placement leaves no window in the next ``months`` months."""
         local = instant.astimezone(self.tz)
         year, month = local.year, local.month
-        for _ in range(3):
+        for _ in range(months + 1):
             period = self.window_in(year, month)
-            if period.end > instant:
+            if period is not None and period.end > instant:
                 return period
             year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-        raise AssertionError("a planned window occurs every month")
+        return None
 
     def next_blackout(self, instant: datetime) -> Period | None:
         """The blackout or freeze containing ``instant``, or else the next one to start."""

@@ -73,7 +73,9 @@ def policy_doc(title: str, body: str) -> str:
         f"# {title}", "", body.strip(), "",
         "## Policy in force",
         f"- Timezone: `{pol.timezone}` (daylight saving applies: EST in winter, EDT in summer).",
-        f"- Planned window: {window.weekday} {nth} of the month, {window.start:%H:%M}-{window.end:%H:%M}.",
+        f"- Planned window: {window.weekday} {nth} of the month, {window.start:%H:%M}-{window.end:%H:%M}"
+        + (", or the first such day after it outside every blackout and freeze" if window.placement == "first_clear"
+           else "") + (f"; explicit dates {', '.join(map(str, window.dates))}" if window.dates else "") + ".",
         "- Blackouts, every year (both days included): " + ("; ".join(blackouts) if blackouts else "none") + ".",
         "- One-off freezes: " + ("; ".join(freezes) if freezes else "none") + ".",
         f"- Load: non-critical work waits while active users exceed "
@@ -153,6 +155,43 @@ def weekly_theme_branch(built: dict[str, list[str]], task_id: str = "choose_them
 
     return BranchPythonOperator(task_id=task_id, python_callable=choose,
                                 doc_md="Picks the weekday's theme of the procedures (2.2).")
+
+
+def months_run_day(dag, task_id: str = "months_run_day"):
+    """Put ahead of every task of ``dag`` a check that a scheduled run (or a backfill's) falls on
+    the month's run day: the day of its planned window, placed around blackouts (or, in a month
+    left without one, the nominal day, when the reviews and the report still run). The DAG is
+    due on every candidate day; on the others this ends the run at once, every task skipped,
+    saying which day is the month's. A run triggered by a person always goes ahead."""
+    from airflow.providers.standard.operators.python import ShortCircuitOperator
+
+    def on_the_day(**context) -> bool:
+        from maintenance.calendar import MaintenanceCalendar
+        from maintenance.clock import run_date
+        from maintenance.form import run_type_of
+        from maintenance.policy import load_policy
+
+        pol = load_policy()
+        day = run_date(context).astimezone(pol.tz).date()
+        calendar = MaintenanceCalendar.from_policy(pol)
+        planned = calendar.monthly_run_day(day.year, day.month)
+        window = calendar.window_in(day.year, day.month)
+        what = f"the planned window, {window.describe(pol.tz)}" if window else \
+            f"no usable window this month (blackouts or freezes cover every candidate day): the reviews run {planned}"
+        if run_type_of(context) == "manual" or day == planned:
+            context["ti"].xcom_push(key="outcome", value=f"the month's run: {what}")
+            return True
+        context["ti"].xcom_push(key="outcome", value=f"not the month's run day ({day}); this month's is {planned}: "
+                                                     f"{what}")
+        log.info("Not the month's run day (%s): this month's is %s (%s)", day, planned, what)
+        return False
+
+    check = ShortCircuitOperator(task_id=task_id, python_callable=on_the_day, ignore_downstream_trigger_rules=True,
+                                 doc_md="Ends a scheduled run at once unless it falls on the month's run day (the "
+                                        "planned window's, placed around blackouts).")
+    for root in [t for t in dag.roots if t is not check]:
+        check >> root
+    return check
 
 
 theme_param, drill_param, tables_param = form.theme_field, form.drill_field, form.tables_field

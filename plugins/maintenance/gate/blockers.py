@@ -97,10 +97,12 @@ def find_blockers(profile: TaskProfile, facts: Facts, calendar: MaintenanceCalen
     if not profile.zero_downtime and profile.affected_users > max_affected_users:
         if calendar.window_at(facts.now) is None:
             upcoming = calendar.next_window(facts.now)
+            waits = (f"waits for the planned {upcoming.describe(tz)}" if upcoming else
+                     "waits, but no planned window is left in the next 24 months (blackouts and freezes cover every "
+                     "candidate day): set planned_window.dates, or run it as emergency maintenance")
             found.append(Blocker(
                 "outside_window",
-                f"not zero-downtime and affects {profile.affected_users} users (> {max_affected_users}):"
-                f" waits for the planned {upcoming.describe(tz)}",
+                f"not zero-downtime and affects {profile.affected_users} users (> {max_affected_users}): {waits}",
                 "skip", forceable=True))
     if not profile.zero_downtime and facts.firing_alerts:
         shown = ", ".join(facts.firing_alerts[:5]) + (f" and {len(facts.firing_alerts) - 5} more"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from maintenance.policy.archive import (
     Archive,
@@ -160,6 +160,17 @@ class Policy(_Strict):
                     raise ValueError(f"{one.name} and {other.name} overlap ({len(shared)} days from {first}): "
                                      "make them one blackout, or move one's end")
         return value
+
+    @model_validator(mode="after")
+    def _dates_clear(self) -> Policy:
+        """An explicit window inside a blackout or freeze would be a window nothing may use."""
+        for i, day in enumerate(self.planned_window.dates):
+            inside = [b.name for b in self.blackouts if (day.month, day.day) in b.days()]
+            inside += [f.name for f in self.freezes if f.start <= day <= f.end]
+            if inside:
+                raise ValueError(f"planned_window.dates[{i}]: {day} is in {', '.join(inside)}: pick a day outside "
+                                 "every blackout and freeze")
+        return self
 
     @property
     def tz(self) -> ZoneInfo:

@@ -11,13 +11,32 @@ from maintenance.policy.base import WEEKDAYS, MonthDay, TimeOfDay, _Strict
 
 
 class PlannedWindow(_Strict):
-    """The monthly planned maintenance window (the procedures: Sunday 02:00-06:00)."""
+    """The monthly planned maintenance window (the procedures: Sunday 02:00-06:00).
+
+    ``placement``: ``first_clear`` places each month's window on the ``week_of_month``-th
+    ``weekday``, or the first such weekday after it in the month whose window lies outside every
+    blackout and freeze (a month with none has no window, reported ahead of time); ``fixed``
+    keeps it on the ``week_of_month``-th, blackout or not. ``dates``: explicit windows, each the
+    window of its month whatever the placement says."""
 
     weekday: Literal[WEEKDAYS] = "sunday"  # type: ignore[valid-type]
     week_of_month: int = Field(1, description="1-4 for the n-th such weekday, -1 for the last")
     start: TimeOfDay = time(2, 0)
     end: TimeOfDay = time(6, 0)
     notice_days: int = Field(7, ge=0)
+    placement: Literal["first_clear", "fixed"] = "first_clear"
+    dates: list[date] = Field([], description="explicit window days, at most one per month")
+    max_wait_days: int = Field(45, ge=1, description="window-only work that has had no usable window for longer "
+                                                     "is overdue: a finding that pages on-call")
+
+    @field_validator("dates")
+    @classmethod
+    def _one_per_month(cls, value: list[date]) -> list[date]:
+        months = [(d.year, d.month) for d in value]
+        twice = sorted({f"{y}-{m:02d}" for y, m in months if months.count((y, m)) > 1})
+        if twice:
+            raise ValueError(f"at most one window per month, got two or more in {', '.join(twice)}")
+        return sorted(value)
 
     @field_validator("week_of_month")
     @classmethod
@@ -34,8 +53,15 @@ class PlannedWindow(_Strict):
 
     @property
     def cron(self) -> str:
-        """Cron for the window's start, for a CronTriggerTimetable (``#n`` = n-th weekday)."""
+        """Cron for the window's start, for a CronTriggerTimetable (``#n`` = n-th weekday). A
+        window placed around blackouts, or on explicit dates, may fall on any day: the monthly DAG
+        is then due every ``weekday`` (and daily with explicit dates) at the window's start, and
+        its runs on the other days end at once (maintenance.dagkit.monthly_day)."""
+        if self.dates:
+            return f"{self.start.minute} {self.start.hour} * * *"
         dow = (WEEKDAYS.index(self.weekday) + 1) % 7
+        if self.placement == "first_clear":
+            return f"{self.start.minute} {self.start.hour} * * {dow}"
         nth = "L" if self.week_of_month == -1 else f"#{self.week_of_month}"
         return f"{self.start.minute} {self.start.hour} * * {dow}{nth}"
 
