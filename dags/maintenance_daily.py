@@ -11,12 +11,13 @@ materialized views), behind the gate; 04:00 backup verification (critical, not g
 it runs in a blackout too); 05:00 security scan (vulnerable packages of the lock files
 from the OSV database, certificates close to expiry; critical, not gated); the calendar
 review (the next planned window, months ahead left without one, window-only work waiting
-longer than the policy allows: paged; read-only)."""
+longer than the policy allows: paged; read-only); the next planned window's notice, once,
+seven days ahead, to the stakeholders' channel."""
 
 from airflow.sdk import chain
 from maintenance import dagkit
 from maintenance.backups.operators import BackupOperator, BackupVerificationOperator
-from maintenance.change.operators import CalendarReviewOperator
+from maintenance.change.operators import CalendarReviewOperator, WindowNoticeOperator
 from maintenance.logs.operators import LogRotationOperator
 from maintenance.postgres.operators import PostgresStatisticsOperator
 from maintenance.redis.operators import RedisCacheOptimizationOperator
@@ -61,6 +62,8 @@ with dagkit.maintenance_dag(
 
     # The planned windows ahead: months without one, window-only work waiting too long (read-only).
     chain(CalendarReviewOperator(task_id="calendar_review"), summary)
+    # The next window's notice to the stakeholders, once, notice_days ahead (read-only planners).
+    chain(WindowNoticeOperator(task_id="window_notice"), summary)
 
     # 05:00 security scan (critical, never gated)
     chain(dagkit.wait_until("at_0500", 5), SecurityScanOperator(task_id="security_scan"), summary)

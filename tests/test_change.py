@@ -68,3 +68,67 @@ def test_the_calendar_review_reports_months_without_a_window_and_pages_when_work
     run_dag("maintenance_daily", datetime(2027, 5, 3, 4, tzinfo=UTC),
             mark_success_pattern=ALL_BUT.format("calendar_review"))
     assert len(slack.messages("#ops-oncall")) == 1
+
+
+# --- the window's notice -------------------------------------------------------------------------
+
+NY_DEC_6_WINDOW = datetime(2026, 12, 6, 7, tzinfo=UTC)  # Sunday 02:00 EST, December's window
+
+
+def _at(monkeypatch, instant: datetime) -> None:
+    from maintenance import clock
+
+    monkeypatch.setattr(clock, "now", lambda: instant)
+
+
+def test_the_notice_goes_out_once_seven_days_ahead_saying_what_will_run(change_env, slack, monkeypatch):
+    from maintenance.ledger.schema import ensure_schema
+
+    with change_env.connect() as conn:
+        ensure_schema(conn, "maintenance")
+        conn.execute("DELETE FROM maintenance.window_notices")
+    _at(monkeypatch, datetime(2026, 11, 29, 5, tzinfo=UTC))  # the Sunday before, 00:00 EST: 7 days 2 hours ahead
+    result = run_dag("maintenance_daily", datetime(2026, 11, 29, 5, tzinfo=UTC),
+                     mark_success_pattern=ALL_BUT.format("window_notice"))
+    summary = result.xcom("window_notice")
+    assert summary["sent"] and not summary["late"] and summary["delivered"]
+    (told,) = slack.messages("#maintenance-announcements")
+    lines = told["text"].splitlines()
+    assert lines[0] == ":calendar: *Planned maintenance window Sunday 2026-12-06 02:00-06:00 EST*"
+    assert "• kubernetes nodes: not known (" in told["text"]  # no cluster here: said, not fatal
+    assert any(li.startswith("Expected duration: ") for li in lines) and any(
+        li.startswith("Systems affected: ") for li in lines)
+    assert change_env.execute("SELECT window_start, channel, delivered FROM maintenance.window_notices") == [
+        (NY_DEC_6_WINDOW, "#maintenance-announcements", True)]
+    again = run_dag("maintenance_daily", datetime(2026, 11, 30, 5, tzinfo=UTC),
+                    mark_success_pattern=ALL_BUT.format("window_notice"))
+    assert not again.xcom("window_notice")["sent"] and len(slack.messages("#maintenance-announcements")) == 1
+    assert again.xcom("window_notice")["why"] == "its notice went out 2026-11-29 00:00 EST"
+
+
+def _scheduled_window_run(monkeypatch):
+    _at(monkeypatch, datetime(2026, 12, 6, 8, tzinfo=UTC))  # 03:00 EST, inside the window
+    return run_dag("maintenance_monthly", NY_DEC_6_WINDOW, queued_at=NY_DEC_6_WINDOW,
+                   mark_success_pattern=r"^(?!(months_run_day|gate_window)$).*")
+
+
+def test_a_scheduled_windows_disruptive_work_needs_its_notice_in_time(change_env, slack, monkeypatch):
+    from maintenance.ledger import notices
+
+    change_env.execute("DELETE FROM maintenance.window_notices")
+    held = _scheduled_window_run(monkeypatch)
+    assert held.states["gate_window"] == "skipped"
+    (blocker,) = held.xcom("gate_window", key="gate_decision")["blockers"]
+    assert blocker["kind"] == "notice" and blocker["reason"].startswith(
+        "the notice of window 2026-12 (planned maintenance): 2026-12-06 02:00 EST until 2026-12-06 06:00 EST was "
+        "not sent (7 days ahead, procedures 1.1)")
+    with change_env.connect() as conn:  # told, but three days ahead only: still held
+        notices.record(conn, "maintenance", window_start=NY_DEC_6_WINDOW, window_end=datetime(2026, 12, 6, 11,
+                       tzinfo=UTC), sent_at=datetime(2026, 12, 3, 5, tzinfo=UTC), channel="#x", text="late",
+                       parts={}, delivered=True, run_id="late")
+    late = _scheduled_window_run(monkeypatch)
+    assert late.states["gate_window"] == "skipped"
+    assert "less than 7 days ahead" in late.xcom("gate_window", key="gate_decision")["blockers"][0]["reason"]
+    change_env.execute("UPDATE maintenance.window_notices SET sent_at = '2026-11-29 05:00+00'")
+    told = _scheduled_window_run(monkeypatch)
+    assert told.states["gate_window"] == "success", told.xcom("gate_window", key="gate_decision")

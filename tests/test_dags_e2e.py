@@ -44,8 +44,8 @@ WEEK = {"monday": 30, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4} 
 WAITS = ("at_0100", "at_0200", "at_0300", "at_0400", "at_0500")
 DAILY_GATED = ("gate_logs", "log_rotation", "gate_cache", "cache_optimization", "gate_statistics", "plan_db_statistics",
                "db_statistics")
-# Never gated: the critical work, and the read-only calendar review.
-DAILY_CRITICAL = ("backup", "verify_backup", "security_scan", "calendar_review")
+# Never gated: the critical work, the read-only calendar review and the window notice.
+DAILY_CRITICAL = ("backup", "verify_backup", "security_scan", "calendar_review", "window_notice")
 WEEKLY_TASKS = {
     "monday": ("monday.gate", "monday.redis_big_keys", "monday.s3_lifecycle", "monday.cost_review",
                "monday.capacity_review"),

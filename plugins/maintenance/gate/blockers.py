@@ -52,6 +52,9 @@ class Facts:
     # instead of a list: Alertmanager could not be asked, so nobody can say all is well.
     firing_alerts: tuple[str, ...] | None = None
     alerts_unknown: str | None = None
+    # A scheduled run's disruptive work in the window: why the window's notice does not let it
+    # run (not sent, sent late, or the ledger could not say); None: it does, or not asked.
+    notice_missing: str | None = None
 
 
 @dataclass
@@ -104,6 +107,8 @@ def find_blockers(profile: TaskProfile, facts: Facts, calendar: MaintenanceCalen
                 "outside_window",
                 f"not zero-downtime and affects {profile.affected_users} users (> {max_affected_users}): {waits}",
                 "skip", forceable=True))
+    if facts.notice_missing:
+        found.append(Blocker("notice", facts.notice_missing, "skip", forceable=True))
     if not profile.zero_downtime and facts.firing_alerts:
         shown = ", ".join(facts.firing_alerts[:5]) + (f" and {len(facts.firing_alerts) - 5} more"
                                                       if len(facts.firing_alerts) > 5 else "")

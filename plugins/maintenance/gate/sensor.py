@@ -68,6 +68,8 @@ class MaintenanceGateSensor(BaseSensorOperator):
 
         facts = Facts(now=clock.now(), manual_freeze=self._manual_freeze(policy),
                       **self._schedule(context) if form.scheduled else {})
+        if form.scheduled and not self.profile.zero_downtime and calendar.window_at(facts.now) is not None:
+            facts = replace(facts, notice_missing=self._notice_missing(policy, calendar.window_at(facts.now)))
         decision = decide(find_blockers(self.profile, facts, calendar, **rules), form.force_reason)
         if decision.outcome == "proceed":
             # Only measure load, and ask for alerts, when nothing else already stops the work.
@@ -94,6 +96,28 @@ class MaintenanceGateSensor(BaseSensorOperator):
         SDK's run has no queue time; a scheduled run starts as soon as it is queued)."""
         started = context["dag_run"].start_date
         return {"scheduled_for": clock.run_date(context), "queued_at": clock.plain(started)} if started else {}
+
+    @staticmethod
+    def _notice_missing(policy, window) -> str | None:
+        """Why this window's notice does not let its scheduled disruptive work run, or None."""
+        from datetime import timedelta
+
+        from maintenance.ledger import notices
+        from maintenance.pgsession import session
+
+        try:
+            with session(policy.connections.ledger) as conn:
+                sent = notices.sent_for(conn, policy.ledger.schema_name, window.start)
+        except Exception as exc:  # nobody can say the stakeholders were told
+            return f"cannot tell whether the window's notice went out (the ledger: {type(exc).__name__}: {exc})"[:300]
+        days = policy.planned_window.notice_days
+        if sent is None:
+            return (f"the notice of {window.describe(policy.tz)} was not sent ({days} days ahead, procedures 1.1): "
+                    "its disruptive work waits for a window that was announced")
+        if window.start - sent["sent_at"] < timedelta(days=days):
+            return (f"the notice of this window went out {sent['sent_at'].astimezone(policy.tz):%Y-%m-%d %H:%M %Z}, "
+                    f"less than {days} days ahead: its disruptive work waits for the next window")
+        return None
 
     @staticmethod
     def _manual_freeze(policy) -> str | None:

@@ -155,6 +155,20 @@ MIGRATIONS: list[tuple[int, str]] = [
     );
     CREATE INDEX ON {s}.action_items (due) WHERE closed_at IS NULL;
     """),
+    (6, """
+    -- The notice of each planned window (procedures 1.1): sent once, when, to whom, saying what.
+    -- A scheduled window's disruptive work runs only if its notice went out notice_days ahead.
+    CREATE TABLE {s}.window_notices (
+        window_start timestamptz PRIMARY KEY,
+        window_end   timestamptz NOT NULL,
+        sent_at      timestamptz NOT NULL,
+        channel      text NOT NULL,
+        text         text NOT NULL,
+        parts        jsonb NOT NULL DEFAULT '{{}}',
+        delivered    boolean NOT NULL,
+        run_id       text NOT NULL
+    );
+    """),
 ]
 
 

@@ -21,6 +21,8 @@ class Connections(_Strict):
 class Notifications(_Strict):
     oncall_channel: str = "#ops-oncall"
     summary_channel: str = "#ops-maintenance"
+    stakeholders_channel: str = Field("#maintenance-announcements", min_length=1,
+                                      description="the planned window's notice goes here (procedures 1.1)")
     base_url: str = Field("http://localhost:8080", description="Airflow UI address, for links")
     # A problem on-call was paged about pages once; while it stays open, a reminder goes out
     # at this interval, not on every run that sees it again.
