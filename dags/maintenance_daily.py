@@ -62,8 +62,12 @@ with dagkit.maintenance_dag(
 
     # The planned windows ahead: months without one, window-only work waiting too long (read-only).
     chain(CalendarReviewOperator(task_id="calendar_review"), summary)
-    # The next window's notice to the stakeholders, once, notice_days ahead (read-only planners).
-    chain(WindowNoticeOperator(task_id="window_notice"), summary)
+    # The next window's notice to the stakeholders, once, notice_days ahead (read-only planners),
+    # then the Change Advisory Board's approval asked in the UI (maintenance_window_approval).
+    notice = WindowNoticeOperator(task_id="window_notice")
+    chain(notice, summary)
+    if dagkit.policy().planned_window.approval:
+        chain(notice, dagkit.request_window_approval(), summary)
 
     # 05:00 security scan (critical, never gated)
     chain(dagkit.wait_until("at_0500", 5), SecurityScanOperator(task_id="security_scan"), summary)

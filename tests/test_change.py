@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.airflow_runs import run_dag
 
-ALL_BUT = r"^(?!{}$).*"  # mark every other task done: only the named one runs
+ALL_BUT = r"^(?!({})$).*"  # mark every other task done: only the named ones run
 
 
 @pytest.fixture
@@ -75,6 +75,23 @@ def test_the_calendar_review_reports_months_without_a_window_and_pages_when_work
 NY_DEC_6_WINDOW = datetime(2026, 12, 6, 7, tzinfo=UTC)  # Sunday 02:00 EST, December's window
 
 
+def _unpause(dag_id: str) -> None:
+    from airflow.models import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.get(DagModel, dag_id).is_paused = False
+
+
+def _approval_run(run_id: str):
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        found = session.query(DagRun).filter_by(dag_id="maintenance_window_approval", run_id=run_id).one_or_none()
+        return None if found is None else dict(found.conf or {})
+
+
 def _at(monkeypatch, instant: datetime) -> None:
     from maintenance import clock
 
@@ -82,14 +99,23 @@ def _at(monkeypatch, instant: datetime) -> None:
 
 
 def test_the_notice_goes_out_once_seven_days_ahead_saying_what_will_run(change_env, slack, monkeypatch):
+    from maintenance.ledger import notices
     from maintenance.ledger.schema import ensure_schema
 
     with change_env.connect() as conn:
         ensure_schema(conn, "maintenance")
         conn.execute("DELETE FROM maintenance.window_notices")
+        conn.execute("DELETE FROM maintenance.window_approvals")
     _at(monkeypatch, datetime(2026, 11, 29, 5, tzinfo=UTC))  # the Sunday before, 00:00 EST: 7 days 2 hours ahead
+    paused = run_dag("maintenance_daily", datetime(2026, 11, 29, 5, tzinfo=UTC),
+                     mark_success_pattern=ALL_BUT.format("window_notice|request_approval"))
+    # The approval DAG starts paused: the board would never be asked, so the request fails, loudly.
+    assert paused.states["window_notice"] == "success" and paused.states["request_approval"] == "failed"
+    _unpause("maintenance_window_approval")
+    slack.calls.clear()
+    change_env.execute("DELETE FROM maintenance.window_notices")
     result = run_dag("maintenance_daily", datetime(2026, 11, 29, 5, tzinfo=UTC),
-                     mark_success_pattern=ALL_BUT.format("window_notice"))
+                     mark_success_pattern=ALL_BUT.format("window_notice|request_approval"))
     summary = result.xcom("window_notice")
     assert summary["sent"] and not summary["late"] and summary["delivered"]
     (told,) = slack.messages("#maintenance-announcements")
@@ -100,10 +126,25 @@ def test_the_notice_goes_out_once_seven_days_ahead_saying_what_will_run(change_e
         li.startswith("Systems affected: ") for li in lines)
     assert change_env.execute("SELECT window_start, channel, delivered FROM maintenance.window_notices") == [
         (NY_DEC_6_WINDOW, "#maintenance-announcements", True)]
+    assert summary["approval_run_id"] == "cab__20261206T0700Z"
+    assert result.states["request_approval"] == "success", result.states
+    conf = _approval_run("cab__20261206T0700Z")
+    assert conf["window_start"] == "2026-12-06T07:00:00+00:00" and conf["notice"].startswith(":calendar: *Planned")
+    # The next day: the notice is not sent again; the approval is still undecided, so asked again
+    # (the approval run exists: skipped).
     again = run_dag("maintenance_daily", datetime(2026, 11, 30, 5, tzinfo=UTC),
-                    mark_success_pattern=ALL_BUT.format("window_notice"))
+                    mark_success_pattern=ALL_BUT.format("window_notice|request_approval"))
     assert not again.xcom("window_notice")["sent"] and len(slack.messages("#maintenance-announcements")) == 1
-    assert again.xcom("window_notice")["why"] == "its notice went out 2026-11-29 00:00 EST"
+    assert again.states["request_approval"] == "skipped"
+    with change_env.connect() as conn:
+        notices.record_approval(conn, "maintenance", window_start=NY_DEC_6_WINDOW, decision="approved",
+                                decided_by="cab", decided_at=datetime(2026, 11, 30, 15, tzinfo=UTC), run_id="x")
+    decided = run_dag("maintenance_daily", datetime(2026, 12, 1, 5, tzinfo=UTC),
+                      mark_success_pattern=ALL_BUT.format("window_notice|request_approval"))
+    assert decided.states["window_notice"] == "skipped" and decided.states["request_approval"] == "skipped"
+    assert decided.xcom("window_notice", key="outcome") == (
+        "the notice of window 2026-12 (planned maintenance): 2026-12-06 02:00 EST until 2026-12-06 06:00 EST went "
+        "out 2026-11-29 00:00 EST; the board approved it")
 
 
 def _scheduled_window_run(monkeypatch):
@@ -115,7 +156,7 @@ def _scheduled_window_run(monkeypatch):
 def test_a_scheduled_windows_disruptive_work_needs_its_notice_in_time(change_env, slack, monkeypatch):
     from maintenance.ledger import notices
 
-    change_env.execute("DELETE FROM maintenance.window_notices")
+    change_env.execute("DELETE FROM maintenance.window_notices; DELETE FROM maintenance.window_approvals")
     held = _scheduled_window_run(monkeypatch)
     assert held.states["gate_window"] == "skipped"
     (blocker,) = held.xcom("gate_window", key="gate_decision")["blockers"]
@@ -130,5 +171,73 @@ def test_a_scheduled_windows_disruptive_work_needs_its_notice_in_time(change_env
     assert late.states["gate_window"] == "skipped"
     assert "less than 7 days ahead" in late.xcom("gate_window", key="gate_decision")["blockers"][0]["reason"]
     change_env.execute("UPDATE maintenance.window_notices SET sent_at = '2026-11-29 05:00+00'")
-    told = _scheduled_window_run(monkeypatch)
-    assert told.states["gate_window"] == "success", told.xcom("gate_window", key="gate_decision")
+    unapproved = _scheduled_window_run(monkeypatch)  # told in time, but the board has not decided
+    assert unapproved.states["gate_window"] == "skipped"
+    assert unapproved.xcom("gate_window", key="gate_decision")["blockers"][0]["reason"].startswith(
+        "the Change Advisory Board has not approved this window")
+    for decision, expected in (("rejected", "skipped"), ("approved", "success")):
+        with change_env.connect() as conn:
+            notices.record_approval(conn, "maintenance", window_start=NY_DEC_6_WINDOW, decision=decision,
+                                    decided_by="cab", decided_at=datetime(2026, 12, 1, 15, tzinfo=UTC), run_id="x")
+        told = _scheduled_window_run(monkeypatch)
+        assert told.states["gate_window"] == expected, told.xcom("gate_window", key="gate_decision")
+    assert "rejected this window (cab, 2026-12-01 10:00 EST)" not in str(told.xcom("gate_window", key="gate_decision"))
+
+
+# --- the board's approval, in the Airflow UI's API, under a real API server ---------------------------
+
+def _call(url: str, *, method: str = "GET", body=None, token: str | None = None) -> tuple[int, dict]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+    request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                     headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def test_the_board_approves_in_airflow_and_only_the_approvers_the_policy_names_can(platform_db, slack, tmp_path,
+                                                                                   monkeypatch):
+    import json
+    import time
+
+    from tests.conftest import ROOT, use_policy
+    from tests.support.standalone import cli, standalone, wait_until_finished
+
+    use_policy(tmp_path, monkeypatch, planned_window={"approvers": ["cab-chair"]})
+    only = tmp_path / "dags"
+    only.mkdir()
+    (only / "maintenance_window_approval.py").symlink_to(ROOT / "dags" / "maintenance_window_approval.py")
+    home = tmp_path / "airflow"
+    run_id = "cab__20261206T0700Z"
+    with standalone(home, only, ["maintenance_window_approval"],
+                    AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="cab-chair:admin,intruder:admin") as (env, airflow_db):
+        api = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
+        cli(env, "dags", "trigger", "maintenance_window_approval", "--run-id", run_id, "--conf", json.dumps(
+            {"window_start": "2026-12-06T07:00:00+00:00", "notice": "de-bloat platform_db: public.x (repack)"}))
+        passwords = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())
+        tokens = {user: _call(f"{api}/auth/token", method="POST",
+                              body={"username": user, "password": passwords[user]})[1]["access_token"]
+                  for user in ("cab-chair", "intruder")}
+        detail = f"{api}/api/v2/dags/maintenance_window_approval/dagRuns/{run_id}/taskInstances/cab_approval/-1/" \
+                 "hitlDetails"
+        deadline = time.monotonic() + 180
+        while (found := _call(detail, token=tokens["cab-chair"]))[0] != 200:  # the task is waiting for a person
+            assert time.monotonic() < deadline, found
+            time.sleep(2)
+        assert found[1]["subject"] == "Approve the planned maintenance window of 2026-12-06T07:00:00+00:00"
+        assert "public.x (repack)" in found[1]["body"]
+        refused = _call(detail, method="PATCH", body={"chosen_options": ["Approve"]}, token=tokens["intruder"])
+        assert refused[0] == 403, refused
+        assert _call(detail, method="PATCH", body={"chosen_options": ["Approve"]}, token=tokens["cab-chair"])[0] == 200
+        runs = wait_until_finished(airflow_db, "maintenance_window_approval", count=1, timeout=180)
+    assert [state for *_, state in runs] == ["success"], runs
+    decided = platform_db.execute("SELECT decision, decided_by, run_id FROM maintenance.window_approvals")
+    assert decided == [("approved", "cab-chair", run_id)]
+    assert any(m["text"].startswith(":white_check_mark: The planned window of 2026-12-06 02:00 EST is approved by "
+                                    "cab-chair") for m in slack.messages("#maintenance-announcements"))

@@ -194,6 +194,22 @@ def months_run_day(dag, task_id: str = "months_run_day"):
     return check
 
 
+def request_window_approval(task_id: str = "request_approval", notice_task: str = "window_notice"):
+    """Trigger the window's approval run (``maintenance_window_approval``), once per window: its
+    run id comes from the notice task. A paused approval DAG fails this task, loudly: the board
+    would never be asked."""
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+
+    def pulled(key: str) -> str:
+        return "{{ (ti.xcom_pull(task_ids='" + notice_task + "') or {}).get('" + key + "', '') }}"
+
+    return TriggerDagRunOperator(
+        task_id=task_id, trigger_dag_id="maintenance_window_approval", trigger_run_id=pulled("approval_run_id"),
+        conf={"window_start": pulled("window_start"), "notice": pulled("text")},
+        skip_when_already_exists=True, fail_when_dag_is_paused=True,
+        doc_md="Asks the Change Advisory Board to approve the window (maintenance_window_approval).")
+
+
 theme_param, drill_param, tables_param = form.theme_field, form.drill_field, form.tables_field
 archive_as_of_param = form.archive_as_of_field
 WEEKLY_THEMES = form.WEEKLY_THEMES

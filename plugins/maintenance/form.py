@@ -291,3 +291,14 @@ def _parse_incident(params: dict, now: datetime) -> IncidentForm:
                         started, ended, incident_id, (params.get("cause") or "").strip() or None,
                         _integer("caused_by_action", params.get("caused_by_action")), alert_key,
                         dict(labels) if labels else None, item, owner, due, action_item_id)
+
+
+# --- the window approval's form (maintenance_window_approval) ---------------------------------------
+
+def approved_window(context) -> datetime:
+    """The window the approval run is for (set by the notice), checked: a bad value names the field."""
+    raw = (context.get("params") or {}).get("window_start")
+    parsed = _when("window_start", raw, None)
+    if parsed is None:
+        raise InputError("window_start: the window's start is required (the notice sets it)")
+    return parsed

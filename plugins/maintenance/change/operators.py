@@ -62,14 +62,19 @@ class CalendarReviewOperator(MaintenanceOperator):
 
 
 class WindowNoticeOperator(MaintenanceOperator):
-    """The notice of the next planned window, once, as soon as it is ``planned_window.notice_days``
-    away (procedures 1.1): what will run (from the de-bloat, archive and node planners, read-only),
-    the expected duration, the systems affected and each step's rollback, to the stakeholders'
-    channel, kept in the ledger. A scheduled window's disruptive work runs only when its notice
-    went out in time (the gate's ``notice`` blocker). Dry run: the notice is shown, not sent."""
+    """The notice of the next planned window, once, on the last daily run at least
+    ``planned_window.notice_days`` before it (procedures 1.1): what will run (from the de-bloat,
+    archive and node planners, read-only), the expected duration, the systems affected and each
+    step's rollback, to the stakeholders' channel, kept in the ledger. While the window's
+    approval is undecided it hands on the approval request's run id (the next task asks the
+    Change Advisory Board in the Airflow UI); on other days it is skipped, saying why. A
+    scheduled window's disruptive work runs only when its notice went out in time and the board
+    approved (the gate's ``notice`` and ``approval`` blockers). Dry run: shown, not sent."""
 
     def run(self, run) -> dict:
         from datetime import timedelta
+
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from maintenance import clock
         from maintenance.calendar import MaintenanceCalendar
@@ -80,24 +85,39 @@ class WindowNoticeOperator(MaintenanceOperator):
         notice_days = timedelta(days=policy.planned_window.notice_days)
         # The daily run before the window is notice_days away sends it, so it is never short.
         if window is None or window.start - now > notice_days + timedelta(days=1):
-            return {"window": window.describe(policy.tz) if window else None, "sent": False,
-                    "why": "no window within planned_window.notice_days" if window else "no window in 24 months"}
+            raise AirflowSkipException(f"no window within {policy.planned_window.notice_days} days; the next is "
+                                       + (window.describe(policy.tz) if window else "none in 24 months"))
         conn, schema = run.ledger.conn, run.ledger.schema_name
+        summary = {"window": window.describe(policy.tz), "window_start": window.start.isoformat(), "sent": False}
         already = notices.sent_for(conn, schema, window.start)
-        if already:
-            return {"window": window.describe(policy.tz), "sent": False,
-                    "why": f"its notice went out {already['sent_at'].astimezone(policy.tz):%Y-%m-%d %H:%M %Z}"}
-        parts, text = self.compose(run, window, now)
-        if run.dry_run:
-            for line in text.splitlines():
-                self.log.info("%s", line)
-            return {"window": window.describe(policy.tz), "sent": False, "why": "dry run", "text": text}
+        if already is None:
+            parts, text = self.compose(run, window, now)
+            if run.dry_run:
+                for line in text.splitlines():
+                    self.log.info("%s", line)
+                raise AirflowSkipException("dry run: the notice is in the log above, not sent")
+            summary |= self.send(run, window, now, parts, text, notice_days)
+        decided = notices.approval_for(conn, schema, window.start)
+        if not policy.planned_window.approval or decided:
+            if not summary["sent"]:
+                said = f"; the board {decided['decision']} it" if decided else ""
+                raise AirflowSkipException(f"the notice of {window.describe(policy.tz)} went out "
+                                           f"{already['sent_at'].astimezone(policy.tz):%Y-%m-%d %H:%M %Z}{said}")
+            return summary
+        return summary | {"approval_run_id": f"cab__{window.start:%Y%m%dT%H%MZ}"}
+
+    def send(self, run, window, now, parts: dict, text: str, notice_days) -> dict:
+        from maintenance.ledger import notices
         from maintenance.notify import slack
 
+        policy = run.policy
         channel = policy.notifications.stakeholders_channel
+        if policy.planned_window.approval:
+            text += "\nThe Change Advisory Board approves it in the Airflow UI (maintenance_window_approval)."
         delivered = slack.post(policy.connections.slack, channel, text)
-        notices.record(conn, schema, window_start=window.start, window_end=window.end, sent_at=now, channel=channel,
-                       text=text, parts=parts, delivered=delivered, run_id=run.ti.run_id)
+        notices.record(run.ledger.conn, run.ledger.schema_name, window_start=window.start, window_end=window.end,
+                       sent_at=now, channel=channel, text=text, parts=parts, delivered=delivered,
+                       run_id=run.ti.run_id)
         late = window.start - now < notice_days
         if late:
             run.ledger.record_finding("notice_late", window.name, "warning",
@@ -105,8 +125,7 @@ class WindowNoticeOperator(MaintenanceOperator):
                                       f"{(window.start - now).days} days ahead, not "
                                       f"{policy.planned_window.notice_days}: its scheduled disruptive work is held",
                                       {"sent_at": now.isoformat()})
-        return {"window": window.describe(policy.tz), "sent": True, "delivered": delivered, "channel": channel,
-                "late": late, "text": text}
+        return {"sent": True, "delivered": delivered, "channel": channel, "late": late, "text": text}
 
     def compose(self, run, window, now) -> tuple[dict, str]:
         from maintenance.change import notice
@@ -141,7 +160,52 @@ class WindowNoticeOperator(MaintenanceOperator):
         return parts, text
 
     def describe(self, summary: dict) -> str:
-        if summary["sent"]:
-            late = " (late)" if summary["late"] else ""
-            return f"notice of {summary['window']} sent to {summary['channel']}{late}"
-        return f"no notice: {summary['why']}"
+        said = (f"notice of {summary['window']} sent to {summary['channel']}" + (" (late)" if summary["late"] else "")
+                if summary["sent"] else f"notice of {summary['window']} already sent")
+        return said + ("; the board's approval asked" if summary.get("approval_run_id") else "")
+
+
+class RecordApprovalOperator(MaintenanceOperator):
+    """The Change Advisory Board's decision on a window, from the approval task's answer in the
+    Airflow UI (or its timeout), into the ledger and the stakeholders' channel.
+
+    :param approval_task_id: the human-in-the-loop task whose answer is recorded.
+    """
+
+    def __init__(self, *, approval_task_id: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.approval_task_id = approval_task_id
+
+    def run(self, run) -> dict:
+        from datetime import datetime
+
+        from maintenance import clock
+        from maintenance.form import approved_window
+        from maintenance.ledger import notices
+        from maintenance.notify import slack
+
+        policy = run.policy
+        window_start = approved_window(run.context)
+        answer = run.ti.xcom_pull(task_ids=self.approval_task_id) or {}
+        chosen, who = answer.get("chosen_options") or [], answer.get("responded_by_user") or {}
+        decision = ("approved" if chosen == ["Approve"] else "rejected") if who else "timed_out"
+        decided_by = who.get("name") or who.get("id") if who else None
+        decided_at = answer.get("responded_at") or clock.now()
+        decided_at = datetime.fromisoformat(decided_at) if isinstance(decided_at, str) else decided_at
+        notices.record_approval(run.ledger.conn, run.ledger.schema_name, window_start=window_start,
+                                decision=decision, decided_by=decided_by, decided_at=decided_at,
+                                run_id=run.ti.run_id)
+        shown = window_start.astimezone(policy.tz)
+        text = {"approved": f":white_check_mark: The planned window of {shown:%Y-%m-%d %H:%M %Z} is approved by "
+                            f"{decided_by}.",
+                "rejected": f":no_entry: The planned window of {shown:%Y-%m-%d %H:%M %Z} was rejected by "
+                            f"{decided_by}: its disruptive work is skipped.",
+                "timed_out": f":hourglass: Nobody approved the planned window of {shown:%Y-%m-%d %H:%M %Z} in time: "
+                             "its disruptive work is skipped."}[decision]
+        delivered = slack.post(policy.connections.slack, policy.notifications.stakeholders_channel, text)
+        return {"window_start": window_start.isoformat(), "decision": decision, "decided_by": decided_by,
+                "decided_at": decided_at.isoformat(), "delivered": delivered}
+
+    def describe(self, summary: dict) -> str:
+        by = f" by {summary['decided_by']}" if summary["decided_by"] else ""
+        return f"window {summary['window_start']}: {summary['decision']}{by}"

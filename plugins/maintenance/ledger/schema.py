@@ -169,6 +169,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         run_id       text NOT NULL
     );
     """),
+    (7, """
+    -- The Change Advisory Board's decision on each planned window, from the Airflow UI.
+    CREATE TABLE {s}.window_approvals (
+        window_start timestamptz PRIMARY KEY,
+        decision     text NOT NULL CHECK (decision IN ('approved', 'rejected', 'timed_out')),
+        decided_by   text,
+        decided_at   timestamptz NOT NULL,
+        run_id       text NOT NULL
+    );
+    """),
 ]
 
 

@@ -28,6 +28,10 @@ class PlannedWindow(_Strict):
     dates: list[date] = Field([], description="explicit window days, at most one per month")
     max_wait_days: int = Field(45, ge=1, description="window-only work that has had no usable window for longer "
                                                      "is overdue: a finding that pages on-call")
+    approval: bool = Field(True, description="a scheduled window's disruptive work waits for the Change Advisory "
+                                             "Board's approval, asked in the Airflow UI when the notice goes out")
+    approvers: list[str] = Field([], description="Airflow users (ids) who may approve; empty: any user Airflow lets "
+                                                 "act on the approval DAG")
 
     @field_validator("dates")
     @classmethod
