@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.support.airflow_runs import run_dag
+from tests.support.airflow_runs import run_dag, unpause
 
 ALL_BUT = r"^(?!({})$).*"  # mark every other task done: only the named ones run
 
@@ -75,14 +75,6 @@ def test_the_calendar_review_reports_months_without_a_window_and_pages_when_work
 NY_DEC_6_WINDOW = datetime(2026, 12, 6, 7, tzinfo=UTC)  # Sunday 02:00 EST, December's window
 
 
-def _unpause(dag_id: str) -> None:
-    from airflow.models import DagModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        session.get(DagModel, dag_id).is_paused = False
-
-
 def _approval_run(run_id: str):
     from airflow.models import DagRun
     from airflow.utils.session import create_session
@@ -111,7 +103,7 @@ def test_the_notice_goes_out_once_seven_days_ahead_saying_what_will_run(change_e
                      mark_success_pattern=ALL_BUT.format("window_notice|request_approval"))
     # The approval DAG starts paused: the board would never be asked, so the request fails, loudly.
     assert paused.states["window_notice"] == "success" and paused.states["request_approval"] == "failed"
-    _unpause("maintenance_window_approval")
+    unpause("maintenance_window_approval")
     slack.calls.clear()
     change_env.execute("DELETE FROM maintenance.window_notices")
     result = run_dag("maintenance_daily", datetime(2026, 11, 29, 5, tzinfo=UTC),

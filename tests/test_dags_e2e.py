@@ -44,8 +44,8 @@ WEEK = {"monday": 30, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4} 
 WAITS = ("at_0100", "at_0200", "at_0300", "at_0400", "at_0500")
 DAILY_GATED = ("gate_logs", "log_rotation", "gate_cache", "cache_optimization", "gate_statistics", "plan_db_statistics",
                "db_statistics")
-# Never gated: the critical work, the read-only calendar review and the window notice.
-DAILY_CRITICAL = ("backup", "verify_backup", "security_scan", "calendar_review", "window_notice")
+# Never gated: the critical work and the read-only calendar review.
+DAILY_CRITICAL = ("backup", "verify_backup", "security_scan", "calendar_review")
 WEEKLY_TASKS = {
     "monday": ("monday.gate", "monday.redis_big_keys", "monday.s3_lifecycle", "monday.cost_review",
                "monday.capacity_review"),
@@ -87,6 +87,9 @@ VACUUM ANALYZE public.course_events;
 
 @pytest.fixture(scope="module")
 def platform(platform_db, redis_server, s3, slack_server, airflow_db, tmp_path_factory):
+    from tests.support.airflow_runs import unpause
+
+    unpause("maintenance_window_approval")  # the daily run asks it for the window's approval
     seed = (ROOT / "include/demo/seed.sql").read_text().replace(":scale", "20000")
     platform_db.script("CREATE EXTENSION IF NOT EXISTS pgstattuple;\n" + seed + BLOATED)
     for bucket in ("pathfinity-backups", "pathfinity-logs", "pathfinity-maintenance"):
@@ -169,10 +172,24 @@ def form_defaults(dag_id: str) -> dict:
     return conf
 
 
+def without_notice(result, *, due: bool) -> dict:
+    """The run's states but the window notice's two tasks, checked here: on a day within seven days
+    of a window the notice goes out (or has) and the board's approval is asked (its run may exist
+    already: skipped); on other days both are skipped."""
+    found = dict(result.states)
+    notice, request = found.pop("window_notice"), found.pop("request_approval")
+    if due:
+        assert notice == "success" and request in ("success", "skipped"), (notice, request)
+    else:
+        assert (notice, request) == ("skipped", "skipped")
+    return found
+
+
 def test_daily_on_an_ordinary_day_does_all_its_work(at):
     platform = at(ORDINARY)
     result = run_dag("maintenance_daily", ORDINARY, form_defaults("maintenance_daily"))
-    assert result.states == states(WAITS + DAILY_GATED + DAILY_CRITICAL + ("run_summary",), "success")
+    assert without_notice(result, due=True) == states(WAITS + DAILY_GATED + DAILY_CRITICAL + ("run_summary",),
+                                                      "success")
     assert result.xcom("log_rotation")["folders"][0]["uploaded"]
     assert result.xcom("backup")["key"].startswith("postgres/platform_db/2026-11-30/")
     vacuumed = {r["schema"] + "." + r["name"]: r["why"] for r in result.xcom("plan_db_statistics", "summary")["planned"]
@@ -245,7 +262,8 @@ def test_the_incident_form_opens_an_incident_with_its_defaults_and_a_summary(at)
     at(ORDINARY)
     result = run_dag("maintenance_incident", ORDINARY, form_defaults("maintenance_incident")
                      | {"summary": "checkout errors for 12 minutes"})
-    assert result.states == {"record_incident": "success"}
+    # Typed by hand with no alert labels: no playbook matches (said in Slack); nothing to write yet.
+    assert result.states == {"record_incident": "success", "run_playbook": "success", "post_mortem": "skipped"}
 
 
 # --- a blackout ----------------------------------------------------------------------------------------
@@ -253,8 +271,8 @@ def test_the_incident_form_opens_an_incident_with_its_defaults_and_a_summary(at)
 def test_daily_in_a_blackout_runs_only_the_critical_work(at):
     platform = at(BLACKOUT)
     result = run_dag("maintenance_daily", BLACKOUT)
-    assert result.states == (states(DAILY_GATED, "skipped") | states(DAILY_CRITICAL + WAITS, "success")
-                             | {"run_summary": "success"})
+    assert without_notice(result, due=False) == (states(DAILY_GATED, "skipped")
+                                                 | states(DAILY_CRITICAL + WAITS + ("run_summary",), "success"))
     text = summary_text(platform)
     assert "Skipped: `log_rotation`" in text and "Holiday season" in text
 
@@ -288,7 +306,8 @@ def test_kubernetes_in_a_blackout_only_reports(at):
 def test_a_forced_run_with_a_reason_does_the_work_and_records_why(at):
     platform = at(BLACKOUT)
     result = run_dag("maintenance_daily", BLACKOUT, {"force_reason": "disk filling up on web-1"})
-    assert result.states == states(WAITS + DAILY_GATED + DAILY_CRITICAL + ("run_summary",), "success")
+    assert without_notice(result, due=False) == states(WAITS + DAILY_GATED + DAILY_CRITICAL + ("run_summary",),
+                                                       "success")
     reasons = platform["db"].execute("SELECT DISTINCT forced_reason FROM maintenance.task_runs WHERE run_id = %s "
                                      "AND task_id = 'plan_db_statistics'", (result.run.run_id,))
     assert reasons == [("disk filling up on web-1",)]
@@ -299,8 +318,8 @@ def test_a_forced_run_with_a_reason_does_the_work_and_records_why(at):
 def test_daily_under_load_gives_up_the_gated_work_and_runs_the_critical(at):
     platform = at(datetime(2026, 12, 1, 5, tzinfo=UTC), loaded=True)
     result = run_dag("maintenance_daily", datetime(2026, 12, 1, 5, tzinfo=UTC))
-    assert result.states == (states(DAILY_GATED, "skipped") | states(DAILY_CRITICAL + WAITS, "success")
-                             | {"run_summary": "success"})
+    assert without_notice(result, due=True) == (states(DAILY_GATED, "skipped")
+                                                | states(DAILY_CRITICAL + WAITS + ("run_summary",), "success"))
     assert result.reschedules("gate_statistics") >= 1  # it waited, holding no worker slot, then gave up
     assert "active users (> 5)" in result.xcom("gate_statistics", "gate_decision")["blockers"][0]["reason"]
     assert "Skipped: `db_statistics`" in summary_text(platform)

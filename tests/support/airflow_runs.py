@@ -125,3 +125,25 @@ def _as_scheduled(queued_at: datetime):
         return run
 
     return mock.patch.object(dagrun, "get_or_create_dagrun", scheduled)
+
+
+def unpause(dag_id: str) -> None:
+    """Unpause ``dag_id`` in the test's Airflow, writing the project's DAGs to it first when it
+    does not know the DAG yet (as dag.test() does for a DAG's siblings)."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.models import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        if session.get(DagModel, dag_id) is None:
+            manager = DagBundlesManager()
+            manager.sync_bundles_to_db(session=session)
+            session.commit()
+            for bundle in manager.get_all_dag_bundles():
+                if not bundle.is_initialized:
+                    bundle.initialize()
+                sync_bag_to_db(BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name),
+                               bundle.name, bundle.version)
+    with create_session() as session:
+        session.get(DagModel, dag_id).is_paused = False

@@ -81,6 +81,9 @@ class WindowNoticeOperator(MaintenanceOperator):
         from maintenance.ledger import notices
 
         policy, now = run.policy, clock.now()
+        if now - run.logical_date > timedelta(days=1):  # told once, by the day's own run, about what lies ahead
+            raise AirflowSkipException(f"a run for a past day ({run.logical_date.astimezone(policy.tz):%Y-%m-%d}) "
+                                       "sends no notice: today's run does")
         window = MaintenanceCalendar.from_policy(policy).next_window(now)
         notice_days = timedelta(days=policy.planned_window.notice_days)
         # The daily run before the window is notice_days away sends it, so it is never short.
