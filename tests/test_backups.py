@@ -383,7 +383,7 @@ def test_failed_verification_pages_oncall_and_names_the_check(source, s3, dag_en
     pages = slack.messages("#ops-oncall")
     assert len(pages) == 1 and "verify_backup" in pages[0]["text"]
     findings = source.execute("SELECT check_name, severity, message FROM maintenance.findings WHERE run_id = %s "
-                              "ORDER BY check_name", (result.run.run_id,))
+                              "AND task_id = 'verify_backup' ORDER BY check_name", (result.run.run_id,))
     assert [f[:2] for f in findings] == [("backup_age", "critical"), ("backup_size_trend", "info")]
     assert "(limit 26 h)" in findings[0][2]
     assert findings[1][2] == "not run: no previous backup to compare with"  # the reports list it

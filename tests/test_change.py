@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.support.airflow_runs import run_dag, unpause
+from tests.support.airflow_runs import delete_runs, run_dag, unpause
 
 ALL_BUT = r"^(?!({})$).*"  # mark every other task done: only the named ones run
 
@@ -98,6 +98,8 @@ def test_the_notice_goes_out_once_seven_days_ahead_saying_what_will_run(change_e
         ensure_schema(conn, "maintenance")
         conn.execute("DELETE FROM maintenance.window_notices")
         conn.execute("DELETE FROM maintenance.window_approvals")
+    unpause("maintenance_window_approval", paused=True)  # as Airflow makes it: paused
+    delete_runs("maintenance_window_approval")
     _at(monkeypatch, datetime(2026, 11, 29, 5, tzinfo=UTC))  # the Sunday before, 00:00 EST: 7 days 2 hours ahead
     paused = run_dag("maintenance_daily", datetime(2026, 11, 29, 5, tzinfo=UTC),
                      mark_success_pattern=ALL_BUT.format("window_notice|request_approval"))

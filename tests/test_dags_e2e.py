@@ -86,7 +86,7 @@ VACUUM ANALYZE public.course_events;
 """
 
 @pytest.fixture(scope="module")
-def platform(platform_db, redis_server, s3, slack_server, airflow_db, tmp_path_factory):
+def platform(platform_db, redis_server, s3, slack_server, pagerduty_server, airflow_db, tmp_path_factory):
     from tests.support.airflow_runs import unpause
 
     unpause("maintenance_window_approval")  # the daily run asks it for the window's approval

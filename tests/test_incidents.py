@@ -16,8 +16,14 @@ import pytest
 
 from devtools import prom
 from tests.support.standalone import ROOT, standalone, wait_until_finished
+from tests.support.standalone import runs as runs_of
 
 TOKEN = "alert-intake-test-token"
+
+IDLE_PLAYBOOK = {"name": "idle-in-transaction", "match": {"alertname": "PostgresIdleInTransaction"}, "steps": [{
+    "action": "terminate_idle_in_transaction", "conn_id": "platform_db", "older_than_seconds": 2,
+    "check": {"sql": "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' "
+                     "AND application_name = 'platform-api'", "within_seconds": 30, "every_seconds": 1}}]}
 
 
 def _post(url: str, body, *, token: str | None = None) -> tuple[int, dict]:
@@ -38,12 +44,22 @@ def _incident_dag_only(tmp_path: Path) -> Path:
     return only
 
 
-@pytest.fixture
-def airflow_with_intake(platform_db, slack, pagerduty, s3, tmp_path):
-    only = _incident_dag_only(tmp_path)
-    with standalone(tmp_path / "airflow", only, ["maintenance_incident"],
-                    AIRFLOW_VAR_MAINTENANCE_ALERT_TOKEN=TOKEN) as (env, airflow_db):
-        yield f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}", airflow_db
+@pytest.fixture(scope="module")
+def airflow_with_intake(platform_db, slack_server, pagerduty_server, s3, tmp_path_factory):
+    """One Airflow for the module (starting one takes a minute): the incident DAG alone, the
+    policy with the idle-in-transaction playbook; a test may rewrite the policy file (the tasks
+    read it again when it changes). Yields the API's address, the metadata DB and the policy."""
+    import yaml
+
+    from tests.conftest import use_policy
+
+    tmp_path = tmp_path_factory.mktemp("intake")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        policy = use_policy(tmp_path, monkeypatch, incidents={"playbooks": [IDLE_PLAYBOOK]})
+        assert yaml.safe_load(policy.read_text())["incidents"]["playbooks"]
+        with standalone(tmp_path / "airflow", _incident_dag_only(tmp_path), ["maintenance_incident"],
+                        AIRFLOW_VAR_MAINTENANCE_ALERT_TOKEN=TOKEN) as (env, airflow_db):
+            yield f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}", airflow_db, policy
 
 
 def _incident(db, key_start: str):
@@ -54,7 +70,8 @@ def _incident(db, key_start: str):
 
 def test_a_firing_alert_opens_an_incident_and_its_resolution_resolves_it(airflow_with_intake, platform_db, slack,
                                                                           pagerduty, tmp_path):
-    api, airflow_db = airflow_with_intake
+    api, airflow_db, _ = airflow_with_intake
+    before = len(runs_of(airflow_db, "maintenance_incident"))
     intake = f"{api}/maintenance/alertmanager"
     assert _post(intake, {"alerts": []})[0] == 401  # no token
     assert _post(intake, {"alerts": []}, token="wrong")[0] == 401
@@ -68,7 +85,7 @@ def test_a_firing_alert_opens_an_incident_and_its_resolution_resolves_it(airflow
                  "annotations": {"summary": "PostgreSQL db:9187 does not answer the exporter"},
                  "startsAt": starts.isoformat(), "endsAt": (starts + timedelta(hours=1)).isoformat()}
         assert _post(f"{alertmanager.url}/api/v2/alerts", [alert])[0] == 200
-        opened = wait_until_finished(airflow_db, "maintenance_incident", count=1, timeout=180)
+        opened = wait_until_finished(airflow_db, "maintenance_incident", count=before + 1, timeout=180)[before:]
         assert [(kind, state) for _, kind, state in opened] == [("manual", "success")], opened
         incident = _incident(platform_db, starts.strftime("%Y-%m-%dT%H:%M:%S"))
         assert incident is not None, platform_db.execute("SELECT external_key FROM maintenance.incidents")
@@ -92,7 +109,7 @@ def test_a_firing_alert_opens_an_incident_and_its_resolution_resolves_it(airflow
         while _incident(platform_db, starts.strftime("%Y-%m-%dT%H:%M:%S"))[5] is None:
             assert time.monotonic() < deadline, "the resolved alert did not resolve the incident"
             time.sleep(2)
-        runs = wait_until_finished(airflow_db, "maintenance_incident", count=2, timeout=180)
+        runs = wait_until_finished(airflow_db, "maintenance_incident", count=before + 2, timeout=180)
         assert all(state == "success" for *_, state in runs), runs
     finally:
         alertmanager.stop()
@@ -114,12 +131,6 @@ IDLE_RULE = """groups:
 """
 
 
-IDLE_PLAYBOOK = {"name": "idle-in-transaction", "match": {"alertname": "PostgresIdleInTransaction"}, "steps": [{
-    "action": "terminate_idle_in_transaction", "conn_id": "platform_db", "older_than_seconds": 2,
-    "check": {"sql": "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' "
-                     "AND application_name = 'platform-api'", "within_seconds": 30, "every_seconds": 1}}]}
-
-
 def _wait_for_resolution(db, log: Path, timeout: float) -> tuple:
     from maintenance.ledger.schema import ensure_schema
 
@@ -136,7 +147,7 @@ def _wait_for_resolution(db, log: Path, timeout: float) -> tuple:
 
 
 def test_a_rule_firing_in_prometheus_runs_its_playbook_resolves_and_gets_its_post_mortem(
-        platform_db, slack, pagerduty, s3, redis_server, tmp_path, monkeypatch):
+        airflow_with_intake, platform_db, slack, pagerduty, s3, redis_server, tmp_path):
     """The procedures' incident loop on real servers: the rule fires in Prometheus (reading the
     PostgreSQL exporter), Alertmanager posts to the intake on Airflow's API server, the incident
     opens as sev2 (told, paged, diagnostics in S3), its playbook ends the idle session and its
@@ -147,32 +158,29 @@ def test_a_rule_firing_in_prometheus_runs_its_playbook_resolves_and_gets_its_pos
     import psycopg
     import yaml
 
-    from tests.conftest import empty_bucket, use_policy
+    from tests.conftest import empty_bucket
 
+    api, airflow_db, policy = airflow_with_intake
+    before = len(runs_of(airflow_db, "maintenance_incident"))
     empty_bucket(s3, "pathfinity-maintenance")
     (tmp_path / "rules.yml").write_text(IDLE_RULE)
-    policy = use_policy(tmp_path, monkeypatch, incidents={"playbooks": [IDLE_PLAYBOOK]})
-    only = _incident_dag_only(tmp_path)
     started, stuck = [], None
     try:
         started.append(prom.start_exporter(tmp_path / "exporter", "postgres", platform_db.dsn + "?sslmode=disable"))
-        with standalone(tmp_path / "airflow", only, ["maintenance_incident"],
-                        AIRFLOW_VAR_MAINTENANCE_ALERT_TOKEN=TOKEN) as (env, airflow_db):
-            api = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
-            started.append(prom.start_alertmanager(tmp_path / "alertmanager", webhook=f"{api}/maintenance/alertmanager",
-                                                   webhook_token=TOKEN))
-            started.append(prom.start_prometheus(
-                tmp_path / "prometheus", rule_files=[tmp_path / "rules.yml"], scrape_self=False,
-                scrape={"postgres": [started[0].url.removeprefix("http://")]}, scrape_interval="1s",
-                evaluation_interval="1s", alertmanager=started[1].url))
-            # The post-mortem reads the alert's states from this Prometheus (the policy file is re-read).
-            data = yaml.safe_load(policy.read_text())
-            data["monitoring"]["prometheus_url"] = started[2].url
-            policy.write_text(yaml.safe_dump(data))
-            stuck = psycopg.connect(platform_db.dsn, application_name="platform-api")
-            stuck.execute("SELECT count(*) FROM learning_sessions")  # and idles in its transaction
-            row = _wait_for_resolution(platform_db, tmp_path / "airflow" / "standalone.log", 240)
-            runs = wait_until_finished(airflow_db, "maintenance_incident", count=2, timeout=240)
+        started.append(prom.start_alertmanager(tmp_path / "alertmanager", webhook=f"{api}/maintenance/alertmanager",
+                                               webhook_token=TOKEN))
+        started.append(prom.start_prometheus(
+            tmp_path / "prometheus", rule_files=[tmp_path / "rules.yml"], scrape_self=False,
+            scrape={"postgres": [started[0].url.removeprefix("http://")]}, scrape_interval="1s",
+            evaluation_interval="1s", alertmanager=started[1].url))
+        # The post-mortem reads the alert's states from this Prometheus (the policy file is re-read).
+        data = yaml.safe_load(policy.read_text())
+        data["monitoring"]["prometheus_url"] = started[2].url
+        policy.write_text(yaml.safe_dump(data))
+        stuck = psycopg.connect(platform_db.dsn, application_name="platform-api")
+        stuck.execute("SELECT count(*) FROM learning_sessions")  # and idles in its transaction
+        row = _wait_for_resolution(platform_db, policy.parent / "airflow" / "standalone.log", 240)
+        runs = wait_until_finished(airflow_db, "maintenance_incident", count=before + 2, timeout=240)[before:]
     finally:
         for server in reversed(started):
             server.stop()

@@ -127,9 +127,9 @@ def _as_scheduled(queued_at: datetime):
     return mock.patch.object(dagrun, "get_or_create_dagrun", scheduled)
 
 
-def unpause(dag_id: str) -> None:
-    """Unpause ``dag_id`` in the test's Airflow, writing the project's DAGs to it first when it
-    does not know the DAG yet (as dag.test() does for a DAG's siblings)."""
+def unpause(dag_id: str, *, paused: bool = False) -> None:
+    """Unpause (or pause) ``dag_id`` in the test's Airflow, writing the project's DAGs to it
+    first when it does not know the DAG yet (as dag.test() does for a DAG's siblings)."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
     from airflow.models import DagModel
@@ -146,4 +146,14 @@ def unpause(dag_id: str) -> None:
                 sync_bag_to_db(BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name),
                                bundle.name, bundle.version)
     with create_session() as session:
-        session.get(DagModel, dag_id).is_paused = False
+        session.get(DagModel, dag_id).is_paused = paused
+
+
+def delete_runs(dag_id: str) -> None:
+    """Forget the runs of ``dag_id`` in the test's Airflow (a test that counts them starts clean)."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        for run in session.query(DagRun).filter_by(dag_id=dag_id).all():
+            session.delete(run)
