@@ -150,9 +150,9 @@ class WindowNoticeOperator(MaintenanceOperator):
                 parts[f"archive {db.conn_id}"] = notice.part(volumes)
 
         def nodes():
-            from maintenance.incidents.operators import RunPlaybookOperator
+            from maintenance.kubernetes.clients import clients
 
-            return notice.nodes(RunPlaybookOperator.kubernetes(policy)["core"], policy.kubernetes.nodes)
+            return notice.nodes(clients(policy.kubernetes.conn_id)["core"], policy.kubernetes.nodes)
 
         parts["kubernetes nodes"] = notice.part(nodes)
         conn, schema = run.ledger.conn, run.ledger.schema_name

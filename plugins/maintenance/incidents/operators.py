@@ -175,11 +175,9 @@ class RecordIncidentOperator(MaintenanceOperator):
                 return diagnostics.postgres(conn)
 
         def kubernetes():
-            from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
-            from kubernetes import client
+            from maintenance.kubernetes.clients import clients
 
-            return diagnostics.kubernetes(client.CoreV1Api(KubernetesHook(conn_id=policy.kubernetes.conn_id)
-                                                           .get_conn()), now=now)
+            return diagnostics.kubernetes(clients(policy.kubernetes.conn_id)["core"], now=now)
 
         parts = {f"postgres {db.conn_id}": (postgres, db.conn_id) for db in policy.postgres.databases}
         parts |= {"redis": (lambda: diagnostics.redis(RedisCacheOptimizationOperator.client(policy.redis)),),
@@ -353,7 +351,9 @@ class RunPlaybookOperator(MaintenanceOperator):
                 done = playbooks.redis_memory_relief(client, policy.redis, apply=True)
                 act.plan, act.rows_affected = done, done["deleted"]
             return done
-        k = self.kubernetes(policy)
+        from maintenance.kubernetes.clients import clients
+
+        k = clients(policy.kubernetes.conn_id)
         target = f"Deployment {step.namespace}/{step.deployment}"
         with run.step("kubernetes", target, "rollout_restart", step.model_dump(exclude={"check"})) as act:
             done = playbooks.rollout_restart(k["apps"], k["core"], namespace=step.namespace,
@@ -362,14 +362,6 @@ class RunPlaybookOperator(MaintenanceOperator):
             if not done["restarted"]:
                 act.outcome = "skipped"
         return done
-
-    @staticmethod
-    def kubernetes(policy) -> dict:
-        from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
-        from kubernetes import client
-
-        api = KubernetesHook(conn_id=policy.kubernetes.conn_id).get_conn()
-        return {"core": client.CoreV1Api(api), "apps": client.AppsV1Api(api)}
 
     def check(self, run, incident: dict, step):
         from contextlib import ExitStack
@@ -396,7 +388,9 @@ class RunPlaybookOperator(MaintenanceOperator):
                 client = RedisCacheOptimizationOperator.client(policy.redis)
                 probe = lambda: playbooks.redis_used_check(client, check.redis_used_below)  # noqa: E731
             else:
-                k = self.kubernetes(policy)
+                from maintenance.kubernetes.clients import clients
+
+                k = clients(policy.kubernetes.conn_id)
                 probe = lambda: playbooks.deployment_ready_check(k["apps"], step.namespace, step.deployment)  # noqa: E731
             result = playbooks.until_passes(probe, within=check.within_seconds, every=check.every_seconds)
             act.plan = act.plan | result.as_dict()

@@ -11,19 +11,14 @@ class _KubernetesOperator(MaintenanceOperator):
 
         began = time.monotonic()
         # The provider's hook and the Kubernetes client take seconds to import on a busy
-        # worker (the hook module also loads the asyncio client): say so before, and how long.
+        # worker (the hook module also loads the asyncio client): say so, and how long.
         self.log.info("Loading the Kubernetes client and KubernetesHook")
-        from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
-        from kubernetes import client
+        from maintenance.kubernetes.clients import clients
 
-        loaded = time.monotonic()
-        api = KubernetesHook(conn_id=policy.kubernetes.conn_id).get_conn()
-        self.log.info("Kubernetes API client for connection %s at %s (imports %.1fs, connection %.1fs)",
-                      policy.kubernetes.conn_id, api.configuration.host, loaded - began, time.monotonic() - loaded)
-        return {"core": client.CoreV1Api(api), "apps": client.AppsV1Api(api),
-                        "batch": client.BatchV1Api(api), "policy": client.PolicyV1Api(api),
-                        "custom": client.CustomObjectsApi(api), "networking": client.NetworkingV1Api(api),
-                        "coordination": client.CoordinationV1Api(api)}
+        found = clients(policy.kubernetes.conn_id)
+        self.log.info("Kubernetes API client for connection %s at %s (%.1fs)", policy.kubernetes.conn_id,
+                      found["core"].api_client.configuration.host, time.monotonic() - began)
+        return found
 
 
 class PodCleanupOperator(_KubernetesOperator):
