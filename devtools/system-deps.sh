@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages the test suite exercises for real: pg_repack for the machine's
 # PostgreSQL (the online de-bloat path), Prometheus with promtool and Alertmanager (the
-# monitoring maintenance) and the exporters the demo scrapes. Installed from Debian when missing.
+# monitoring maintenance), the exporters the demo scrapes, and Chromium with chromedriver
+# (the calendar page's browser test). Installed from Debian when missing.
 set -euo pipefail
 need=()
 for bindir in /usr/lib/postgresql/*/bin; do
@@ -16,6 +17,9 @@ command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/n
 # The demo's Prometheus scrapes its PostgreSQL and Redis through these.
 command -v prometheus-postgres-exporter >/dev/null || need+=(prometheus-postgres-exporter)
 command -v prometheus-redis-exporter >/dev/null || need+=(prometheus-redis-exporter)
+# The calendar page is checked in a real browser: Debian's Chromium and its driver.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
   echo "missing system packages: ${need[*]} (install them as root with apt-get)" >&2

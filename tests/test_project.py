@@ -209,4 +209,5 @@ def test_the_policy_is_loaded_once_per_task_by_the_runtime():
     assert {where.split(":")[0] for where in _calls(loads)} == {
         "maintenance/operator.py", "maintenance/gate/sensor.py", "maintenance/dagkit.py",
         "maintenance/notify/oncall.py", "maintenance/notify/deadline.py",
-        "maintenance/incidents/intake.py"}  # the alert intake answers on the API server, outside any task
+        # The alert intake and the calendar page answer on the API server, outside any task.
+        "maintenance/incidents/intake.py", "maintenance/ui/app.py"}

@@ -144,6 +144,26 @@ class MaintenanceCalendar:
             year, month = (year - 1, 12) if month == 1 else (year, month - 1)
         return None
 
+    def periods_between(self, start: datetime, end: datetime) -> list[Period]:
+        """Every blackout, freeze and planned window overlapping ``[start, end)``, in order."""
+        first, last = start.astimezone(self.tz), end.astimezone(self.tz)
+        found = [p for y in range(first.year - 1, last.year + 1) for p in self._blackouts_starting_in(y)]
+        found += self._freeze_periods()
+        year, month = first.year, first.month
+        while (year, month) <= (last.year, last.month):
+            window = self.window_in(year, month)
+            found += [window] if window else []
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return sorted({p for p in found if p.start < end and start < p.end}, key=lambda p: (p.start, p.kind))
+
+    def overdue(self, instant: datetime, max_wait_days: int) -> tuple[Period | None, int | None, bool]:
+        """Window-only work's wait: the last window that ended, the days since it, and whether
+        that is longer than ``max_wait_days`` (never while a window is open)."""
+        last = self.last_window(instant)
+        waited = (instant - last.end).days if last else None
+        late = self.window_at(instant) is None and (waited is None or waited > max_wait_days)
+        return last, waited, late
+
     # -- questions ------------------------------------------------------------------
     def blackouts_at(self, instant: datetime) -> list[Period]:
         """Every blackout or freeze containing ``instant`` (usually none or one)."""

@@ -63,12 +63,18 @@ def standalone(home: Path, dags_folder: Path, dag_ids: list[str], **extra_env: s
             cli(env, "pools", "import", str(home / "pools.json"))
             yield env, home / "airflow.db"
         finally:
-            os.killpg(proc.pid, signal.SIGINT)
+            # SIGTERM: standalone and its components stop at once (on SIGINT it waits ~30 s for
+            # its children); whatever of the group is left after that is killed.
+            os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
+                pass
+            try:
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+            except ProcessLookupError:
+                pass
+            proc.wait(10)
 
 
 def cli(env: dict, *args: str) -> str:

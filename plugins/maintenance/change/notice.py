@@ -10,7 +10,7 @@ the notice and never stops the others.
 from __future__ import annotations
 
 import traceback
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from psycopg import sql
 
@@ -22,6 +22,27 @@ ROLLBACK = {
     "delete_series": "irreversible: a TSDB snapshot is taken first; restore it to bring the series back",
     "node_maintenance": "reversible: the node is uncordoned and its pods rescheduled; a reboot is not undone",
 }
+
+
+def not_cleared(policy, window, sent: dict | None, approval: dict | None) -> str | None:
+    """Why a window's scheduled disruptive work may not run, from its notice and the Change
+    Advisory Board's decision as the ledger keeps them (``ledger.notices``); None: it may."""
+    days = policy.planned_window.notice_days
+    if sent is None:
+        return (f"the notice of {window.describe(policy.tz)} was not sent ({days} days ahead, procedures 1.1): "
+                "its disruptive work waits for a window that was announced")
+    if window.start - sent["sent_at"] < timedelta(days=days):
+        return (f"the notice of this window went out {sent['sent_at'].astimezone(policy.tz):%Y-%m-%d %H:%M %Z}, "
+                f"less than {days} days ahead: its disruptive work waits for the next window")
+    if not policy.planned_window.approval or (approval and approval["decision"] == "approved"):
+        return None
+    if approval is None:
+        return ("the Change Advisory Board has not approved this window (maintenance_window_approval, "
+                "Required actions in the Airflow UI)")
+    if approval["decision"] == "rejected":
+        return (f"the Change Advisory Board rejected this window ({approval['decided_by']}, "
+                f"{approval['decided_at'].astimezone(policy.tz):%Y-%m-%d %H:%M %Z})")
+    return "nobody approved this window before it opened"
 
 
 def part(gather, *args) -> dict:

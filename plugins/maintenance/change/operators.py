@@ -36,10 +36,9 @@ class CalendarReviewOperator(MaintenanceOperator):
                 f"no planned window in {month}: {', '.join(covering)} cover every {window.weekday}; window-only work "
                 "waits. Set planned_window.dates to a day outside them, or plan emergency maintenance",
                 {"month": month, "blackouts": covering})
-        last = calendar.last_window(now)
-        waited = (now - last.end).days if last else None
+        last, waited, late = calendar.overdue(now, window.max_wait_days)
         problems = {}
-        if calendar.window_at(now) is None and (waited is None or waited > window.max_wait_days):
+        if late:
             since = f"since {last.end.astimezone(tz):%Y-%m-%d} ({waited} days)" if last else "in two years"
             nxt = f"the next is {upcoming.describe(tz)}" if upcoming else "none is left in the next 24 months"
             message = (f"window-only work has had no planned window {since}, more than planned_window.max_wait_days "

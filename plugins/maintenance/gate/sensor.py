@@ -101,8 +101,7 @@ class MaintenanceGateSensor(BaseSensorOperator):
     def _notice_missing(policy, window) -> str | None:
         """Why this window's notice or approval does not let its scheduled disruptive work run, or
         None (procedures 1.1: seven days' notice, then the Change Advisory Board's approval)."""
-        from datetime import timedelta
-
+        from maintenance.change.notice import not_cleared
         from maintenance.ledger import notices
         from maintenance.pgsession import session
 
@@ -112,22 +111,7 @@ class MaintenanceGateSensor(BaseSensorOperator):
                 approval = notices.approval_for(conn, policy.ledger.schema_name, window.start)
         except Exception as exc:  # nobody can say the stakeholders were told
             return f"cannot tell whether the window's notice went out (the ledger: {type(exc).__name__}: {exc})"[:300]
-        days = policy.planned_window.notice_days
-        if sent is None:
-            return (f"the notice of {window.describe(policy.tz)} was not sent ({days} days ahead, procedures 1.1): "
-                    "its disruptive work waits for a window that was announced")
-        if window.start - sent["sent_at"] < timedelta(days=days):
-            return (f"the notice of this window went out {sent['sent_at'].astimezone(policy.tz):%Y-%m-%d %H:%M %Z}, "
-                    f"less than {days} days ahead: its disruptive work waits for the next window")
-        if not policy.planned_window.approval or (approval and approval["decision"] == "approved"):
-            return None
-        if approval is None:
-            return ("the Change Advisory Board has not approved this window (maintenance_window_approval, "
-                    "Required actions in the Airflow UI)")
-        if approval["decision"] == "rejected":
-            return (f"the Change Advisory Board rejected this window ({approval['decided_by']}, "
-                    f"{approval['decided_at'].astimezone(policy.tz):%Y-%m-%d %H:%M %Z})")
-        return "nobody approved this window before it opened"
+        return not_cleared(policy, window, sent, approval)
 
     @staticmethod
     def _manual_freeze(policy) -> str | None:
