@@ -195,43 +195,100 @@ def _call(url: str, *, method: str = "GET", body=None, token: str | None = None)
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def test_the_board_approves_in_airflow_and_only_the_approvers_the_policy_names_can(platform_db, slack, tmp_path,
-                                                                                   monkeypatch):
-    import json
+def _hitl(api: str, token: str, dag_id: str, run_id: str, task_id: str, *, timeout: float = 180) -> dict:
+    """The question a human-in-the-loop task asks, once it waits for a person."""
     import time
+
+    task = f"{api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+    deadline = time.monotonic() + timeout
+    while (state := _call(task, token=token))[1].get("state") != "awaiting_input":
+        assert time.monotonic() < deadline, state
+        time.sleep(2)
+    # As a person, who reads the question for a moment: an answer within a fraction of a second
+    # of the task pausing races the scheduler's handling of that pause (Airflow 3.3 then runs the
+    # task again, and the question is asked twice).
+    time.sleep(3)
+    found = _call(f"{task}/-1/hitlDetails", token=token)
+    assert found[0] == 200, found
+    return found[1] | {"url": f"{task}/-1/hitlDetails"}
+
+
+def _answer(question: dict, token: str, option: str) -> int:
+    return _call(question["url"], method="PATCH", body={"chosen_options": [option]}, token=token)[0]
+
+
+APPROVERS = {"cab-chair": "the Change Advisory Board's chair", "lead-ann": "an on-call lead", "dir-bo": "a director",
+             "intruder": "any other admin"}
+
+
+def test_the_board_and_the_emergency_approvers_answer_in_airflow_and_only_the_people_the_policy_names_can(
+        platform_db, slack, tmp_path, monkeypatch):
+    import json
 
     from tests.conftest import ROOT, use_policy
     from tests.support.standalone import cli, standalone, wait_until_finished
 
-    use_policy(tmp_path, monkeypatch, planned_window={"approvers": ["cab-chair"]})
+    # Every day a blackout: the forced run below needs its two emergency approvals.
+    use_policy(tmp_path, monkeypatch, planned_window={"approvers": ["cab-chair"]},
+               emergency={"oncall_leads": ["lead-ann"], "directors": ["dir-bo"], "recheck_seconds": 10},
+               blackouts=[{"name": "all_year", "start": "01-01", "end": "12-31", "reason": "exam season"}])
     only = tmp_path / "dags"
     only.mkdir()
-    (only / "maintenance_window_approval.py").symlink_to(ROOT / "dags" / "maintenance_window_approval.py")
+    for name in ("maintenance_window_approval.py", "maintenance_emergency_approval.py"):
+        (only / name).symlink_to(ROOT / "dags" / name)
+    (only / "gate_probe.py").symlink_to(ROOT / "tests" / "dags" / "gate_probe.py")
     home = tmp_path / "airflow"
     run_id = "cab__20261206T0700Z"
-    with standalone(home, only, ["maintenance_window_approval"],
-                    AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="cab-chair:admin,intruder:admin") as (env, airflow_db):
+    with standalone(home, only, ["maintenance_window_approval", "maintenance_emergency_approval", "gate_probe"],
+                    AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=",".join(f"{u}:admin" for u in APPROVERS)) as (
+            env, airflow_db):
         api = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
-        cli(env, "dags", "trigger", "maintenance_window_approval", "--run-id", run_id, "--conf", json.dumps(
-            {"window_start": "2026-12-06T07:00:00+00:00", "notice": "de-bloat platform_db: public.x (repack)"}))
         passwords = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())
         tokens = {user: _call(f"{api}/auth/token", method="POST",
                               body={"username": user, "password": passwords[user]})[1]["access_token"]
-                  for user in ("cab-chair", "intruder")}
-        detail = f"{api}/api/v2/dags/maintenance_window_approval/dagRuns/{run_id}/taskInstances/cab_approval/-1/" \
-                 "hitlDetails"
-        deadline = time.monotonic() + 180
-        while (found := _call(detail, token=tokens["cab-chair"]))[0] != 200:  # the task is waiting for a person
-            assert time.monotonic() < deadline, found
-            time.sleep(2)
-        assert found[1]["subject"] == "Approve the planned maintenance window of 2026-12-06T07:00:00+00:00"
-        assert "public.x (repack)" in found[1]["body"]
-        refused = _call(detail, method="PATCH", body={"chosen_options": ["Approve"]}, token=tokens["intruder"])
-        assert refused[0] == 403, refused
-        assert _call(detail, method="PATCH", body={"chosen_options": ["Approve"]}, token=tokens["cab-chair"])[0] == 200
-        runs = wait_until_finished(airflow_db, "maintenance_window_approval", count=1, timeout=180)
-    assert [state for *_, state in runs] == ["success"], runs
+                  for user in APPROVERS}
+        # The board's approval of a window.
+        cli(env, "dags", "trigger", "maintenance_window_approval", "--run-id", run_id, "--conf", json.dumps(
+            {"window_start": "2026-12-06T07:00:00+00:00", "notice": "de-bloat platform_db: public.x (repack)"}))
+        asked = _hitl(api, tokens["cab-chair"], "maintenance_window_approval", run_id, "cab_approval")
+        assert asked["subject"] == "Approve the planned maintenance window of 2026-12-06T07:00:00+00:00"
+        assert "public.x (repack)" in asked["body"]
+        assert _answer(asked, tokens["intruder"], "Approve") == 403
+        assert _answer(asked, tokens["cab-chair"], "Approve") == 200
+        # A run forced in the blackout: it asks, its gates wait for both answers, then its work runs.
+        cli(env, "dags", "trigger", "gate_probe", "--run-id", "manual__forced", "--conf",
+            json.dumps({"force_reason": "INC-77 certificate expiring"}))
+        emergency_run = "emergency__gate_probe__manual__forced"
+        lead = _hitl(api, tokens["lead-ann"], "maintenance_emergency_approval", emergency_run, "oncall_lead_approval")
+        director = _hitl(api, tokens["dir-bo"], "maintenance_emergency_approval", emergency_run, "director_approval")
+        assert "INC-77 certificate expiring" in lead["body"] and "blackout all_year" in lead["body"]
+        assert _answer(lead, tokens["intruder"], "Approve") == 403
+        assert _answer(director, tokens["lead-ann"], "Approve") == 403  # the lead is not a director
+        assert _answer(lead, tokens["lead-ann"], "Approve") == 200
+        assert _answer(director, tokens["dir-bo"], "Approve") == 200
+        cab = wait_until_finished(airflow_db, "maintenance_window_approval", count=1, timeout=180)
+        approvals = wait_until_finished(airflow_db, "maintenance_emergency_approval", count=1, timeout=180)
+        # (the scheduler may also have made gate_probe's latest scheduled run: only the forced one counts)
+        forced = [r for r in wait_until_finished(airflow_db, "gate_probe", count=1, timeout=240)
+                  if r[0] == "manual__forced"]
+        states = {task: state for task, state in _task_states(airflow_db, "gate_probe", "manual__forced")}
+    assert [state for *_, state in cab + approvals + forced] == ["success"] * 3, (cab, approvals, forced)
+    assert states["heavy_work"] == states["routine_work"] == states["emergency_approval"] == "success", states
     decided = platform_db.execute("SELECT decision, decided_by, run_id FROM maintenance.window_approvals")
     assert decided == [("approved", "cab-chair", run_id)]
     assert any(m["text"].startswith(":white_check_mark: The planned window of 2026-12-06 02:00 EST is approved by "
                                     "cab-chair") for m in slack.messages("#maintenance-announcements"))
+    emergency = platform_db.execute("SELECT role, decision, decided_by, reason, approval_run_id FROM "
+                                    "maintenance.emergency_approvals ORDER BY role")
+    assert emergency == [("director", "approved", "dir-bo", "INC-77 certificate expiring", emergency_run),
+                         ("oncall_lead", "approved", "lead-ann", "INC-77 certificate expiring", emergency_run)]
+    assert any("emergency maintenance approved by lead-ann (on-call lead) and dir-bo (director)" in m["text"]
+               for m in slack.messages("#ops-oncall"))
+
+
+def _task_states(db, dag_id: str, run_id: str) -> list[tuple[str, str]]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
+                            (dag_id, run_id)).fetchall()

@@ -303,11 +303,17 @@ def test_kubernetes_in_a_blackout_only_reports(at):
     assert platform["cluster"].mutations == []
 
 
-def test_a_forced_run_with_a_reason_does_the_work_and_records_why(at):
+def test_a_forced_run_with_a_reason_does_the_work_once_approved_and_records_why(at):
+    from tests.support.airflow_runs import unpause
+    from tests.support.emergency import answer_when_asked
+
     platform = at(BLACKOUT)
+    unpause("maintenance_emergency_approval")
+    answer_when_asked(platform["db"], {"oncall_lead": ("approved", "lead-ann"), "director": ("approved", "dir-bo")})
     result = run_dag("maintenance_daily", BLACKOUT, {"force_reason": "disk filling up on web-1"})
-    assert without_notice(result, due=False) == states(WAITS + DAILY_GATED + DAILY_CRITICAL + ("run_summary",),
-                                                       "success")
+    assert result.emergency == "success"  # a blackout: the on-call lead and a director were asked
+    assert without_notice(result, due=False) == states(
+        WAITS + DAILY_GATED + DAILY_CRITICAL + ("emergency_approval", "run_summary"), "success")
     reasons = platform["db"].execute("SELECT DISTINCT forced_reason FROM maintenance.task_runs WHERE run_id = %s "
                                      "AND task_id = 'plan_db_statistics'", (result.run.run_id,))
     assert reasons == [("disk filling up on web-1",)]

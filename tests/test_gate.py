@@ -11,6 +11,7 @@ from maintenance.gate.blockers import Facts, TaskProfile, decide, find_blockers
 from maintenance.policy import load_policy
 
 from tests.support.airflow_runs import run_dag
+from tests.support.emergency import answer_when_asked
 from tests.support.load import active_users, quick_load_policy
 
 NY = ZoneInfo("America/New_York")
@@ -96,14 +97,94 @@ def test_blackout_skips_routine_work_and_runs_critical(platform, slack, monkeypa
     assert "Done: `critical_work`" in text
 
 
-def test_forced_run_proceeds_and_records_the_reason(platform, monkeypatch):
+def test_forced_run_proceeds_and_records_the_reason_when_the_policy_asks_no_approval(platform, monkeypatch,
+                                                                                    tmp_path):
+    from tests.conftest import use_policy
+
+    use_policy(tmp_path, monkeypatch, emergency={"approval": False})
     at(monkeypatch, CHRISTMAS_EVE)
     result = run_dag("gate_probe", CHRISTMAS_EVE, {"force_reason": "INC-311 hotfix, CAB ok"})
     assert result.states["routine_work"] == "success" and result.states["heavy_work"] == "success"
+    assert result.emergency == "skipped"  # nobody asked: the policy says the reason alone forces
     decision = result.xcom("gate", "gate_decision")
     assert decision["outcome"] == "proceed"
     assert decision["forced_reason"] == "INC-311 hotfix, CAB ok"
     assert [b["kind"] for b in decision["lifted_by_force"]] == ["blackout"]
+
+
+# --- emergency maintenance: two approvals --------------------------------------------------------
+
+@pytest.fixture
+def emergency(platform, tmp_path, monkeypatch):
+    """Forced work asks for approval; the gates look again every second."""
+    from maintenance.ledger.schema import ensure_schema
+
+    from tests.conftest import use_policy
+    from tests.support.airflow_runs import unpause
+
+    use_policy(tmp_path, monkeypatch, emergency={"recheck_seconds": 10})
+    unpause("maintenance_emergency_approval")
+    with platform.connect() as conn:
+        ensure_schema(conn, "maintenance")
+    at(monkeypatch, CHRISTMAS_EVE)
+    return platform
+
+
+def test_forced_work_waits_for_the_oncall_lead_and_a_director_then_runs(emergency):
+    from maintenance.change.emergency import APPROVAL_DAG
+
+    answer_when_asked(emergency, {"oncall_lead": ("approved", "lead-ann"), "director": ("approved", "dir-bo")})
+    result = run_dag("gate_probe", CHRISTMAS_EVE, {"force_reason": "INC-311 hotfix"})
+    assert result.emergency == "success"  # it asked
+    assert result.reschedules("gate") >= 1  # and the gates waited, holding no slot, for the answers
+    assert result.states["routine_work"] == "success" and result.states["heavy_work"] == "success"
+    decision = result.xcom("gate_window", "gate_decision")
+    assert decision["emergency"] == {"state": "approved", "said": "emergency maintenance approved by lead-ann "
+                                                                  "(on-call lead) and dir-bo (director)"}
+    asked = result.xcom("emergency_approval", "trigger_run_id")
+    assert asked == f"emergency__gate_probe__{result.run.run_id}"
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter_by(dag_id=APPROVAL_DAG, run_id=asked).one()
+        assert run.conf["reason"] == "INC-311 hotfix" and "blackout holidays" in run.conf["forced_past"]
+
+
+@pytest.mark.parametrize(("answers", "said"), [
+    ({"oncall_lead": ("approved", "lead-ann"), "director": ("rejected", "dir-bo")},
+     "emergency maintenance not approved: a director rejected it (dir-bo, "),
+    ({"oncall_lead": ("timed_out", None), "director": ("approved", "dir-bo")},
+     "emergency maintenance not approved: the on-call lead did not answer in time"),
+    ({"oncall_lead": ("approved", "ann"), "director": ("approved", "ann")},
+     "emergency maintenance not approved: ann gave both approvals; the on-call lead and a director must be two "
+     "people"),
+], ids=["rejected", "timed-out", "one-person-twice"])
+def test_forced_work_without_both_approvals_is_skipped_saying_why(emergency, answers, said):
+    answer_when_asked(emergency, answers)
+    result = run_dag("gate_probe", CHRISTMAS_EVE, {"force_reason": "INC-312"})
+    assert result.states["heavy_work"] == "skipped" and result.states["routine_work"] == "skipped"
+    assert result.states["critical_work"] == "success"
+    assert result.xcom("gate_window", "gate_decision")["emergency"]["said"].startswith(said)
+
+
+def test_a_paused_approval_dag_fails_the_request_and_the_gates_do_not_wait_for_nobody(emergency):
+    from tests.support.airflow_runs import unpause
+
+    unpause("maintenance_emergency_approval", paused=True)
+    result = run_dag("gate_probe", CHRISTMAS_EVE, {"force_reason": "INC-313"})
+    assert result.states["emergency_approval"] == "failed" and result.state == "failed"
+    assert result.states["heavy_work"] == "skipped" and result.states["critical_work"] == "success"
+    assert result.xcom("gate", "gate_decision")["emergency"]["said"] == (
+        "emergency maintenance not approved: nobody could be asked (emergency_approval failed: is "
+        "maintenance_emergency_approval paused? its log says)")
+
+
+def test_a_forced_run_with_nothing_in_its_way_asks_nobody(emergency, monkeypatch):
+    at(monkeypatch, IN_WINDOW)
+    result = run_dag("gate_probe", IN_WINDOW, {"force_reason": "just in case"})
+    assert result.emergency == "skipped"
+    assert result.states["heavy_work"] == "success" and result.states["routine_work"] == "success"
 
 
 def test_a_field_the_form_does_not_have_fails_the_gate_naming_it(platform, monkeypatch, slack):

@@ -350,7 +350,8 @@ def test_node_maintenance_leaves_the_nodes_to_another_actor_holding_the_lease(k8
 
     cluster = k8s_conn
     cluster.nodes = [node("node-a", marked=True), node("node-b")]
-    use_policy(tmp_path, monkeypatch, kubernetes={"nodes": {"lease_wait_seconds": 0.5}})
+    # Forced past the window without the emergency approvals: this test is about the Lease.
+    use_policy(tmp_path, monkeypatch, kubernetes={"nodes": {"lease_wait_seconds": 0.5}}, emergency={"approval": False})
     monkeypatch.setattr(clock, "now", lambda: NOW)
     coordination = client.CoordinationV1Api(client.ApiClient(client.Configuration(host=cluster.url)))
     with node_lease(coordination, "kube-system", "maintenance maintenance_kubernetes backfill__z node_maintenance",

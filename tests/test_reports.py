@@ -5,6 +5,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from maintenance.ledger import notices
 from maintenance.ledger.schema import ensure_schema
 from maintenance.ledger.store import Ledger, TaskKey, open_incident, resolve_incident
 from maintenance.reports.data import period_for
@@ -44,6 +45,14 @@ def ledger_data(platform_db):
         incident = open_incident(conn, "maintenance", severity="sev2", summary="api errors",
                                  opened_at=FRIDAY - timedelta(days=2), outage=True)
         resolve_incident(conn, "maintenance", incident, FRIDAY - timedelta(days=2) + timedelta(minutes=42))
+        notices.record_approval(conn, "maintenance", window_start=datetime(2026, 12, 6, 7, tzinfo=UTC),
+                                decision="approved", decided_by="cab-chair", decided_at=FRIDAY - timedelta(days=3),
+                                run_id="cab__20261206T0700Z")
+        for role, who in (("oncall_lead", "lead-ann"), ("director", "dir-bo")):
+            notices.record_emergency(conn, "maintenance", dag_id="maintenance_daily", run_id="manual__x", role=role,
+                                     decision="approved" if role == "oncall_lead" else "rejected", decided_by=who,
+                                     decided_at=FRIDAY - timedelta(days=1), reason="INC-9 disk full",
+                                     approval_run_id="emergency__maintenance_daily__manual__x")
     return platform_db
 
 
@@ -83,6 +92,13 @@ def test_weekly_health_report_arrives_in_s3_and_slack(ledger_data, s3_server, sl
     assert "Period 2026-11-20 01:00 to 2026-11-27 01:00 (America/New_York)." in text
     assert "Period 2026-11-20 01:00 to 2026-11-27 01:00 (America/New_York)" in html
     assert "1 incident(s)" in text
+    # Who approved what, and when: the window's board and a forced run's two approvers.
+    approvals = re.findall(r"<tr><td>(2026-11-2\d \d\d:\d\d UTC)</td><td>([^<]+)</td><td>([^<]+)</td>"
+                           r"<td[^>]*>([^<]+)</td><td>([^<]+)</td>", html)
+    assert [a[1:] for a in approvals] == [
+        ("planned window 2026-12-06 07:00 UTC", "Change Advisory Board", "approved", "cab-chair"),
+        ("maintenance_daily manual__x", "oncall lead", "approved", "lead-ann"),
+        ("maintenance_daily manual__x", "director", "rejected", "dir-bo")]
     uploads = [c for c in slack.calls if c.method == "files.completeUploadExternal"]
     assert len(uploads) == 3
     assert all(c.body["_png"] for c in slack.calls if c.path == "/upload")

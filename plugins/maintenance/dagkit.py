@@ -12,6 +12,7 @@ from typing import NamedTuple
 from airflow.sdk import CronTriggerTimetable, Param
 
 from maintenance import form
+from maintenance.change.emergency import REQUEST_TASK as EMERGENCY_TASK
 from maintenance.policy import load_policy
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,22 @@ def trigger_form(*, destructive: bool, **extra: Param) -> dict[str, Param]:
     return form.fields(destructive=destructive, **extra)
 
 
+
+
 def gate(task_id: str = "gate", *, zero_downtime: bool = True, affected_users: int = 0, **kwargs):
+    """The shared gate in front of non-critical work. The DAG's first gate also brings the task
+    that asks for a forced run's emergency approvals, which every gate of the run waits for."""
+    from airflow.sdk.definitions._internal.contextmanager import DagContext
+
     from maintenance.gate.sensor import MaintenanceGateSensor
 
+    dag = DagContext.get_current()
+    if dag is not None and not dag.has_task(EMERGENCY_TASK):
+        from maintenance.change.operators import EmergencyApprovalRequestOperator
+
+        # In the DAG's root group even when the gate is in a task group: one per DAG.
+        EmergencyApprovalRequestOperator(task_id=EMERGENCY_TASK, task_group=dag.task_group)
+        _summary_after_emergency(dag)
     load = policy().decision.load
     return MaintenanceGateSensor(
         task_id=task_id, zero_downtime=zero_downtime, affected_users=affected_users,
@@ -49,6 +63,12 @@ def gate(task_id: str = "gate", *, zero_downtime: bool = True, affected_users: i
         give_up_after_seconds=load.give_up_after.total_seconds(),
         doc_md="The maintenance gate: skips the work behind it in a blackout or freeze, waits "
                "(no worker slot held) while the platform is under load.", **kwargs)
+
+
+def _summary_after_emergency(dag, summary_task: str = "run_summary") -> None:
+    """The run summary counts the emergency approval request (a paused approval DAG fails it)."""
+    if dag.has_task(EMERGENCY_TASK) and dag.has_task(summary_task):
+        dag.get_task(EMERGENCY_TASK) >> dag.get_task(summary_task)
 
 
 def wait_until(task_id: str, hour: int, minute: int = 0):
@@ -117,6 +137,8 @@ def run_summary(task_id: str = "run_summary"):
             return t in dag.task_dict and isinstance(dag.get_task(t), BaseBranchOperator)
 
         summary.explain(result, upstream_of, is_branch)
+        for item in result[summary.SKIPPED]:  # no emergency approval needed: not news
+            item["not_chosen"] = item.get("not_chosen") or item["task"] == EMERGENCY_TASK
         branches = [i["why"] for i in result[summary.DONE] if is_branch(i["task"]) and i["why"]]
         result["branch"] = "; ".join(branches)
         text = summary.render(result)
@@ -130,7 +152,13 @@ def run_summary(task_id: str = "run_summary"):
                 "failed in this run: " + ", ".join(i["task"] for i in result[summary.FAILED]))
         return result
 
-    return summarize()
+    made = summarize()
+    from airflow.sdk.definitions._internal.contextmanager import DagContext
+
+    dag = DagContext.get_current()
+    if dag is not None:
+        _summary_after_emergency(dag, task_id)
+    return made
 
 
 def weekly_theme_branch(built: dict[str, list[str]], task_id: str = "choose_theme"):

@@ -302,3 +302,14 @@ def approved_window(context) -> datetime:
     if parsed is None:
         raise InputError("window_start: the window's start is required (the notice sets it)")
     return parsed
+
+
+def emergency_request(context) -> dict[str, str]:
+    """The forced run an emergency approval run is for (set by that run), checked: a missing
+    value names the field."""
+    params = context.get("params") or {}
+    found = {name: str(params.get(name) or "").strip() for name in ("dag_id", "run_id", "reason", "forced_past")}
+    missing = [name for name in ("dag_id", "run_id", "reason") if not found[name]]
+    if missing:
+        raise InputError(f"{', '.join(missing)}: set by the forced run that asks for approval; this run has none")
+    return found

@@ -33,6 +33,12 @@ class RunResult:
                 if self.states.get(ti.task_id, "success") != "success":
                     continue
             self.states[ti.task_id] = state
+        # Every gated DAG has the emergency approval request; skipped (the run was not forced, or
+        # nothing stood in the way) it is not news, here as in the run summary. Its own tests
+        # read it from `emergency`.
+        self.emergency = self.states.get("emergency_approval")
+        if self.emergency == "skipped":
+            del self.states["emergency_approval"]
 
     @property
     def state(self) -> str:

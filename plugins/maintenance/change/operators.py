@@ -167,6 +167,21 @@ class WindowNoticeOperator(MaintenanceOperator):
         return said + ("; the board's approval asked" if summary.get("approval_run_id") else "")
 
 
+def hitl_answer(run, task_id: str):
+    """(decision, who, when) of an Approve/Reject human-in-the-loop task; no answer by its
+    timeout (the default option chosen by nobody) is ``timed_out``."""
+    from datetime import datetime
+
+    from maintenance import clock
+
+    said = run.ti.xcom_pull(task_ids=task_id) or {}
+    chosen, who = said.get("chosen_options") or [], said.get("responded_by_user") or {}
+    decision = ("approved" if chosen == ["Approve"] else "rejected") if who else "timed_out"
+    at = said.get("responded_at") or clock.now()
+    return (decision, (who.get("name") or who.get("id")) if who else None,
+            datetime.fromisoformat(at) if isinstance(at, str) else at)
+
+
 class RecordApprovalOperator(MaintenanceOperator):
     """The Change Advisory Board's decision on a window, from the approval task's answer in the
     Airflow UI (or its timeout), into the ledger and the stakeholders' channel.
@@ -179,21 +194,14 @@ class RecordApprovalOperator(MaintenanceOperator):
         self.approval_task_id = approval_task_id
 
     def run(self, run) -> dict:
-        from datetime import datetime
 
-        from maintenance import clock
         from maintenance.form import approved_window
         from maintenance.ledger import notices
         from maintenance.notify import slack
 
         policy = run.policy
         window_start = approved_window(run.context)
-        answer = run.ti.xcom_pull(task_ids=self.approval_task_id) or {}
-        chosen, who = answer.get("chosen_options") or [], answer.get("responded_by_user") or {}
-        decision = ("approved" if chosen == ["Approve"] else "rejected") if who else "timed_out"
-        decided_by = who.get("name") or who.get("id") if who else None
-        decided_at = answer.get("responded_at") or clock.now()
-        decided_at = datetime.fromisoformat(decided_at) if isinstance(decided_at, str) else decided_at
+        decision, decided_by, decided_at = hitl_answer(run, self.approval_task_id)
         notices.record_approval(run.ledger.conn, run.ledger.schema_name, window_start=window_start,
                                 decision=decision, decided_by=decided_by, decided_at=decided_at,
                                 run_id=run.ti.run_id)
@@ -211,3 +219,108 @@ class RecordApprovalOperator(MaintenanceOperator):
     def describe(self, summary: dict) -> str:
         by = f" by {summary['decided_by']}" if summary["decided_by"] else ""
         return f"window {summary['window_start']}: {summary['decision']}{by}"
+
+
+def _trigger_base():
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+
+    return TriggerDagRunOperator
+
+
+class EmergencyApprovalRequestOperator(_trigger_base()):
+    """Asks for a forced run's two approvals (maintenance.change.emergency): when the run was
+    forced with a reason and something the reason forces past stands in the way now (a blackout,
+    a freeze, the window), it triggers ``maintenance_emergency_approval`` for this run, once; the
+    run's gates wait for both answers. Otherwise it is skipped, saying why. A paused approval DAG
+    fails it, loudly: nobody would be asked."""
+
+    ui_color = "#fecaca"
+
+    def __init__(self, **kwargs) -> None:
+        from maintenance.change.emergency import APPROVAL_DAG
+
+        kwargs.setdefault("doc_md", "Asks the on-call lead and a director to approve a forced run "
+                                    "(maintenance_emergency_approval); skipped when the run is not forced.")
+        super().__init__(trigger_dag_id=APPROVAL_DAG, skip_when_already_exists=True, fail_when_dag_is_paused=True,
+                         **kwargs)
+
+    def execute(self, context):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from maintenance.change import emergency
+        from maintenance.form import RunForm
+        from maintenance.policy import load_policy
+
+        reason = RunForm.of(context, strict=False).force_reason
+        if not reason:
+            raise AirflowSkipException("not forced: no emergency maintenance to approve")
+        policy = load_policy()
+        if not policy.emergency.approval:
+            raise AirflowSkipException("the policy's emergency.approval is off: the reason alone forces")
+        standing = self.forced_past(policy, context)
+        if not standing:
+            raise AirflowSkipException("forced, but nothing the reason forces past stands in the way now "
+                                       "(no blackout, freeze or closed window): no approval needed")
+        ti = context["ti"]
+        self.trigger_run_id = emergency.approval_run_id(ti.dag_id, ti.run_id)
+        self.conf = {"dag_id": ti.dag_id, "run_id": ti.run_id, "reason": reason, "forced_past": "; ".join(standing)}
+        self.log.info("Asking for emergency approval of %s %s (%s): %s", ti.dag_id, ti.run_id, reason, standing)
+        ti.xcom_push(key="outcome", value=f"the on-call lead and a director asked ({emergency.APPROVAL_DAG} run "
+                                          f"{self.trigger_run_id})")
+        return super().execute(context)
+
+    @staticmethod
+    def forced_past(policy, context) -> list[str]:
+        """What the force reason would lift for this DAG's gates now."""
+        from maintenance import clock
+        from maintenance.calendar import MaintenanceCalendar
+        from maintenance.gate.blockers import Facts, find_blockers
+        from maintenance.gate.sensor import MaintenanceGateSensor
+
+        calendar, facts = MaintenanceCalendar.from_policy(policy), Facts(now=clock.now())
+        rules = {"max_affected_users": policy.decision.max_affected_users_outside_window,
+                 "active_users_threshold": policy.decision.load.active_users_threshold}
+        found = []
+        for task in context["dag"].tasks:
+            if isinstance(task, MaintenanceGateSensor):
+                found += [b.reason for b in find_blockers(task.profile, facts, calendar, **rules) if b.forceable]
+        return sorted(set(found))
+
+
+class RecordEmergencyApprovalOperator(MaintenanceOperator):
+    """A forced run's two answers, from the approval tasks (or their timeouts), into the ledger
+    and to on-call and the stakeholders.
+
+    :param roles: role (``oncall_lead``, ``director``) -> the human-in-the-loop task that asked it.
+    """
+
+    def __init__(self, *, roles: dict[str, str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.roles = dict(roles)
+
+    def run(self, run) -> dict:
+        from maintenance.change import emergency
+        from maintenance.form import emergency_request
+        from maintenance.ledger import notices
+        from maintenance.notify import slack
+
+        policy, params = run.policy, emergency_request(run.context)
+        answers = {}
+        for role, task_id in self.roles.items():
+            decision, who, at = hitl_answer(run, task_id)
+            notices.record_emergency(run.ledger.conn, run.ledger.schema_name, dag_id=params["dag_id"],
+                                     run_id=params["run_id"], role=role, decision=decision, decided_by=who,
+                                     decided_at=at, reason=params["reason"], approval_run_id=run.ti.run_id)
+            answers[role] = {"role": role, "decision": decision, "decided_by": who, "decided_at": at}
+        state, said = emergency.standing(answers, approval_run=run.ti.run_id, tz=policy.tz)
+        text = (f"{':rotating_light:' if state == 'approved' else ':no_entry:'} {params['dag_id']} "
+                f"{params['run_id']} (forced: {params['reason']}): {said}.")
+        delivered = [slack.post(policy.connections.slack, channel, text)
+                     for channel in dict.fromkeys([policy.notifications.oncall_channel,
+                                                   policy.notifications.stakeholders_channel])]
+        return {"dag_id": params["dag_id"], "run_id": params["run_id"], "state": state, "said": said,
+                "answers": {r: {**a, "decided_at": a["decided_at"].isoformat()} for r, a in answers.items()},
+                "delivered": all(delivered)}
+
+    def describe(self, summary: dict) -> str:
+        return f"{summary['dag_id']} {summary['run_id']}: {summary['said']}"

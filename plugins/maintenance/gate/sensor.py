@@ -6,6 +6,11 @@ never failed); load makes it *wait* in reschedule mode, holding no worker slot,
 and after the policy's limit the work is skipped for this run. Critical work
 (backups, security) is not placed behind the gate. Every decision and its
 reasons go to the task log and to XCom (key ``gate_decision``).
+
+A run forced past a blackout, freeze or the window is emergency maintenance: the
+gate then waits (rescheduled every ``emergency.recheck_seconds``) for the on-call
+lead's and a director's approvals in the ledger (maintenance.change.emergency),
+and skips the work when either says no, or when nobody could be asked.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class MaintenanceGateSensor(BaseSensorOperator):
         kwargs.setdefault("soft_fail", True)  # giving up under load skips the work, it is not a failure
         super().__init__(poke_interval=recheck_after_seconds, timeout=give_up_after_seconds, **kwargs)
         self.profile = TaskProfile(critical=False, zero_downtime=zero_downtime, affected_users=affected_users)
+        self._next_poke_s: float | None = None
 
     def execute(self, context):
         # Checked before the poke loop: soft_fail would turn this failure into a skip.
@@ -77,6 +83,18 @@ class MaintenanceGateSensor(BaseSensorOperator):
             decision = decide(find_blockers(self.profile, facts, calendar, **rules), form.force_reason)
 
         record = decision.as_dict() | {"checked_at": facts.now.isoformat(), "active_users": facts.active_users}
+        self._next_poke_s = None
+        if decision.outcome == "proceed" and decision.lifted and policy.emergency.approval:
+            state, said = self._emergency(policy, context)
+            record["emergency"] = {"state": state, "said": said}
+            if state != "approved":
+                context["ti"].xcom_push(key="gate_decision", value=record)
+                self.log.info("Gate: forced past %s; %s", ", ".join(b.kind for b in decision.lifted), said)
+                if state == "refused":
+                    raise AirflowSkipException("maintenance gate: " + said)
+                self._next_poke_s = policy.emergency.recheck_seconds  # people answer in minutes, not hours
+                return False
+            self.log.warning("Gate: %s", said)
         context["ti"].xcom_push(key="gate_decision", value=record)
         for lifted in decision.lifted:
             self.log.warning("Forced past %s: %s (reason given: %s)", lifted.kind, lifted.reason, form.force_reason)
@@ -89,6 +107,37 @@ class MaintenanceGateSensor(BaseSensorOperator):
             return False
         self.log.info("Gate: proceed (active users: %s)", facts.active_users)
         return PokeReturnValue(is_done=True, xcom_value=record)
+
+    def _get_next_poke_interval(self, started_at, run_duration, poke_count) -> float:
+        return self._next_poke_s or super()._get_next_poke_interval(started_at, run_duration, poke_count)
+
+    @staticmethod
+    def _emergency(policy, context) -> tuple[str, str]:
+        """Forced work's two approvals (maintenance.change.emergency): approved, refused or pending."""
+        from maintenance.change import emergency
+        from maintenance.ledger import notices
+        from maintenance.ledger.runtime import ledger_connection
+
+        ti = context["ti"]
+        run = emergency.approval_run_id(ti.dag_id, ti.run_id)
+        try:
+            with ledger_connection(policy) as conn:
+                approvals = notices.emergency_for(conn, policy.ledger.schema_name, ti.dag_id, ti.run_id)
+        except Exception as exc:  # nobody can say it was approved
+            return "pending", f"cannot read the emergency approvals (the ledger: {type(exc).__name__}: {exc})"[:300]
+        state, said = emergency.standing(approvals, approval_run=run, tz=policy.tz)
+        if state == "pending":
+            # Nobody is being asked when the request did not go out: say so instead of waiting.
+            asked = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+            request = str(asked.get(emergency.REQUEST_TASK) or "")
+            if request in ("failed", "upstream_failed"):
+                return "refused", ("emergency maintenance not approved: nobody could be asked "
+                                   f"({emergency.REQUEST_TASK} failed: is {emergency.APPROVAL_DAG} paused? its log "
+                                   "says)")
+            if request == "skipped":
+                return "refused", (f"emergency maintenance not approved: nobody was asked ({emergency.REQUEST_TASK} "
+                                   "found nothing to force past when the run started); trigger a new forced run")
+        return state, said
 
     @staticmethod
     def _schedule(context) -> dict:
@@ -103,10 +152,10 @@ class MaintenanceGateSensor(BaseSensorOperator):
         None (procedures 1.1: seven days' notice, then the Change Advisory Board's approval)."""
         from maintenance.change.notice import not_cleared
         from maintenance.ledger import notices
-        from maintenance.pgsession import session
+        from maintenance.ledger.runtime import ledger_connection
 
         try:
-            with session(policy.connections.ledger) as conn:
+            with ledger_connection(policy) as conn:
                 sent = notices.sent_for(conn, policy.ledger.schema_name, window.start)
                 approval = notices.approval_for(conn, policy.ledger.schema_name, window.start)
         except Exception as exc:  # nobody can say the stakeholders were told

@@ -179,6 +179,22 @@ MIGRATIONS: list[tuple[int, str]] = [
         run_id       text NOT NULL
     );
     """),
+    (8, """
+    -- Emergency maintenance (procedures 1.1): a forced run's two approvals, the on-call lead's
+    -- and a director's, given in the Airflow UI; the run's gates wait for both.
+    CREATE TABLE {s}.emergency_approvals (
+        dag_id          text NOT NULL,
+        run_id          text NOT NULL,
+        role            text NOT NULL CHECK (role IN ('oncall_lead', 'director')),
+        decision        text NOT NULL CHECK (decision IN ('approved', 'rejected', 'timed_out')),
+        decided_by      text,
+        decided_at      timestamptz NOT NULL,
+        reason          text NOT NULL,
+        approval_run_id text NOT NULL,
+        PRIMARY KEY (dag_id, run_id, role)
+    );
+    CREATE INDEX ON {s}.emergency_approvals (decided_at);
+    """),
 ]
 
 

@@ -40,7 +40,7 @@ from maintenance.policy.postgres import (
 from maintenance.policy.records import KpiTargets, LedgerSettings, Reports
 from maintenance.policy.redis import DefaultTtl, DisposablePrefix, RedisBigKeys, RedisSettings, RedisTtlAudit
 from maintenance.policy.reviews import Costs, DocFolder, Documentation, StudentsQuery, UpdateReview
-from maintenance.policy.schedule import Blackout, Decision, Freeze, LoadProbe, LoadRule, PlannedWindow
+from maintenance.policy.schedule import Blackout, Decision, Emergency, Freeze, LoadProbe, LoadRule, PlannedWindow
 from maintenance.policy.security import Certificates, Control, Security
 
 # The section models live beside this file, one module per capability; importable from here too.
@@ -63,6 +63,7 @@ __all__ = [
     "DisposablePrefix",
     "DocFolder",
     "Documentation",
+    "Emergency",
     "Freeze",
     "Incidents",
     "KpiTargets",
@@ -108,6 +109,7 @@ class Policy(_Strict):
     blackouts: list[Blackout] = []
     freezes: list[Freeze] = []
     decision: Decision
+    emergency: Emergency = Emergency()
     connections: Connections = Connections()
     notifications: Notifications = Notifications()
     ledger: LedgerSettings = LedgerSettings()

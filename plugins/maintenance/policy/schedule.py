@@ -118,6 +118,25 @@ class Freeze(_Strict):
         return self
 
 
+class Emergency(_Strict):
+    """Emergency maintenance (procedures 1.1): a run forced past a blackout, a freeze, the window
+    or its notice goes ahead only once the on-call lead and a director have both approved it in
+    the Airflow UI (``maintenance_emergency_approval``, asked by the run itself). Two different
+    people: one person's two answers are one approval."""
+
+    approval: bool = Field(True, description="forced work waits for the two approvals; false: the typed reason "
+                                             "alone forces (the reason is still recorded)")
+    oncall_leads: list[str] = Field([], description="Airflow users (ids) who approve as the on-call lead; empty: "
+                                                    "any user Airflow lets act on the approval DAG")
+    directors: list[str] = Field([], description="Airflow users (ids) who approve as a director; empty: any user "
+                                                 "Airflow lets act on the approval DAG")
+    response_timeout_minutes: float = Field(240, gt=0, description="no answer by then: not approved, the forced "
+                                                                   "work is skipped")
+    recheck_seconds: float = Field(30, ge=10, description="how often a waiting gate looks for the answers (at "
+                                                         "least 10 s: a sensor rescheduled sooner can race the "
+                                                         "scheduler's handling of its last look)")
+
+
 class LoadProbe(_Strict):
     """How the number of active users is measured: one SQL query returning one number."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from psycopg import sql
@@ -36,6 +36,7 @@ class ReportData:
     recommendations: list[str] = field(default_factory=list)
     incidents: list[dict] = field(default_factory=list)
     action_items: list[dict] = field(default_factory=list)
+    approvals: list[dict] = field(default_factory=list)  # window and emergency approvals decided in the period
 
 
 def period_for(kind: str, logical_date: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -80,8 +81,26 @@ def collect(conn, schema: str, kind: str, start: datetime, end: datetime, *, now
     data.incidents = incident_log.incidents_in(conn, schema, start, end, now=now)
     data.action_items = [i | {"overdue": i["due"] < end.date()}
                          for i in incident_log.action_items(conn, schema, open_only=True)]
+    data.approvals = approvals_in(conn, schema, start, end)
     data.recommendations = recommend(data)
     return data
+
+
+def approvals_in(conn, schema: str, start: datetime, end: datetime) -> list[dict]:
+    """Change approvals decided in the period, oldest first: each planned window's (the Change
+    Advisory Board) and each forced run's two (emergency maintenance)."""
+    from maintenance.ledger import notices
+
+    windows = conn.execute(sql.SQL("""
+        SELECT window_start, decision, decided_by, decided_at FROM {}.window_approvals
+        WHERE decided_at >= %s AND decided_at < %s""").format(sql.Identifier(schema)), (start, end)).fetchall()
+    found = [{"what": f"planned window {ws:%Y-%m-%d %H:%M} UTC", "role": "Change Advisory Board", "decision": d,
+              "decided_by": by, "decided_at": at, "reason": ""} for ws, d, by, at in windows]
+    found += [{"what": f"{e['dag_id']} {e['run_id']}", "role": e["role"].replace("_", " "), "decision": e["decision"],
+               "decided_by": e["decided_by"], "decided_at": e["decided_at"], "reason": e["reason"]}
+              for e in notices.emergencies_in(conn, schema, start, end)]
+    return [a | {"decided": f"{a['decided_at'].astimezone(UTC):%Y-%m-%d %H:%M} UTC"}
+            for a in sorted(found, key=lambda a: a["decided_at"])]
 
 
 def recommend(data: ReportData) -> list[str]:

@@ -50,7 +50,8 @@ def render(data: ReportData, *, tz, targets, dag_id: str, run_id: str, generated
         end=f"{data.end.astimezone(tz):%Y-%m-%d %H:%M}", tz=str(tz), generated=generated.isoformat(timespec="seconds"),
         dag_id=dag_id, run_id=run_id, recommendations=data.recommendations, kpis=k,
         charts=[{"file": embedded[f"charts/{name}.png"], "title": t} for name, t, _ in chart_specs],
-        findings=data.findings, incidents=data.incidents, action_items=data.action_items)
+        findings=data.findings, incidents=data.incidents, action_items=data.action_items,
+        approvals=data.approvals)
     return Rendered(html, files, title)
 
 
