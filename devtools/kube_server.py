@@ -29,7 +29,7 @@ LISTS = {"pods": ("v1", "PodList"), "nodes": ("v1", "NodeList"), "persistentvolu
          "networkpolicies": ("networking.k8s.io/v1", "NetworkPolicyList"), "deployments": ("apps/v1", "DeploymentList"),
          "statefulsets": ("apps/v1", "StatefulSetList"), "replicasets": ("apps/v1", "ReplicaSetList"),
          "jobs": ("batch/v1", "JobList"), "metrics": ("metrics.k8s.io/v1beta1", "PodMetricsList"),
-         "leases": ("coordination.k8s.io/v1", "LeaseList")}
+         "leases": ("coordination.k8s.io/v1", "LeaseList"), "daemonsets": ("apps/v1", "DaemonSetList")}
 
 _PATH = re.compile(r"^/(?:api/v1|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
                    r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<kind>[a-z]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>[a-z]+))?$")
@@ -49,6 +49,7 @@ class Cluster:
     jobs: list[dict] = field(default_factory=list)
     metrics: list[dict] = field(default_factory=list)
     leases: list[dict] = field(default_factory=list)
+    daemonsets: list[dict] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     reboot_after_drain: float | None = None  # seconds; None: no agent reboots nodes
     # An evicted pod terminates over its grace period (seconds), then is gone; its controller

@@ -85,7 +85,10 @@ REGISTRY: dict[tuple[str, str], ActionKind] = (
     | _kinds("kubernetes",
              ("delete_pod", True),
              ("rollout_restart", True),
-             ("node_maintenance", True, True, True))  # its gate holds it to the window, or an emergency
+             ("node_maintenance", True, True, True),  # its gate holds it to the window, or an emergency
+             # kured's reboot lock: critical, as holding it is what keeps blackouts free of reboots
+             ("kured_lock_hold", True, False, False, False, True),
+             ("kured_lock_release", True, False, False, False, True))
 )
 
 # The disruptive steps (procedures 6.1): their system's alerts are silenced while they run.

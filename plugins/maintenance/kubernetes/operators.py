@@ -169,3 +169,45 @@ class PatchReviewOperator(_KubernetesOperator):
     def describe(self, summary):
         pending = sum(f["check"] == "patch_reboot_pending" for f in summary["findings"])
         return f"{len(summary['nodes'])} nodes: {pending} waiting for a reboot, {len(summary['findings'])} findings"
+
+
+class KuredLockOperator(_KubernetesOperator):
+    """Hold kured's reboot lock outside the planned window and in blackouts; release it for the
+    window (maintenance.kubernetes.kured). Plan, then (not in a dry run) replace the DaemonSet's
+    annotation at its resourceVersion, read it back, record the change in the ledger. A lock a
+    node holds is left to kured, with a finding."""
+
+    def run(self, run):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from maintenance import clock
+        from maintenance.calendar import MaintenanceCalendar
+        from maintenance.kubernetes import kured
+
+        policy, now = run.policy, clock.now()
+        settings = policy.kubernetes.kured
+        if not settings.enabled:
+            raise AirflowSkipException("kubernetes.kured.enabled is off: nodes are rebooted by node_maintenance only")
+        apps = self.clients(policy)["apps"]
+        target = f"daemonset {settings.namespace}/{settings.daemonset}"
+        lock = kured.plan(apps.read_namespaced_daemon_set(settings.daemonset, settings.namespace),
+                          MaintenanceCalendar.from_policy(policy), now)
+        self.log.info("kured lock on %s: want %s (%s); held by %s", target, lock.want, lock.why, lock.holder)
+        summary = lock.as_dict() | {"target": target, "changed": False}
+        if lock.blocked:
+            run.ledger.record_finding("kured_lock_busy", target, "info", lock.blocked, lock.as_dict())
+            return summary
+        if not lock.change or run.dry_run:
+            return summary
+        with run.ledger.action("kubernetes", target, f"kured_lock_{lock.want}", plan=lock.as_dict()):
+            kured.apply(apps, settings.namespace, settings.daemonset, lock, now, lock.why)
+            after = kured.holder_of(apps.read_namespaced_daemon_set(settings.daemonset, settings.namespace))
+            if (after == kured.HOLDER) != (lock.want == "hold"):
+                raise RuntimeError(f"{target}: kured's lock is held by {after} after the change to {lock.want}")
+        return summary | {"changed": True}
+
+    def describe(self, summary):
+        if summary.get("blocked"):
+            return summary["blocked"]
+        state = "held" if summary["want"] == "hold" else "released"
+        return f"kured's lock {state} ({summary['why']})" + ("" if summary["changed"] else ", unchanged")

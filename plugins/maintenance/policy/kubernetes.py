@@ -38,6 +38,16 @@ class NodeMaintenance(_Strict):
     pending_grace_minutes: float = Field(5, ge=0)
 
 
+class Kured(_Strict):
+    """kured, when the cluster reboots its nodes with it: its lock is held outside the planned
+    window and in blackouts, released for the window (maintenance.kubernetes.kured)."""
+
+    enabled: bool = Field(False, description="govern kured's reboots by the calendar; off: the project's own "
+                                             "node maintenance (drain, reboot, uncordon) is the only path")
+    namespace: str = Field("kube-system", min_length=1)
+    daemonset: str = Field("kured", min_length=1)
+
+
 class Kubernetes(_Strict):
     conn_id: str = "kubernetes_default"
     min_kernel_version: str | None = Field(None, description="Tuesday's patch review: older node kernels")
@@ -46,4 +56,5 @@ class Kubernetes(_Strict):
     pod_cleanup: PodCleanup = PodCleanup()
     memory_restarts: MemoryRestarts = MemoryRestarts()
     nodes: NodeMaintenance = NodeMaintenance()
+    kured: Kured = Kured()
     request_use_ratio: float = Field(0.3, gt=0, le=1, description="hygiene: use below this share of requests")
