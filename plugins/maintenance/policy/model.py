@@ -39,7 +39,14 @@ from maintenance.policy.postgres import (
 )
 from maintenance.policy.records import KpiTargets, LedgerSettings, Reports
 from maintenance.policy.redis import DefaultTtl, DisposablePrefix, RedisBigKeys, RedisSettings, RedisTtlAudit
-from maintenance.policy.reviews import Costs, DocFolder, Documentation, StudentsQuery, UpdateReview
+from maintenance.policy.reviews import (
+    Costs,
+    DocFolder,
+    Documentation,
+    RdsMaintenance,
+    StudentsQuery,
+    UpdateReview,
+)
 from maintenance.policy.schedule import Blackout, Decision, Emergency, Freeze, LoadProbe, LoadRule, PlannedWindow
 from maintenance.policy.security import Certificates, Control, Security
 
@@ -88,6 +95,7 @@ __all__ = [
     "PostgresSafety",
     "PostgresThresholds",
     "QualifiedName",
+    "RdsMaintenance",
     "RedisBigKeys",
     "RedisSettings",
     "RedisTtlAudit",
@@ -127,6 +135,7 @@ class Policy(_Strict):
     costs: Costs = Costs()
     documentation: Documentation = Documentation()
     update_review: UpdateReview = UpdateReview()
+    rds_maintenance: RdsMaintenance = RdsMaintenance()
 
     @field_validator("timezone")
     @classmethod

@@ -63,3 +63,13 @@ class Costs(_Strict):
         "UnblendedCost")
     top_services: int = Field(10, ge=1)
     students: StudentsQuery = StudentsQuery()
+
+
+class RdsMaintenance(_Strict):
+    """RDS maintenance governed by the calendar (maintenance.aws.rds_windows), through
+    connections.aws: instances' weekly windows that fall in a blackout are moved to the planned
+    window's slot; pending maintenance actions are opted in only in the planned window."""
+
+    enabled: bool = Field(False, description="off: maintenance_rds reports that it is off")
+    look_ahead_weeks: int = Field(8, ge=1, le=52, description="how many weekly occurrences are checked")
+    max_changes_per_run: int = Field(10, ge=1, description="windows moved, or actions opted in, per run at most")
