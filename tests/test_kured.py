@@ -54,7 +54,7 @@ def _holder(state: Cluster) -> str | None:
 
 def _run(monkeypatch, at: datetime, conf: dict | None = None):
     monkeypatch.setattr(clock, "now", lambda: at)
-    return run_dag("maintenance_kured", at, conf or {})
+    return run_dag("maintenance_calendar_sync", at, conf or {})
 
 
 def test_the_lock_is_held_outside_the_window_and_released_for_it(kured_cluster, monkeypatch, platform_db):

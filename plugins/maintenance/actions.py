@@ -82,6 +82,8 @@ REGISTRY: dict[tuple[str, str], ActionKind] = (
     | _kinds("rds",
              ("move_maintenance_window", True),
              ("opt_in_pending_maintenance", True, False, False, True))  # AWS applies it in its next window
+    | _kinds("alertmanager",
+             ("mute_time_intervals", True))
     | _kinds("prometheus",
              ("tsdb_snapshot", True),
              ("delete_series", True, True, False, True))  # only inside the window, after a snapshot

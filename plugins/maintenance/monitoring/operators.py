@@ -167,3 +167,55 @@ class SeriesDeletionOperator(MaintenanceOperator):
         if not summary["deleted"]:
             return f"{sum(summary['planned'].values()):,} series selected, none deleted"
         return f"{sum(summary['deleted'].values()):,} series deleted after snapshot {summary['snapshot']}"
+
+
+class AlertmanagerWindowsOperator(MaintenanceOperator):
+    """The planned windows of the next months as Alertmanager's mute time interval
+    ``maintenance_planned_windows``, on the routes of ``monitoring.mute_windows_receivers``
+    (maintenance.monitoring.mute_windows): planned, then (not in a dry run) the configuration
+    file rewritten, Alertmanager reloaded and its running configuration read back."""
+
+    def run(self, run):
+        from pathlib import Path
+
+        import yaml
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from maintenance import clock
+        from maintenance.calendar import MaintenanceCalendar
+        from maintenance.errors import InputError
+        from maintenance.monitoring import mute_windows
+
+        settings = run.policy.monitoring
+        if not settings.alertmanager_config_file or not settings.alertmanager_url:
+            raise AirflowSkipException("monitoring.alertmanager_config_file and alertmanager_url are not both set: "
+                                       "Alertmanager's mute intervals are not managed")
+        path = Path(settings.alertmanager_config_file)
+        if not path.is_file():
+            raise InputError(f"monitoring.alertmanager_config_file: no such file: {path}")
+        config = yaml.safe_load(path.read_text()) or {}
+        missing = mute_windows.missing_routes(config, settings.mute_windows_receivers)
+        if missing:
+            raise InputError("monitoring.mute_windows_receivers: no route below the root sends to "
+                             f"{', '.join(missing)} in {path}")
+        specs = mute_windows.window_specs(MaintenanceCalendar.from_policy(run.policy), clock.now(),
+                                          settings.mute_windows_months)
+        wanted = mute_windows.merged(config, specs, settings.mute_windows_receivers)
+        summary = {"file": str(path), "windows": len(specs), "receivers": settings.mute_windows_receivers,
+                   "changed": wanted != config}
+        if wanted == config or run.dry_run:
+            if wanted != config:
+                run.ledger.record_finding("mute_windows_planned", str(path), "info",
+                                          f"dry run: {len(specs)} windows would be written", summary)
+            return summary
+        with run.ledger.action("alertmanager", str(path), "mute_time_intervals", plan=summary):
+            mute_windows.apply(path, settings.alertmanager_url, wanted, timeout=settings.http_timeout_s)
+            loaded = mute_windows.loaded_intervals(settings.alertmanager_url, timeout=settings.http_timeout_s)
+            if loaded.get(mute_windows.INTERVAL, 0) != len(specs):
+                raise RuntimeError(f"Alertmanager runs {loaded.get(mute_windows.INTERVAL, 0)} planned windows after "
+                                   f"the reload, not {len(specs)}")
+        return summary
+
+    def describe(self, summary):
+        return (f"{summary['windows']} planned windows muted for {', '.join(summary['receivers']) or 'no route'}"
+                + ("" if summary["changed"] else ", unchanged"))

@@ -123,6 +123,12 @@ class Monitoring(_Strict):
 
     prometheus_url: str = Field("", description="empty: no review")
     alertmanager_url: str = Field("", description="its silences count in the review; empty: none")
+    alertmanager_config_file: str = Field("", description="Alertmanager's configuration file, where the planned "
+                                                          "windows are kept as a mute time interval; empty: not "
+                                                          "managed")
+    mute_windows_receivers: list[str] = Field([], description="the routes sending to these receivers are muted in "
+                                                              "the planned windows")
+    mute_windows_months: int = Field(12, ge=1, le=36, description="how many months of windows are written")
     rules_file: str = Field("include/prometheus/platform-rules.yml",
                             description="the alerting rules the review proposes patches to; relative to the project")
     lookback_days: float = Field(30, gt=0)
