@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo demo-stop demo-incident dags-test pools test lint lock bench clean
+.PHONY: demo demo-stop demo-incident demo-notice dags-test pools test lint lock bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -35,6 +35,11 @@ demo-stop:
 # One incident from alert to post-mortem on the running demo (another shell): docs/operations.md.
 demo-incident: $(VENV)/.runtime
 	$(PY) -m devtools.demo incident
+
+# The demo's planned window announced on the running demo (another shell): the notice, the
+# board's approval waiting in the UI, the calendar page (docs/operations.md).
+demo-notice: $(VENV)/.runtime
+	$(PY) -m devtools.demo notice
 
 # The pools the DAGs run in, created in the Airflow at $(AIRFLOW_HOME) (the demo's by default).
 AIRFLOW_HOME ?= $(CURDIR)/.demo/airflow

@@ -236,6 +236,19 @@ def create_pools(env: dict[str, str]) -> None:
     say(f"pools: {', '.join(required_pools())}")
 
 
+def demo_window_day(policy: dict):
+    """The demo's planned window: the first day a week or so ahead whose window is at least the
+    policy's notice away, so `make demo-notice` can announce it in time."""
+    from datetime import datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(ZoneInfo(policy.get("timezone", "America/New_York")))
+    window = policy["planned_window"]
+    start = time.fromisoformat(str(window.get("start", "02:00")))
+    days = int(window.get("notice_days", 7)) + (1 if now.time() > start else 0)
+    return now.date() + timedelta(days=days)
+
+
 def demo_policy(state: dict) -> Path:
     """The project's policy plus the demo's own log folder (with logs to rotate) and lock files."""
     import yaml
@@ -262,6 +275,7 @@ def demo_policy(state: dict) -> Path:
     from devtools.demo_incident import demo_incidents
 
     demo_incidents(policy, ROOT / "include/incident_playbooks.yaml")  # `make demo-incident`'s quicker playbook
+    policy["planned_window"]["dates"] = [demo_window_day(policy).isoformat()]  # `make demo-notice` announces it
     for table in policy["archive"]["tables"]:  # the archive's full months also go to S3
         table["export"] = {"bucket": "pathfinity-archive", "prefix": "archive/"}
     path = DEMO / "policy.yaml"
@@ -471,10 +485,41 @@ def incident() -> int:
     return demo_incident.run(state, airflow_env(state["connections"], Path(state["policy"])), say)
 
 
+def notice() -> int:
+    """The demo's window announced (devtools.demo_notice): the notice to the stakeholders'
+    channel, the Change Advisory Board's approval waiting in the UI, the calendar page."""
+    state = json.loads(STATE.read_text()) if STATE.exists() else {}
+    if not state.get("airflow_pgid") or not state.get("policy"):
+        say("no embedded demo is running: start `make demo` first (another shell)")
+        return 1
+    env = airflow_env(state["connections"], Path(state["policy"]))
+    say("unpausing maintenance_window_approval (the notice asks the board through it)")
+    subprocess.run([str(Path(sys.executable).parent / "airflow"), "dags", "unpause", "maintenance_window_approval"],
+                   env=env, cwd=ROOT, check=True, capture_output=True)
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    import yaml
+
+    policy = yaml.safe_load(Path(state["policy"]).read_text())
+    today = datetime.now(ZoneInfo(policy.get("timezone", "America/New_York"))).date().isoformat()
+    say(f"running maintenance_daily {today}: window_notice and request_approval only")
+    code = subprocess.run([sys.executable, "-m", "devtools.run_dag", "maintenance_daily", today, "{}",
+                           r"^(?!(window_notice|request_approval)$).*"], env=env, cwd=ROOT, check=False).returncode
+    if code == 0:
+        say(f"notice sent to {policy['notifications'].get('stakeholders_channel', '#maintenance-announcements')} "
+            f"(the demo's Slack log: .demo/servers.log) for the window of {policy['planned_window']['dates'][0]}")
+        say("the approval waits: http://localhost:8080/dags/maintenance_window_approval (Required actions); "
+            "the calendar: http://localhost:8080/plugin/maintenance-calendar")
+    return code
+
+
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "up"
     if command == "dags-test":
         sys.exit(dags_test(*sys.argv[2:4]))
     if command == "incident":
         sys.exit(incident())
+    if command == "notice":
+        sys.exit(notice())
     sys.exit({"up": up, "down": down}[command]())
