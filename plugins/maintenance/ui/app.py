@@ -39,7 +39,7 @@ async def signed_in_user(request: Request):
 def airflow_schedules(start: datetime, end: datetime) -> tuple[dict[str, list[datetime]], dict[str, bool]]:
     """Each scheduled maintenance DAG's run times in ``[start, end]``, from its timetable as the
     scheduler knows it (the serialized DAG), and whether it is paused."""
-    from airflow.models.dag import DagModel
+    from airflow.models import DagModel
     from airflow.models.serialized_dag import SerializedDagModel
     from airflow.timetables.base import TimeRestriction
     from airflow.utils.session import create_session
