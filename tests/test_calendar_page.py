@@ -70,6 +70,12 @@ def test_the_page_shows_windows_with_their_notice_and_approval_and_what_the_gate
         notices.record_approval(conn, "maintenance", window_start=DEC_WINDOW, decision="approved",
                                 decided_by="cab-chair", decided_at=datetime(2026, 11, 29, 15, 0, tzinfo=UTC),
                                 run_id="cab__20261206T0700Z")
+        feb = datetime(2027, 2, 7, 7, 0, tzinfo=UTC)
+        notices.record(conn, "maintenance", window_start=feb, window_end=feb + timedelta(hours=4),
+                       sent_at=datetime(2027, 1, 29, 5, 0, tzinfo=UTC), channel="#maintenance-announcements",
+                       text="notice", parts={}, delivered=True, run_id="scheduled__2027-01-29")
+        notices.record_approval(conn, "maintenance", window_start=feb, decision="rejected", decided_by="cab-chair",
+                                decided_at=datetime(2027, 1, 30, 15, 0, tzinfo=UTC), run_id="cab__20270207T0700Z")
         incident = open_incident(conn, "maintenance", severity="sev2", summary="replica lag",
                                  opened_at=datetime(2026, 11, 1, tzinfo=UTC))
         incident_log.add_action_item(conn, "maintenance", incident, title="alert on replica lag", owner="dana",
@@ -90,7 +96,7 @@ def test_the_page_shows_windows_with_their_notice_and_approval_and_what_the_gate
     # The windows the policy places: December's first Sunday; January's first is in the holiday
     # blackout (to January 5), so its window moves to the second Sunday; February's first.
     assert [(f"{w.period.start.astimezone(tz):%Y-%m-%d %H:%M}", w.cleared) for w in page.windows] == [
-        ("2026-12-06 02:00", True), ("2027-01-10 02:00", None), ("2027-02-07 02:00", None)]
+        ("2026-12-06 02:00", True), ("2027-01-10 02:00", None), ("2027-02-07 02:00", False)]
     december, january = page.windows[0], page.windows[1]
     assert december.notice == "sent 2026-11-28 00:00 EST to #maintenance-announcements"
     assert december.approval == "approved by cab-chair, 2026-11-29 10:00 EST"
@@ -111,6 +117,9 @@ def test_the_page_shows_windows_with_their_notice_and_approval_and_what_the_gate
     assert runs[("maintenance_monthly", "2027-01-10 02:00")].disruptive == \
         "runs once the notice is out and the board approves (load and alerts checked then)"
     assert runs[("maintenance_monthly", "2026-12-06 02:00")].paused
+    assert runs[("maintenance_monthly", "2027-02-07 02:00")].disruptive == (
+        "skipped: notice sent 2027-01-29 00:00 EST to #maintenance-announcements; approval rejected by cab-chair, "
+        "2027-01-30 10:00 EST")
 
     assert any("action item" in o and "alert on replica lag" in o and "due 2026-11-20" in o for o in page.overdue)
     assert any(o.startswith("No planned window in 2027-03") for o in page.overdue)

@@ -102,8 +102,6 @@ def gate_outlook(policy, calendar: MaintenanceCalendar, at: datetime, windows: d
     routine = decide(find_blockers(TaskProfile(), facts, calendar, **rules))
     window = calendar.window_at(at)
     row = windows.get(window.start) if window else None
-    if row is not None and row.cleared is not True:
-        facts = Facts(now=at, notice_missing=None if row.cleared is None else "notice or approval missing")
     disruptive = decide(find_blockers(
         TaskProfile(zero_downtime=False, affected_users=policy.decision.max_affected_users_outside_window + 1),
         facts, calendar, **rules))
@@ -119,11 +117,9 @@ def gate_outlook(policy, calendar: MaintenanceCalendar, at: datetime, windows: d
         return (f"waits for the window of {upcoming.start.astimezone(policy.tz):%Y-%m-%d %H:%M %Z}" if upcoming
                 else blocker.reason)
 
-    pending = ""
-    if row is not None and row.cleared is None:
-        pending = " once the notice is out and the board approves"
-    elif row is not None and row.cleared is False:
-        return said(routine), f"skipped: {row.notice}; approval {row.approval}"
+    if row is not None and row.cleared is False:  # the window's notice or approval stops it (the gate's notice)
+        return said(routine), f"skipped: notice {row.notice}; approval {row.approval}"
+    pending = " once the notice is out and the board approves" if row is not None and row.cleared is None else ""
     return said(routine), said(disruptive, pending)
 
 
