@@ -46,7 +46,10 @@ def test_airflow_backfill_create_twice_over_the_same_days_changes_nothing_the_se
     from tests.support.standalone import ROOT, cli, standalone, wait_until_finished
 
     db, s3 = backfill_env
-    with standalone(tmp_path / "airflow", ROOT / "dags", ["maintenance_daily"]) as (env, airflow_db):
+    only = tmp_path / "dags"  # the daily DAG alone: no other DAG's catch-up runs take the slots
+    only.mkdir()
+    (only / "maintenance_daily.py").symlink_to(ROOT / "dags" / "maintenance_daily.py")
+    with standalone(tmp_path / "airflow", only, ["maintenance_daily"]) as (env, airflow_db):
         days = ["--from-date", "2026-11-10", "--to-date", "2026-11-12"]  # the 10th and the 11th
         cli(env, "backfill", "create", "--dag-id", "maintenance_daily", *days, "--max-active-runs", "1")
         first = wait_until_finished(airflow_db, "maintenance_daily", count=2, timeout=400)

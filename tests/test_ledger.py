@@ -338,7 +338,8 @@ def test_every_step_is_a_declared_action_and_window_actions_wait_for_the_window(
     with ledger.action("postgres", "public.a", "vacuum_full"):
         ran.append("inside")
     assert ran[-1] == "inside"
-    assert [k.name for k in REGISTRY.values() if k.window] == ["vacuum_full", "delete_series"]
+    assert [k.name for k in REGISTRY.values() if k.window] == ["vacuum_full", "opt_in_pending_maintenance",
+                                                                "delete_series"]
     assert conn.execute("SELECT action, outcome FROM maintenance.actions WHERE run_id = 'run-registry' "
                         "ORDER BY dry_run, seq").fetchall() == [
         ("vacuum_analyze", "applied"), ("vacuum_full", "applied"), ("vacuum_full", "planned")]
