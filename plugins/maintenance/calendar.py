@@ -70,6 +70,7 @@ class MaintenanceCalendar:
         self.window = window
         self.blackouts = list(blackouts)
         self.freezes = list(freezes)
+        self._windows: dict[tuple[int, int], Period | None] = {}  # window_in, by month: pure, so kept
 
     @classmethod
     def from_policy(cls, policy) -> MaintenanceCalendar:
@@ -102,6 +103,11 @@ class MaintenanceCalendar:
     def window_in(self, year: int, month: int) -> Period | None:
         """The month's planned window, or None when the placement leaves it none (every
         candidate day is in a blackout or freeze)."""
+        if (year, month) not in self._windows:
+            self._windows[(year, month)] = self._place(year, month)
+        return self._windows[(year, month)]
+
+    def _place(self, year: int, month: int) -> Period | None:
         explicit = [d for d in self.window.dates if (d.year, d.month) == (year, month)]
         if explicit:
             return self.window_on(explicit[0])
