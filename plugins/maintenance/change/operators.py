@@ -1,6 +1,9 @@
-"""CalendarReviewOperator: the planned windows ahead, read every day. Read-only."""
+"""Change management's operators: the calendar review, the window's notice, the Change Advisory
+Board's decision, and emergency maintenance's approval request and record."""
 
 from __future__ import annotations
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
 from maintenance.operator import MaintenanceOperator
 
@@ -221,13 +224,7 @@ class RecordApprovalOperator(MaintenanceOperator):
         return f"window {summary['window_start']}: {summary['decision']}{by}"
 
 
-def _trigger_base():
-    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-
-    return TriggerDagRunOperator
-
-
-class EmergencyApprovalRequestOperator(_trigger_base()):
+class EmergencyApprovalRequestOperator(TriggerDagRunOperator):
     """Asks for a forced run's two approvals (maintenance.change.emergency): when the run was
     forced with a reason and something the reason forces past stands in the way now (a blackout,
     a freeze, the window), it triggers ``maintenance_emergency_approval`` for this run, once; the
