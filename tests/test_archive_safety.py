@@ -299,11 +299,10 @@ def test_children_written_during_the_move_are_never_lost(schema):
     db.execute("INSERT INTO public.orders_c SELECT g, timestamptz '2025-12-01' FROM generate_series(1000, 6000) g")
     stop, written, refused = threading.Event(), [0], [0]
 
-    def writer():
+    def writer(next_id):
         import psycopg
 
         with psycopg.connect(db.dsn, autocommit=True) as conn:
-            next_id = 100_000
             while not stop.is_set():
                 next_id += 1
                 try:
@@ -312,7 +311,7 @@ def test_children_written_during_the_move_are_never_lost(schema):
                 except psycopg.errors.ForeignKeyViolation:
                     refused[0] += 1  # its order was already archived: the insert fails, nothing lost
 
-    threads = [threading.Thread(target=writer) for _ in range(2)]
+    threads = [threading.Thread(target=writer, args=(first,)) for first in (100_000, 10_000_000)]
     for t in threads:
         t.start()
     try:

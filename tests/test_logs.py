@@ -75,14 +75,17 @@ WRITER = """
 import os, signal, sys, time
 path, pidfile = sys.argv[1], sys.argv[2]
 handle = open(path, "a", buffering=1)
-def reopen(*_):
-    global handle
-    handle.close()
-    handle = open(path, "a", buffering=1)
-signal.signal(signal.SIGHUP, reopen)
+asked = []
+# As daemons do (nginx, logrotate's postrotate): the handler only notes the signal and the
+# main loop reopens between writes; closing the file inside the handler can interrupt a write.
+signal.signal(signal.SIGHUP, lambda *_: asked.append(1))
 open(pidfile, "w").write(str(os.getpid()))
 n = 0
 while not os.path.exists(path + ".stop"):
+    if asked:
+        asked.clear()
+        handle.close()
+        handle = open(path, "a", buffering=1)
     handle.write(f"{n}\\n")
     n += 1
     time.sleep(0.001)
