@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo demo-stop demo-incident demo-notice dags-test pools test lint lock bench clean
+.PHONY: demo celery demo-stop demo-incident demo-notice dags-test pools test lint lock bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -31,6 +31,12 @@ demo: $(VENV)/.runtime
 
 demo-stop:
 	$(PY) -m devtools.demo down
+
+# The demo on the distributed executor, as the compose stack runs it but as processes: Celery
+# with a Redis broker and a PostgreSQL metadata database, two workers (README, "Deployments").
+celery: $(VENV)/.runtime
+	bash devtools/system-deps.sh
+	$(PY) -m devtools.demo celery
 
 # One incident from alert to post-mortem on the running demo (another shell): docs/operations.md.
 demo-incident: $(VENV)/.runtime

@@ -368,7 +368,11 @@ def hold_the_lock():
     return handle
 
 
-def up() -> int:
+def up(executor: str = "standalone") -> int:
+    """The demo: `airflow standalone` (LocalExecutor), or with ``executor="celery"`` the compose
+    stack's topology as processes (devtools.topology): CeleryExecutor with a Redis broker and a
+    PostgreSQL metadata database of its own, scheduler, DAG processor, triggerer, API server and
+    two Celery workers."""
     began = time.monotonic()
     lock = hold_the_lock()
     if lock is None:
@@ -379,7 +383,7 @@ def up() -> int:
     from devtools import reaper
 
     state = json.loads(STATE.read_text()) if STATE.exists() else {}
-    state = {k: state[k] for k in ("pg_port", "redis_port") if k in state} | {"pid": os.getpid()}
+    state = {k: state[k] for k in ("pg_port", "redis_port", "meta_port") if k in state} | {"pid": os.getpid()}
     (DEMO / "servers.jsonl").unlink(missing_ok=True)
     reaper.watch(DEMO / "servers.jsonl")  # if this process is killed, its servers do not outlive it
     target = configured_target()
@@ -394,17 +398,13 @@ def up() -> int:
         say(f"policy: {shown} (the project's, plus the demo's log folder, lock files and monitoring)")
     env = airflow_env(connections, policy)
     sys.path.insert(0, str(ROOT / "plugins"))
-    create_pools(env)
-    log = (DEMO / "airflow-standalone.log").open("ab")
-    say("starting airflow standalone (log: .demo/airflow-standalone.log)")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    state |= {"airflow_pgid": proc.pid, "url": f"http://localhost:{UI_PORT}",
-              "connections": connections, "policy": str(policy) if policy else None}
+    state |= {"url": f"http://localhost:{UI_PORT}", "connections": connections,
+              "policy": str(policy) if policy else None}
+    proc, password = start_airflow(executor, state, env, connections, policy)
     STATE.write_text(json.dumps(state))
     try:
         wait_for_ui()
-        say(f"Airflow UI: http://localhost:{UI_PORT}  login: admin / {admin_password()}")
+        say(f"Airflow UI: http://localhost:{UI_PORT}  login: admin / {password or admin_password()}")
         say(f"ready in {time.monotonic() - began:.0f}s. DAGs start paused: trigger them in the UI. Unpausing makes a "
             "catch-up run of the latest missed time, which skips its gated work (README).")
         say("Ctrl-C (or `make demo-stop` from another shell) stops everything.")
@@ -419,6 +419,55 @@ def up() -> int:
         down()
         lock.close()
     return 0
+
+
+def start_airflow(executor: str, state: dict, env: dict, connections: dict[str, str], policy: Path | None):
+    """Airflow's components; returns the process the demo waits on and the admin's password
+    when known now (standalone's is read once it has made it)."""
+    if executor == "celery":
+        stack = start_celery(state, connections, policy)
+        password = json.loads((stack.home / "simple_auth_manager_passwords.json").read_text())["admin"]
+        return stack.processes["scheduler"], password
+    create_pools(env)
+    log = (DEMO / "airflow-standalone.log").open("ab")
+    say("starting airflow standalone (log: .demo/airflow-standalone.log)")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    state["airflow_pgids"] = [proc.pid]
+    return proc, None
+
+
+def start_celery(state: dict, connections: dict[str, str], policy: Path | None):
+    """The Celery topology (devtools.topology) against the demo's target: its own metadata
+    PostgreSQL and Redis broker under .demo/, set up by devtools.stack_init."""
+    from devtools import topology
+
+    meta = servers.start_postgres(DEMO / "airflow-postgres", port=state.get("meta_port") or servers.free_port())
+    broker = servers.start_redis(DEMO / "broker")
+    state |= {"meta_root": str(DEMO / "airflow-postgres"), "meta_port": meta.port, "broker_pid": broker.process.pid}
+    import psycopg
+
+    with psycopg.connect(meta.dsn(), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'airflow'").fetchone():
+            conn.execute("CREATE DATABASE airflow")
+    say("starting the Celery topology: scheduler, dag-processor, triggerer, api-server, worker1, worker2 "
+        "(logs: .demo/celery/*.log)")
+    dag_ids = sorted(p.stem for p in (ROOT / "dags").glob("maintenance_*.py"))
+    policy_file = str(policy or ROOT / "include/maintenance_policy.yaml")
+    stack = topology.start(DEMO / "celery", dags_folder=ROOT / "dags", dag_ids=dag_ids,
+                           metadata_dsn=meta.dsn("airflow"), broker_url=broker.url(0), api_port=UI_PORT,
+                           parallelism=4, unpause=False, say=say,
+                           extra_env=connections | {"MAINTENANCE_POLICY_FILE": policy_file})
+    state["airflow_pgids"] = [p.pid for p in stack.processes.values()]
+    # `make demo-incident` and `make demo-notice` talk to this installation, not standalone's.
+    state["airflow_env"] = {k: v for k, v in stack.env.items() if k.startswith(("AIRFLOW", "MAINTENANCE"))}
+    return stack
+
+
+def running_env(state: dict) -> dict[str, str]:
+    """The environment of the running demo's Airflow (standalone's, or the Celery topology's)."""
+    env = airflow_env(state["connections"], Path(state["policy"]))
+    return env | state.get("airflow_env", {})
 
 
 def dags_test(dag_id: str, date: str) -> int:
@@ -457,11 +506,12 @@ def down() -> int:
         say("nothing to stop")
         return 0
     state = json.loads(STATE.read_text())
-    if state.get("airflow_pgid"):
+    if state.get("airflow_pgids"):
         say("stopping airflow")
-        _stop_group(state["airflow_pgid"])
-    for key in ("redis_pid", *state.get("monitoring_pids", [])):
-        pid = state.get(key) if key == "redis_pid" else key
+        for pgid in state["airflow_pgids"]:
+            _stop_group(pgid)
+    for key in ("redis_pid", "broker_pid", *state.get("monitoring_pids", [])):
+        pid = state.get(key) if key in ("redis_pid", "broker_pid") else key
         try:
             if pid:
                 os.kill(pid, signal.SIGTERM)
@@ -470,7 +520,9 @@ def down() -> int:
     if state.get("pg_root"):
         say("stopping the embedded PostgreSQL")
         servers.stop_postgres(Path(state["pg_root"]))
-    STATE.write_text(json.dumps({k: state[k] for k in ("pg_port", "redis_port") if k in state}))
+    if state.get("meta_root"):
+        servers.stop_postgres(Path(state["meta_root"]))
+    STATE.write_text(json.dumps({k: state[k] for k in ("pg_port", "redis_port", "meta_port") if k in state}))
     return 0
 
 
@@ -479,20 +531,20 @@ def incident() -> int:
     from devtools import demo_incident
 
     state = json.loads(STATE.read_text()) if STATE.exists() else {}
-    if not state.get("airflow_pgid") or not state.get("policy"):
+    if not state.get("airflow_pgids") or not state.get("policy"):
         say("no embedded demo is running: start `make demo` first (another shell)")
         return 1
-    return demo_incident.run(state, airflow_env(state["connections"], Path(state["policy"])), say)
+    return demo_incident.run(state, running_env(state), say)
 
 
 def notice() -> int:
     """The demo's window announced (devtools.demo_notice): the notice to the stakeholders'
     channel, the Change Advisory Board's approval waiting in the UI, the calendar page."""
     state = json.loads(STATE.read_text()) if STATE.exists() else {}
-    if not state.get("airflow_pgid") or not state.get("policy"):
+    if not state.get("airflow_pgids") or not state.get("policy"):
         say("no embedded demo is running: start `make demo` first (another shell)")
         return 1
-    env = airflow_env(state["connections"], Path(state["policy"]))
+    env = running_env(state)
     say("unpausing maintenance_window_approval (the notice asks the board through it)")
     subprocess.run([str(Path(sys.executable).parent / "airflow"), "dags", "unpause", "maintenance_window_approval"],
                    env=env, cwd=ROOT, check=True, capture_output=True)
@@ -522,4 +574,6 @@ if __name__ == "__main__":
         sys.exit(incident())
     if command == "notice":
         sys.exit(notice())
+    if command == "celery":
+        sys.exit(up("celery"))
     sys.exit({"up": up, "down": down}[command]())

@@ -2,7 +2,8 @@
 # System packages the test suite exercises for real: pg_repack for the machine's
 # PostgreSQL (the online de-bloat path), Prometheus with promtool and Alertmanager (the
 # monitoring maintenance), the exporters the demo scrapes, and Chromium with chromedriver
-# (the calendar page's browser test). Installed from Debian when missing.
+# (the calendar page's browser test), docker-compose (validates the compose file).
+# Installed from Debian when missing.
 set -euo pipefail
 need=()
 for bindir in /usr/lib/postgresql/*/bin; do
@@ -20,6 +21,8 @@ command -v prometheus-redis-exporter >/dev/null || need+=(prometheus-redis-expor
 # The calendar page is checked in a real browser: Debian's Chromium and its driver.
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+# docker-compose.yaml is validated by `docker-compose config` (no Docker engine needed).
+command -v docker-compose >/dev/null || need+=(docker-compose)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
   echo "missing system packages: ${need[*]} (install them as root with apt-get)" >&2

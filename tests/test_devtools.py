@@ -136,3 +136,59 @@ def test_the_documented_pools_command_creates_every_pool_the_dags_use(airflow_db
     existing = {p.pool for p in Pool.get_pools()}
     assert used - {"default_pool"} <= existing, used - existing
     assert set(json.loads(listed)) == used - {"default_pool"}
+
+
+def test_stack_init_sets_up_secrets_users_pools_and_names_missing_connections(tmp_path):
+    """What the compose stack's init service and `make celery` run: run twice, the shared secrets
+    and passwords stay (a component started in between keeps working), the policy's approvers
+    can log in, the pools exist, and each connection the policy names but nobody defined is
+    listed with the fields that name it."""
+    import configparser
+
+    import yaml
+
+    policy = yaml.safe_load((ROOT / "include" / "maintenance_policy.yaml").read_text())
+    policy["planned_window"]["approvers"] = ["cab.chair"]
+    policy["emergency"] |= {"oncall_leads": ["lead.one"], "directors": ["director.one"]}
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
+    (tmp_path / "connections.json").write_text(json.dumps(
+        {"slack_oncall": {"conn_type": "slack", "password": "xoxb-test"}}))
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))} | {
+        "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "MAINTENANCE_POLICY_FILE": str(tmp_path / "policy.yaml"),
+        "MAINTENANCE_CONNECTIONS_FILE": str(tmp_path / "connections.json"),
+        "AIRFLOW_CONN_PLATFORM_DB": "postgresql://u@127.0.0.1:1/db",
+        "_AIRFLOW_WWW_USER_USERNAME": "airflow", "_AIRFLOW_WWW_USER_PASSWORD": "s3cret",
+        "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT}"}
+
+    def init() -> str:
+        done = subprocess.run([sys.executable, "-m", "devtools.stack_init"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        return done.stdout
+
+    said = init()
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(home / "airflow.cfg")
+    secrets = {key: cfg.get(section, key) for section, key in
+               (("api_auth", "jwt_secret"), ("api", "secret_key"), ("core", "fernet_key"))}
+    assert all(len(value) >= 32 for value in secrets.values()), secrets
+    assert cfg.get("core", "simple_auth_manager_users") == \
+        "airflow:admin,cab.chair:user,lead.one:user,director.one:user"
+    passwords = json.loads((home / "simple_auth_manager_passwords.json").read_text())
+    assert passwords["airflow"] == "s3cret" and set(passwords) == {"airflow", "cab.chair", "lead.one", "director.one"}
+    assert oct((home / "airflow.cfg").stat().st_mode)[-3:] == "600"
+    assert "connection 'platform_aws' is not defined (named by connections.aws)" in said
+    assert "'slack_oncall'" not in said and "'platform_db'" not in said  # imported / from the environment
+    pools = subprocess.run([str(Path(sys.executable).parent / "airflow"), "pools", "list", "--output", "json"],
+                           env=env, capture_output=True, text=True, check=True, timeout=120).stdout
+    assert {"pg_platform_db", "redis_platform", "kubernetes_nodes"} <= {p["pool"] for p in json.loads(
+        pools[pools.index("["):])}
+
+    init()  # again: nothing made anew
+    again = configparser.ConfigParser(interpolation=None)
+    again.read(home / "airflow.cfg")
+    assert {key: again.get(section, key) for section, key in
+            (("api_auth", "jwt_secret"), ("api", "secret_key"), ("core", "fernet_key"))} == secrets
+    assert json.loads((home / "simple_auth_manager_passwords.json").read_text()) == passwords

@@ -456,9 +456,11 @@ def test_daily_statistics_analyze_vacuum_and_refresh(airflow_ready, monkeypatch)
     monkeypatch.setattr(clock, "now", lambda: day)
     result = run_dag("maintenance_daily", day, mark_success_pattern=BACKUP_TASKS)
     assert result.states["db_statistics"] == "success", result.states
-    # One task instance per table to vacuum or view to refresh, the ANALYZEs together in one.
+    # One task instance per view to refresh; the ANALYZEs together, the small tables' VACUUMs too.
     steps = result.mapped["db_statistics"]
-    assert steps["vacuum_analyze public.career_selections"] == "success", steps
+    vacuums = [name for name in steps if name.startswith("vacuum_analyze ")]
+    assert len(vacuums) == 1 and "public.career_selections" in vacuums[0], steps
+    assert steps[vacuums[0]] == "success", steps
     assert steps["refresh_materialized_view public.career_popularity"] == "success"
     assert any(name.startswith("analyze ") for name in steps)
     assert last_analyzed(db, "packed") is not None
@@ -664,3 +666,40 @@ def test_vacuum_full_only_for_allowed_tables_inside_the_window(airflow_ready, mo
         assert db.execute("SELECT pg_total_relation_size('packed')")[0][0] == size  # refused: untouched
         result = vacuum_full(conn, "public", "packed", SAFETY, policy=allowing)
     assert result.bytes_after < 0.7 * result.bytes_before
+
+
+def test_cheap_steps_go_in_batches_and_heavy_ones_alone():
+    """2,000 ANALYZEs make a few task instances; a large VACUUM, a rebuild and a refresh one each."""
+    from maintenance.policy.postgres import PostgresBatching
+    from maintenance.postgres.operators import steps_of
+
+    def rel(name, action, size=8192):
+        return bloat.Relation(kind="table", schema="public", name=name, table=name, bytes=size, action=action)
+
+    relations = [rel(f"t{n:04}", "analyze") for n in range(2000)]
+    relations += [rel("small_a", "vacuum_analyze"), rel("small_b", "vacuum_analyze"),
+                  rel("huge", "vacuum_analyze", 2**30), rel("bloated", "repack"),
+                  rel("popularity", "refresh_materialized_view")]
+    steps = steps_of(relations, PostgresBatching(tables_per_step=250, small_vacuum_bytes=2**28))
+    labels = [s["label"] for s in steps]
+    assert labels[:3] == ["vacuum_analyze public.huge", "repack public.bloated",
+                          "refresh_materialized_view public.popularity"]
+    analyze = [s for s in steps if s["action"] == "analyze"]
+    assert len(analyze) == 8 and [len(s["relations"]) for s in analyze] == [250] * 8
+    assert analyze[0]["label"] == "analyze tables 1-250 of 2000 (public.t0000 … public.t0249)"
+    assert [r["name"] for s in analyze for r in s["relations"]] == [f"t{n:04}" for n in range(2000)]  # each once
+    assert "vacuum_analyze public.small_a, public.small_b" in labels
+    assert len(steps) == 3 + 8 + 1
+    one_each = steps_of(relations[:5], PostgresBatching(tables_per_step=1))
+    assert [s["label"] for s in one_each] == [f"analyze public.t{n:04}" for n in range(5)]
+
+
+def test_a_batch_size_that_is_not_a_number_of_tables_is_refused_naming_it():
+    from maintenance.policy.postgres import PostgresBatching
+    from maintenance.postgres.operators import PostgresStatisticsOperator
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="tables_per_step"):
+        PostgresBatching(tables_per_step=0)
+    with pytest.raises(ValueError, match="tables_per_step: 0"):
+        PostgresStatisticsOperator(task_id="plan", conn_id="platform_db", tables_per_step=0)

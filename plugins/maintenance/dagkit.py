@@ -256,22 +256,25 @@ class PlannedWork(NamedTuple):
     steps: list  # its steps, a mapped task per database
 
 
-def per_table(make, task_id: str) -> PlannedWork:
-    """Per database: ``plan_<task_id>`` plans (``make``, a planning operator) and ``<task_id>``
-    applies each planned step as one instance of a mapped task, named after its table or index.
-    Both run in the database's pool, so its slots cap how much maintenance one database takes
-    at a time, and each table has its own log, retries and state in the grid."""
+def per_table(make, task_id: str, **plan_kwargs) -> PlannedWork:
+    """Per database: ``plan_<task_id>`` plans (``make``, a planning operator, given
+    ``plan_kwargs``) and ``<task_id>`` applies each planned step as one instance of a mapped
+    task, named after its table or index, or its batch of cheap tables (the policy's
+    ``postgres.batching``). Both run in the database's pool, so its slots cap how much
+    maintenance one database takes at a time; each heavy step has its own log, retries and
+    state in the grid."""
     from maintenance.postgres.operators import PostgresStepOperator
 
     databases = policy().postgres.databases
     plans, steps = [], []
     for db in databases:
         name = task_id if len(databases) == 1 else f"{task_id}_{db.conn_id}"
-        plan = make(task_id=f"plan_{name}", conn_id=db.conn_id, pool=db.pool_name)
+        plan = make(task_id=f"plan_{name}", conn_id=db.conn_id, pool=db.pool_name, **plan_kwargs)
         plans.append(plan)
         steps.append(PostgresStepOperator.partial(
             task_id=name, conn_id=db.conn_id, pool=db.pool_name, map_index_template="{{ task.step['label'] }}",
-            doc_md=f"Applies the steps `plan_{name}` planned: one task instance per table or index.",
+            doc_md=f"Applies the steps `plan_{name}` planned: one task instance per heavy table or index, "
+                   "cheap ones (ANALYZE, small VACUUMs) in batches.",
         ).expand(step=plan.output))
     return PlannedWork(plans, steps)
 

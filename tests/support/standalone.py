@@ -5,7 +5,6 @@ passed through, stopped with its whole process group at the end."""
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from devtools import servers
+from devtools.topology import stop_groups
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -63,18 +63,7 @@ def standalone(home: Path, dags_folder: Path, dag_ids: list[str], **extra_env: s
             cli(env, "pools", "import", str(home / "pools.json"))
             yield env, home / "airflow.db"
         finally:
-            # SIGTERM: standalone and its components stop at once (on SIGINT it waits ~30 s for
-            # its children); whatever of the group is left after that is killed.
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(10)
+            stop_groups([proc])
 
 
 def cli(env: dict, *args: str) -> str:

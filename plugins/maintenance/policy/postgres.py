@@ -65,10 +65,22 @@ class PostgresThresholds(_Strict):
     unused_index: UnusedIndexRules = UnusedIndexRules()
 
 
+class PostgresBatching(_Strict):
+    """How per-table work is cut into task instances. Cheap steps (ANALYZE, and VACUUM (ANALYZE)
+    of tables under ``small_vacuum_bytes``) go together, ``tables_per_step`` to a task instance:
+    an Airflow task costs seconds to start, an ANALYZE of a small table milliseconds. Heavy steps
+    (pg_repack, VACUUM FULL, REINDEX, a VACUUM of a large table) keep one task instance each,
+    with their own log and retries."""
+
+    tables_per_step: int = Field(500, ge=1, le=10_000)
+    small_vacuum_bytes: int = Field(256 * 2**20, ge=0)
+
+
 class Postgres(_Strict):
     databases: list[PostgresDatabase] = [PostgresDatabase(conn_id="platform_db")]
     safety: PostgresSafety = PostgresSafety()
     thresholds: PostgresThresholds = PostgresThresholds()
+    batching: PostgresBatching = PostgresBatching()
     vacuum_full_allowed: list[str] = Field([], description="schema.table allowed VACUUM FULL in the window")
     vacuum_analyze_tables: list[str] = Field(
         ["public.career_selections", "public.learning_sessions", "public.pathiq_metrics"],

@@ -73,29 +73,67 @@ def window_open(policy) -> bool:
     return MaintenanceCalendar.from_policy(policy).window_at(clock.now()) is not None
 
 
-def steps_of(relations) -> list[dict]:
-    """The plan as steps: each relation on its own, the ANALYZEs together (see ``plan_steps``)."""
-    analyze = [r for r in relations if r.action == "analyze"]
+CHEAP_ACTIONS = ("analyze", "vacuum_analyze")  # batched when cheap; see PostgresBatching
+
+
+def cheap(rel, batching) -> bool:
+    """An ANALYZE, or a VACUUM (ANALYZE) of a small table: milliseconds, no lock that blocks."""
+    return rel.action == "analyze" or (rel.action == "vacuum_analyze" and rel.bytes < batching.small_vacuum_bytes)
+
+
+def batch_label(action: str, chunk: list, first: int, total: int) -> str:
+    """What the grid shows for a batched step: its tables when few, else which of them."""
+    names = [r.qualified for r in chunk]
+    if len(names) <= 3:
+        return f"{action} {', '.join(names)}"
+    if len(names) == total:
+        return f"{action} {total} tables ({names[0]} … {names[-1]})"
+    return f"{action} tables {first + 1}-{first + len(names)} of {total} ({names[0]} … {names[-1]})"
+
+
+def steps_of(relations, batching) -> list[dict]:
+    """The plan as steps, one task instance each: every heavy relation on its own (its log, its
+    retries, its state in the grid); the cheap ones together, ``batching.tables_per_step`` to a
+    step, in the plan's order."""
     steps = [{"label": f"{r.action} {r.qualified}", "action": r.action, "relations": [r.as_dict()]}
-             for r in relations if r.action != "analyze"]
-    if analyze:
-        steps.append({"label": f"analyze {len(analyze)} table(s)", "action": "analyze",
-                      "relations": [r.as_dict() for r in analyze]})
+             for r in relations if not cheap(r, batching)]
+    for action in CHEAP_ACTIONS:
+        batch = [r for r in relations if r.action == action and cheap(r, batching)]
+        for first in range(0, len(batch), batching.tables_per_step):
+            chunk = batch[first:first + batching.tables_per_step]
+            steps.append({"label": batch_label(action, chunk, first, len(batch)), "action": action,
+                          "relations": [r.as_dict() for r in chunk]})
     return steps
 
 
 class PostgresPlanningOperator(PostgresMaintenanceOperator):
-    """Plans mutating work and returns its steps, for ``PostgresStepOperator`` mapped over them."""
+    """Plans mutating work and returns its steps, for ``PostgresStepOperator`` mapped over them.
+
+    :param tables_per_step: cheap steps per task instance; default: the policy's
+        ``postgres.batching.tables_per_step``.
+    """
 
     steps: list[dict] = []
+
+    def __init__(self, *, tables_per_step: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if tables_per_step is not None and tables_per_step < 1:
+            raise ValueError(f"tables_per_step: {tables_per_step} is not a positive number of tables")
+        self.tables_per_step = tables_per_step
+
+    def batching(self, policy):
+        batching = policy.postgres.batching
+        if self.tables_per_step is None:
+            return batching
+        return batching.model_copy(update={"tables_per_step": self.tables_per_step})
 
     def plan_steps(self, ledger, planned, dry_run: bool, policy, actions: set[str]) -> dict:
         """Log the plan, hold it to the cap, and cut it into steps for the mapped step tasks.
 
-        One step per relation to act on, so each table or index has its own task instance: its
-        log, its retries, its state in the grid. The light ANALYZEs go together in one step: a
-        task process per ANALYZE would cost more than the ANALYZE. A dry run stops here with no
-        step, so the step tasks have nothing to run."""
+        One step per heavy relation, so each has its own task instance: its log, its retries,
+        its state in the grid. The cheap ones (ANALYZE, small VACUUMs) go together, a batch to a
+        step: a task process per ANALYZE would cost more than the ANALYZE (docs/benchmarks.md).
+        A dry run stops here with no step, so the step tasks have nothing to run."""
         from airflow.sdk.exceptions import AirflowFailException
         from maintenance.postgres.plan import table
 
@@ -114,7 +152,7 @@ class PostgresPlanningOperator(PostgresMaintenanceOperator):
                 with ledger.action("postgres", relation_target(self.conn_id, rel.qualified), rel.action or "none",
                                    plan=rel.as_dict()) as act:
                     act.outcome = "planned" if dry_run else "skipped"
-        self.steps = [] if dry_run else steps_of([r for r in planned if r.action in actions])
+        self.steps = [] if dry_run else steps_of([r for r in planned if r.action in actions], self.batching(policy))
         return {"planned": [r.as_dict() for r in planned], "steps": len(self.steps)}
 
     def returns(self, summary: dict) -> list[dict]:

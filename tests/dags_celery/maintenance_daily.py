@@ -1,0 +1,1 @@
+../../dags/maintenance_daily.py
