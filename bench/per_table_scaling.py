@@ -8,7 +8,9 @@ Starts its own PostgreSQL (the platform's database and Airflow's metadata databa
 2. batched (the project's way, ``postgres.batching``): ``plan_db_statistics`` then the mapped
    ``db_statistics`` steps, cheap tables 500 to a task instance, under the LocalExecutor and
    under the CeleryExecutor with two workers (devtools.topology);
-3. one task instance per table, under the LocalExecutor, over the sample schema (a run of 2,000
+3. Airflow's own cost: the same two tasks over a schema with no table (run first, it also takes
+   the stack's first-task cold start off the others);
+4. one task instance per table, under the LocalExecutor, over the sample schema (a run of 2,000
    would take hours in the database's one-slot pool; its per-task cost is what is measured,
    and 2,000 tables are extrapolated from it).
 
@@ -86,7 +88,8 @@ def under(executor: str, work: Path, pg, redis, policy: Path, runs: list[tuple[s
     with psycopg.connect(pg.dsn(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(meta)))
     stack = topology.start(work / meta, dags_folder=ROOT / "bench" / "dags",
-                           dag_ids=["statistics_batched", "statistics_one_per_table"], metadata_dsn=pg.dsn(meta),
+                           dag_ids=["statistics_empty", "statistics_batched", "statistics_one_per_table"],
+                           metadata_dsn=pg.dsn(meta),
                            executor=executor, broker_url=redis.url(1) if executor == "CeleryExecutor" else None,
                            extra_env={"MAINTENANCE_POLICY_FILE": str(policy), "AIRFLOW__CORE__MAX_MAP_LENGTH": "4096",
                                       "AIRFLOW_CONN_PLATFORM_DB": pg.conn_json("platform")})
@@ -109,19 +112,28 @@ def main(tables: int = 2000, rows: int = 50, sample: int = 100) -> dict:
         dsn = pg.dsn("platform")
         create_tables(dsn, "public", tables, rows)
         create_tables(dsn, "sample", max(sample, 1), rows)
+        create_tables(dsn, "empty", 0, rows)
         policy = policy_file(work)
         floor = min(floor_seconds(dsn, "public", tables) for _ in range(3))
         floor_sample = min(floor_seconds(dsn, "sample", sample) for _ in range(3))
         print(f"floor: {tables} ANALYZEs of {rows:,}-row tables back to back in one session: {floor:.2f} s "
               f"({1000 * floor / tables:.2f} ms each)")
-        local = under("LocalExecutor", work, pg, redis, policy, [("statistics_batched", "batched")]
+        # The empty run first: it also takes the first task's cold start (imports from a cold page
+        # cache, several seconds) off the runs measured after it.
+        local = under("LocalExecutor", work, pg, redis, policy, [("statistics_empty", "empty"),
+                                                                 ("statistics_batched", "batched")]
                       + ([("statistics_one_per_table", "one_per_table")] if sample else []))
-        celery = under("CeleryExecutor", work, pg, redis, policy, [("statistics_batched", "batched")])
+        celery = under("CeleryExecutor", work, pg, redis, policy, [("statistics_empty", "empty"),
+                                                                   ("statistics_batched", "batched")])
         batched, on_celery = local["statistics_batched"], celery["statistics_batched"]
+        empty_local, empty_celery = local["statistics_empty"]["seconds"], celery["statistics_empty"]["seconds"]
+        print(f"Airflow's own cost, the same two tasks over no table: LocalExecutor {empty_local:.1f} s, "
+              f"CeleryExecutor {empty_celery:.1f} s")
         one = local.get("statistics_one_per_table", {"seconds": floor_sample, "task_instances": 1, "state": "-"})
         per_task = (one["seconds"] - floor_sample) / one["task_instances"]
         extrapolated = per_task * (tables + 2) + floor
         results = {"tables": tables, "rows": rows, "sample": sample, "floor_s": round(floor, 2),
+                   "empty_local": local["statistics_empty"], "empty_celery": celery["statistics_empty"],
                    "batched_local": batched, "batched_celery": on_celery, "one_per_table_local_sample": one,
                    "per_task_overhead_s": round(per_task, 2), "one_per_table_2000_extrapolated_s": round(extrapolated)}
         print(f"batched, LocalExecutor: {batched['seconds']:.1f} s, {batched['task_instances']} task instances, "
