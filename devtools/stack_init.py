@@ -149,8 +149,9 @@ def init(*, connections_file: Path | None = None, say=print) -> list[str]:
     needed = required_connections(policy)
     missing = sorted(set(needed) - defined_connections())
     for conn_id in missing:
-        say(f"connection {conn_id!r} is not defined (named by {', '.join(sorted(needed[conn_id]))}): "
-            "the tasks that use it fail until it is")
+        fields = sorted(needed[conn_id])
+        named = ", ".join(fields[:3]) + (f" and {len(fields) - 3} more" if len(fields) > 3 else "")
+        say(f"connection {conn_id!r} is not defined (named by {named}): the tasks that use it fail until it is")
     return missing
 
 
