@@ -52,7 +52,7 @@ def test_airflow_backfill_create_twice_over_the_same_days_changes_nothing_the_se
     with standalone(tmp_path / "airflow", only, ["maintenance_daily"]) as (env, airflow_db):
         days = ["--from-date", "2026-11-10", "--to-date", "2026-11-12"]  # the 10th and the 11th
         cli(env, "backfill", "create", "--dag-id", "maintenance_daily", *days, "--max-active-runs", "1")
-        first = wait_until_finished(airflow_db, "maintenance_daily", count=2, timeout=400)
+        first = wait_until_finished(airflow_db, "maintenance_daily", count=2, timeout=400, run_type="backfill")
         assert [s for _, kind, s in first if kind == "backfill"] == ["success", "success"], first
         after_first = stored(s3)
         backups = sorted(k for k in after_first if k.endswith(".dump") and "/2026-11-1" in k)
@@ -60,7 +60,7 @@ def test_airflow_backfill_create_twice_over_the_same_days_changes_nothing_the_se
         cli(env, "backfill", "create", "--dag-id", "maintenance_daily", *days, "--max-active-runs", "1",
             "--reprocess-behavior", "completed")
         time.sleep(5)  # the reprocessed runs are queued again
-        second = wait_until_finished(airflow_db, "maintenance_daily", count=2, timeout=400)
+        second = wait_until_finished(airflow_db, "maintenance_daily", count=2, timeout=400, run_type="backfill")
         assert [s for _, kind, s in second if kind == "backfill"] == ["success", "success"], second
     assert stored(s3) == after_first  # the same days again: not one object added or rewritten
     again = db.execute("SELECT count(DISTINCT try_number) FROM maintenance.task_runs WHERE task_id = 'backup' "
@@ -113,12 +113,12 @@ def test_monthly_archive_backfilled_twice_under_the_scheduler_moves_rows_once(ba
                     AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True") as (env, airflow_db):
         cli(env, "backfill", "create", "--dag-id", "maintenance_monthly", *windows, "--max-active-runs", "1")
         cli(env, "dags", "unpause", "maintenance_monthly")  # a paused DAG's backfill runs wait
-        first = wait_until_finished(airflow_db, "maintenance_monthly", count=2, timeout=400)
+        first = wait_until_finished(airflow_db, "maintenance_monthly", count=2, timeout=400, run_type="backfill")
         assert [s for _, kind, s in first if kind == "backfill"] == ["success", "success"], first
         cli(env, "backfill", "create", "--dag-id", "maintenance_monthly", *windows, "--max-active-runs", "1",
             "--reprocess-behavior", "completed")
         time.sleep(5)  # the reprocessed runs are queued again
-        second = wait_until_finished(airflow_db, "maintenance_monthly", count=2, timeout=400)
+        second = wait_until_finished(airflow_db, "maintenance_monthly", count=2, timeout=400, run_type="backfill")
         assert [s for _, kind, s in second if kind == "backfill"] == ["success", "success"], second
     moves = db.execute("SELECT logical_date::date, try_number, rows_affected FROM maintenance.actions "
                        "WHERE dag_id = 'maintenance_monthly' AND action = 'move_rows' AND outcome = 'applied' "
