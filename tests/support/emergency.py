@@ -7,11 +7,18 @@ import time
 from datetime import UTC, datetime
 
 
-def answer_when_asked(platform, answers: dict[str, tuple[str, str]]) -> threading.Thread:
+def answer_when_asked(platform, answers: dict[str, tuple[str, str]], *,
+                      after_a_gate_waits: bool = False) -> threading.Thread:
     """Stand in for maintenance_emergency_approval's record task (its HITL tasks are answered in
     test_change.py against a real API server): once the forced run has asked, write the on-call
-    lead's and the director's answers to the ledger as that task does."""
+    lead's and the director's answers to the ledger as that task does.
+
+    The request and the gates are not ordered in a run, so a gate may look only after the answers
+    are in. With `after_a_gate_waits` the answers come once a gate has rescheduled, as a person's
+    do: a test can then show that a gate waited for them."""
     from airflow.models import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskreschedule import TaskReschedule
     from airflow.utils.session import create_session
     from maintenance.change.emergency import APPROVAL_DAG
     from maintenance.ledger import notices
@@ -24,6 +31,11 @@ def answer_when_asked(platform, answers: dict[str, tuple[str, str]]) -> threadin
                 with create_session() as session:
                     asked = session.scalars(select(DagRun).where(DagRun.dag_id == APPROVAL_DAG)).all()
                     conf = next((r.conf for r in asked if r.run_id not in before), None)
+                    if conf and after_a_gate_waits and not session.scalar(
+                            select(TaskReschedule.id).join(TaskInstance, TaskInstance.id == TaskReschedule.ti_id)
+                            .where(TaskInstance.dag_id == conf["dag_id"], TaskInstance.run_id == conf["run_id"])
+                            .limit(1)):
+                        conf = None
             except Exception:
                 conf = None
             if conf:
