@@ -10,7 +10,6 @@ time, with dry run off as a backfill's runs have it.
 from __future__ import annotations
 
 import os
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -59,7 +58,6 @@ def test_airflow_backfill_create_twice_over_the_same_days_changes_nothing_the_se
         assert [k.split("/")[3] for k in backups] == ["2026-11-10", "2026-11-11"]
         cli(env, "backfill", "create", "--dag-id", "maintenance_daily", *days, "--max-active-runs", "1",
             "--reprocess-behavior", "completed")
-        time.sleep(5)  # the reprocessed runs are queued again
         second = wait_until_finished(airflow_db, "maintenance_daily", count=2, timeout=400, run_type="backfill")
         assert [s for _, kind, s in second if kind == "backfill"] == ["success", "success"], second
     assert stored(s3) == after_first  # the same days again: not one object added or rewritten
@@ -117,7 +115,6 @@ def test_monthly_archive_backfilled_twice_under_the_scheduler_moves_rows_once(ba
         assert [s for _, kind, s in first if kind == "backfill"] == ["success", "success"], first
         cli(env, "backfill", "create", "--dag-id", "maintenance_monthly", *windows, "--max-active-runs", "1",
             "--reprocess-behavior", "completed")
-        time.sleep(5)  # the reprocessed runs are queued again
         second = wait_until_finished(airflow_db, "maintenance_monthly", count=2, timeout=400, run_type="backfill")
         assert [s for _, kind, s in second if kind == "backfill"] == ["success", "success"], second
     moves = db.execute("SELECT logical_date::date, try_number, rows_affected FROM maintenance.actions "

@@ -68,13 +68,19 @@ def standalone(home: Path, dags_folder: Path, dag_ids: list[str], **extra_env: s
 
 def cli(env: dict, *args: str) -> str:
     """An `airflow` command, tried again for half a minute as a person would: SQLite may be busy
-    with the scheduler for a moment, and a finished backfill is marked done a little after its runs."""
+    with the scheduler for a moment."""
     for _ in range(15):
         done = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
         if done.returncode == 0:
             return done.stdout
         time.sleep(2)
     raise AssertionError(done.stdout[-2000:] + done.stderr[-2000:])
+
+
+def _backfills_running(db: Path, dag_id: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM backfill WHERE dag_id = ? AND completed_at IS NULL",
+                            (dag_id,)).fetchone()[0]
 
 
 def runs(db: Path, dag_id: str) -> list[tuple[str, str, str]]:
@@ -88,11 +94,14 @@ def wait_until_finished(db: Path, dag_id: str, *, count: int, timeout: float,
 
     A backfill test gives ``run_type="backfill"``: the catch-up run the scheduler makes when the
     DAG is unpaused may be waiting for the hours of its timed waits (between 00:00 and 05:00 New
-    York time it does, for the daily DAG), and it is not what the test waits for."""
+    York time it does, for the daily DAG), and it is not what the test waits for. It also waits
+    for the backfill itself to be marked complete (the scheduler looks every 30 s, after the
+    runs end): until then Airflow refuses another backfill of the DAG."""
     deadline = time.monotonic() + timeout
     while True:
         found = [r for r in runs(db, dag_id) if run_type is None or r[1] == run_type]
-        if len(found) >= count and all(state in ("success", "failed") for *_, state in found):
+        if len(found) >= count and all(state in ("success", "failed") for *_, state in found) \
+                and not (run_type == "backfill" and _backfills_running(db, dag_id)):
             return found
         assert time.monotonic() < deadline, runs(db, dag_id)
         time.sleep(2)
