@@ -144,6 +144,7 @@ def test_stack_init_sets_up_secrets_users_pools_and_names_missing_connections(tm
     can log in, the pools exist, and each connection the policy names but nobody defined is
     listed with the fields that name it."""
     import configparser
+    import sqlite3
 
     import yaml
 
@@ -181,10 +182,9 @@ def test_stack_init_sets_up_secrets_users_pools_and_names_missing_connections(tm
     assert oct((home / "airflow.cfg").stat().st_mode)[-3:] == "600"
     assert "connection 'platform_aws' is not defined (named by connections.aws)" in said
     assert "'slack_oncall'" not in said and "'platform_db'" not in said  # imported / from the environment
-    pools = subprocess.run([str(Path(sys.executable).parent / "airflow"), "pools", "list", "--output", "json"],
-                           env=env, capture_output=True, text=True, check=True, timeout=120).stdout
-    assert {"pg_platform_db", "redis_platform", "kubernetes_nodes"} <= {p["pool"] for p in json.loads(
-        pools[pools.index("["):])}
+    with sqlite3.connect(home / "airflow.db") as meta:
+        pools = {name for (name,) in meta.execute("SELECT pool FROM slot_pool")}
+    assert {"pg_platform_db", "redis_platform", "kubernetes_nodes"} <= pools
 
     init()  # again: nothing made anew
     again = configparser.ConfigParser(interpolation=None)
