@@ -8,6 +8,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def reschedules(dag_id: str, run_id: str, task_id: str | None = None) -> int:
+    """How many times the run's tasks (or one task) were rescheduled: waited, holding no slot."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    where = [TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id]
+    if task_id is not None:
+        where.append(TaskInstance.task_id == task_id)
+    with create_session() as session:
+        return session.scalar(select(func.count()).select_from(TaskReschedule).join(
+            TaskInstance, TaskInstance.id == TaskReschedule.ti_id).where(*where))
+
+
 def load_dag(dag_id: str):
     from airflow.dag_processing.dagbag import DagBag
 
@@ -77,17 +92,7 @@ class RunResult:
                 raise AssertionError(f"XCom {key!r} of {task_id} cannot reach a real worker's XCom: {exc}") from exc
 
     def reschedules(self, task_id: str) -> int:
-        from airflow.models.taskinstance import TaskInstance
-        from airflow.models.taskreschedule import TaskReschedule
-        from airflow.utils.session import create_session
-        from sqlalchemy import func, select
-
-        with create_session() as session:
-            return session.scalar(
-                select(func.count()).select_from(TaskReschedule).join(
-                    TaskInstance, TaskInstance.id == TaskReschedule.ti_id).where(
-                    TaskInstance.dag_id == self.run.dag_id, TaskInstance.run_id == self.run.run_id,
-                    TaskInstance.task_id == task_id))
+        return reschedules(self.run.dag_id, self.run.run_id, task_id)
 
 
 # The daily DAG's backup tasks, for tests about its other work (they need S3 and a dump).

@@ -17,12 +17,12 @@ def answer_when_asked(platform, answers: dict[str, tuple[str, str]], *,
     are in. With `after_a_gate_waits` the answers come once a gate has rescheduled, as a person's
     do: a test can then show that a gate waited for them."""
     from airflow.models import DagRun
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.models.taskreschedule import TaskReschedule
     from airflow.utils.session import create_session
     from maintenance.change.emergency import APPROVAL_DAG
     from maintenance.ledger import notices
     from sqlalchemy import select
+
+    from tests.support.airflow_runs import reschedules
 
     def answer():
         deadline = time.monotonic() + 120
@@ -31,11 +31,8 @@ def answer_when_asked(platform, answers: dict[str, tuple[str, str]], *,
                 with create_session() as session:
                     asked = session.scalars(select(DagRun).where(DagRun.dag_id == APPROVAL_DAG)).all()
                     conf = next((r.conf for r in asked if r.run_id not in before), None)
-                    if conf and after_a_gate_waits and not session.scalar(
-                            select(TaskReschedule.id).join(TaskInstance, TaskInstance.id == TaskReschedule.ti_id)
-                            .where(TaskInstance.dag_id == conf["dag_id"], TaskInstance.run_id == conf["run_id"])
-                            .limit(1)):
-                        conf = None
+                if conf and after_a_gate_waits and not reschedules(conf["dag_id"], conf["run_id"]):
+                    conf = None
             except Exception:
                 conf = None
             if conf:
